@@ -1,0 +1,1 @@
+"""The MuJoCo tabletop suite: VIMA-Bench style tasks in two action modes."""
