@@ -1,0 +1,69 @@
+"""Build any policy by name: the one place the CLI, collectors and servers get policies from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from uio2_robot.policies.base import Policy
+
+POLICY_NAMES = ("default", "oracle", "random", "replay", "uio2", "onnx")
+
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_policy"
+"""Where the shipped default policy (a checkpoint folder) lives inside the installed package."""
+
+
+def make_policy(name: str, **kwargs: Any) -> Policy:
+    """Return a fresh policy. Options not used by ``name`` are ignored, so one config serves all.
+
+    - ``oracle``: scripted expert on privileged simulator state (sim only).
+    - ``random``: uniform actions (``seed``).
+    - ``replay``: recorded actions of a stored episode (``store``, ``episode``).
+    - ``uio2``: the torch UIO2 policy from a checkpoint folder (``checkpoint``, ``device``, ...).
+    - ``onnx``: the onnxruntime policy from a deploy bundle (``bundle``, ``providers``, ``threads``).
+    - ``default``: the shipped UIO2 checkpoint.
+    """
+    if name == "oracle":
+        from uio2_robot.policies.oracle import OraclePolicy
+
+        return OraclePolicy()
+    if name == "random":
+        from uio2_robot.policies.random import RandomPolicy
+
+        return RandomPolicy(seed=int(kwargs.get("seed") or 0))
+    if name == "replay":
+        from uio2_robot.policies.replay import ReplayPolicy
+
+        return ReplayPolicy(kwargs["store"], int(kwargs.get("episode") or 0))
+    if name in ("uio2", "default"):
+        from uio2_robot.policies.uio2 import UIO2Policy
+
+        checkpoint = kwargs.get("checkpoint") or (DEFAULT_POLICY_DIR if name == "default" else None)
+        if checkpoint is None:
+            raise ValueError(
+                "policy=uio2 needs checkpoint=DIR (a folder written by `uio2-robot train`)"
+            )
+        if not Path(checkpoint).exists():
+            raise FileNotFoundError(f"checkpoint folder not found: {checkpoint}")
+        return UIO2Policy.from_checkpoint(
+            checkpoint,
+            device=kwargs.get("device") or "cpu",
+            greedy=bool(kwargs.get("greedy", True)),
+            temperature=float(kwargs.get("temperature") or 1.0),
+            temporal_ensemble=bool(kwargs.get("temporal_ensemble", False)),
+            seed=int(kwargs.get("seed") or 0),
+        )
+    if name == "onnx":
+        from uio2_robot.policies.onnx_policy import OnnxPolicy
+
+        bundle = kwargs.get("bundle")
+        if bundle is None:
+            raise ValueError(
+                "policy=onnx needs bundle=DIR (a folder written by `uio2-robot export`)"
+            )
+        return OnnxPolicy(
+            bundle,
+            providers=kwargs.get("providers"),
+            threads=int(kwargs.get("threads") or 0),
+        )
+    raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")
