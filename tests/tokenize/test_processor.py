@@ -1,0 +1,180 @@
+import json
+
+import numpy as np
+import pytest
+
+from uio2_robot.envs import spaces
+from uio2_robot.tokenize.processor import Processor
+
+
+def _proc(**kw) -> Processor:
+    args = {
+        "image_size": 16,
+        "prompt_image_size": 8,
+        "max_prompt_tokens": 32,
+        "max_prompt_images": 2,
+        "max_history": 3,
+    }
+    args.update(kw)
+    return Processor.for_suite(n_bins=256, **args)
+
+
+def _obs(value: int = 0, proprio=None) -> dict:
+    return {
+        "front": np.full((48, 64, 3), value, np.uint8),
+        "top": np.full((48, 64, 3), 255 - value, np.uint8),
+        "proprio": np.arange(6, dtype=np.float32) if proprio is None else proprio,
+    }
+
+
+def test_encode_observation_shapes_and_history_alignment():
+    proc = _proc()
+    out = proc.encode_observation(_obs(0), history=[_obs(255), _obs(0)])
+    assert out["obs_images"].shape == (2, 3, 16, 16) and out["obs_images"].dtype == np.float32
+    np.testing.assert_allclose(out["obs_images"][0], -1.0)
+    np.testing.assert_allclose(out["obs_images"][1], 1.0)
+    assert out["history_images"].shape == (3, 2, 3, 16, 16)
+    # right-aligned: the most recent past frame is the last slot, padding first
+    assert out["history_mask"].tolist() == [False, True, True]
+    np.testing.assert_allclose(out["history_images"][1, 0], 1.0)
+    np.testing.assert_allclose(out["history_images"][2, 0], -1.0)
+    assert not out["history_images"][0].any()
+    # longer history keeps the last max_history frames; preprocessed frames are accepted
+    frames = [proc.encode_frame(_obs(v)) for v in (10, 20, 30, 40)]
+    out2 = proc.encode_observation(_obs(0), history=frames)
+    assert out2["history_mask"].all()
+    np.testing.assert_array_equal(out2["history_images"], np.stack(frames[1:]))
+    np.testing.assert_allclose(out["proprio"], np.arange(6))  # zero mean, unit std
+
+
+def test_proprio_stats_and_errors():
+    rng = np.random.default_rng(0)
+    data = rng.normal(3.0, 2.0, size=(500, 6))
+    data[:, 5] = 1.0  # constant flag: std floored, not zero
+    proc = _proc().with_proprio_stats(data)
+    p = proc.normalize_proprio(data[0])
+    np.testing.assert_allclose(
+        p[:5], (data[0, :5] - data[:, :5].mean(0)) / data[:, :5].std(0), rtol=1e-5
+    )
+    assert p[5] == 0.0
+    with pytest.raises(ValueError, match=r"obs\['proprio'\] contains NaN"):
+        proc.encode_observation(_obs(0, proprio=np.array([0, 0, np.nan, 0, 0, 0.0])))
+    with pytest.raises(ValueError, match=r"obs\['proprio'\] must be a \(6,\)"):
+        proc.encode_observation(_obs(0, proprio=np.zeros(5)))
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        (
+            "front",
+            np.zeros((48, 64, 3), np.float32),
+            r"obs\['front'\] must have dtype uint8, got float32",
+        ),
+        (
+            "top",
+            np.zeros((48, 64), np.uint8),
+            r"obs\['top'\] must have shape \(h, w, 3\).*got \(48, 64\)",
+        ),
+        ("top", None, r"obs has no camera image 'top'"),
+    ],
+)
+def test_bad_images_name_the_key(key, value, match):
+    obs = _obs()
+    if value is None:
+        del obs[key]
+    else:
+        obs[key] = value
+    with pytest.raises(ValueError, match=match):
+        _proc().encode_observation(obs)
+
+
+def test_bad_history_entry():
+    proc = _proc()
+    with pytest.raises(ValueError, match=r"history\[0\]"):
+        proc.encode_observation(_obs(), history=[np.zeros((2, 3, 8, 8), np.float32)])
+    bad = _obs()
+    bad["front"] = bad["front"][..., :1]
+    with pytest.raises(ValueError, match=r"history\[1\]\['front'\]"):
+        proc.encode_observation(_obs(), history=[_obs(), bad])
+
+
+def test_collate_matches_encoder_input_names():
+    from uio2_robot.model.inputs import EncoderInputs
+
+    proc = _proc()
+    prompt = ["Put the ", np.full((10, 10, 3), 7, np.uint8), " in."]
+    examples = [proc.encode_inputs(prompt, _obs(v), [_obs(v)]) for v in (0, 100, 200)]
+    batch = proc.collate(examples)
+    assert set(batch) == set(EncoderInputs.names())
+    assert batch["tokens"].shape == (3, 32)
+    assert batch["history_images"].shape == (3, 3, 2, 3, 16, 16)
+    examples[1]["tokens"] = examples[1]["tokens"][:5]
+    with pytest.raises(ValueError, match="cannot collate 'tokens': example 1"):
+        proc.collate(examples)
+    with pytest.raises(ValueError, match="keys"):
+        proc.collate([examples[0], {"tokens": examples[0]["tokens"]}])
+
+
+def test_action_tokens_round_trip_chunked():
+    proc = _proc(action_horizon=2)
+    tok = proc.action_tokenizer("delta")
+    rng = np.random.default_rng(1)
+    chunk = rng.uniform(tok.low, tok.high, size=(2, 5))
+    ids = proc.action_target_tokens(chunk, "delta")
+    assert ids.shape == (10,) and ids.dtype == np.int64
+    assert np.isin(ids, proc.allowed_action_ids("delta")).all()
+    assert proc.n_action_tokens("delta") == 10
+    back = proc.decode_actions(ids, "delta")
+    assert back.shape == (2, 5)
+    assert np.all(np.abs(back - chunk) <= tok.bin_width / 2 + 1e-6)
+    batched = proc.decode_actions(np.stack([ids, ids]), "delta")
+    assert batched.shape == (2, 2, 5)
+    with pytest.raises(ValueError, match=r"shape \(2, 5\)"):
+        proc.action_target_tokens(chunk[0], "delta")
+    with pytest.raises(ValueError, match="multiple of 5"):
+        proc.decode_actions(ids[:7], "delta")
+    with pytest.raises(ValueError, match="unknown action mode"):
+        proc.action_target_tokens(chunk, "joint")
+    # default mode is the first one (primitive, 6 dims)
+    assert proc.action_tokenizer().names == spaces.PRIMITIVE_ACTION_NAMES
+
+
+def test_decode_text_stops_at_eos():
+    proc = _proc()
+    v = proc.vocab
+    ids = [v.bos_id, *proc.text_tokenizer.encode("pick"), v.bin_id(3), v.eos_id, 65]
+    assert proc.decode_text(ids) == "pick"
+
+
+def test_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    proc = _proc(action_horizon=2).with_proprio_stats(rng.normal(size=(50, 6)))
+    path = proc.save(tmp_path / "ckpt" / "processor.json")
+    loaded = Processor.load(path)
+    assert loaded == proc
+    assert loaded.vocab == proc.vocab and loaded.image_size == (16, 16)
+    obs = _obs(50, proprio=rng.normal(size=6))
+    prompt = ["go ", np.full((5, 9, 3), 3, np.uint8)]
+    a, b = proc.encode_inputs(prompt, obs, [obs]), loaded.encode_inputs(prompt, obs, [obs])
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    acts = rng.uniform(-0.04, 0.04, size=(2, 5))
+    np.testing.assert_array_equal(
+        proc.action_target_tokens(acts, "delta"), loaded.action_target_tokens(acts, "delta")
+    )
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Processor.load(tmp_path / "missing.json")
+    d = _proc().to_dict()
+    d["format_version"] = 99
+    with pytest.raises(ValueError, match="format_version"):
+        Processor.from_dict(d)
+    d = _proc().to_dict()
+    d["extra"] = 1
+    with pytest.raises(ValueError, match="unknown keys"):
+        Processor.from_dict(json.loads(json.dumps(d)))
+    with pytest.raises(ValueError, match="image markers"):
+        _proc(max_prompt_images=9)

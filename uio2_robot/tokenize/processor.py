@@ -1,0 +1,423 @@
+"""The numpy Processor: everything a policy needs around the network, saved as JSON.
+
+Training, sim rollout, the ONNX runtime and the robot loop must turn the same frame and prompt
+into the same arrays and the same tokens back into the same action. The Processor bundles every
+piece of state that decides this (vocabulary, text tokenizer, action bins per action mode, image
+sizes, camera keys, proprio normalisation, static maxima), is written next to every checkpoint
+and deploy bundle, and depends on numpy and OpenCV only (no torch), so the ONNX runtime can load
+it in a process without torch.
+
+The arrays it returns are keyed by ``EncoderInputs`` field names, per example without the batch
+dimension; :meth:`Processor.collate` stacks examples into a batch, and
+``uio2_robot.train.batching.encoder_inputs_from_numpy`` turns a batch into torch tensors.
+
+History convention: ``history`` is the list of past frames, oldest first. The last
+``max_history`` of them are kept, *right-aligned*: the most recent past frame is always slot
+``T - 1`` and padding (mask False, zeros) fills the oldest slots, so a frame's slot index says
+how long ago it was no matter how far into the episode we are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uio2_robot.tokenize.actions import ActionTokenizer
+from uio2_robot.tokenize.images import preprocess_image
+from uio2_robot.tokenize.prompt import OVERFLOW_MODES, encode_prompt
+from uio2_robot.tokenize.text import (
+    ByteTokenizer,
+    SentencePieceTokenizer,
+    TextTokenizer,
+    text_tokenizer_from_dict,
+)
+from uio2_robot.tokenize.vocab import Vocabulary
+
+FORMAT_VERSION = 1
+PROMPT_KEYS = ("tokens", "token_mask", "prompt_images", "prompt_image_mask")
+OBSERVATION_KEYS = ("obs_images", "history_images", "history_mask", "proprio")
+
+
+@dataclass
+class Processor:
+    """Pre- and post-processing around the network; see the module docstring."""
+
+    vocab: Vocabulary
+    text_tokenizer: TextTokenizer
+    action_tokenizers: dict[str, ActionTokenizer]
+    image_size: tuple[int, int] = (64, 64)  # (H, W) of observation images fed to the model
+    prompt_image_size: tuple[int, int] = (32, 32)  # (H, W) of prompt images
+    camera_keys: tuple[str, ...] = ("front", "top")  # obs dict keys, in view order
+    proprio_key: str = "proprio"
+    proprio_mean: np.ndarray = field(default_factory=lambda: np.zeros(6))  # (P,)
+    proprio_std: np.ndarray = field(default_factory=lambda: np.ones(6))  # (P,)
+    max_prompt_tokens: int = 64
+    max_prompt_images: int = 4
+    max_history: int = 0
+    action_horizon: int = 1  # action steps per decoder target (chunk length)
+    prompt_overflow: str = "error"
+
+    def __post_init__(self) -> None:
+        self.image_size = _hw(self.image_size, "image_size")
+        self.prompt_image_size = _hw(self.prompt_image_size, "prompt_image_size")
+        self.camera_keys = tuple(self.camera_keys)
+        if not self.camera_keys or len(set(self.camera_keys)) != len(self.camera_keys):
+            raise ValueError(f"camera_keys must be distinct and non-empty, got {self.camera_keys}")
+        if not self.action_tokenizers:
+            raise ValueError("Processor needs at least one action tokenizer (per action mode)")
+        for mode, tok in self.action_tokenizers.items():
+            if tok.first_bin_id != self.vocab.first_bin_id or tok.n_bins > self.vocab.n_bins:
+                raise ValueError(
+                    f"action tokenizer {mode!r} does not map onto this vocabulary's value bins "
+                    f"(first id {tok.first_bin_id} vs {self.vocab.first_bin_id}, "
+                    f"{tok.n_bins} vs {self.vocab.n_bins} bins)"
+                )
+        if self.text_tokenizer.size != self.vocab.text_size:
+            raise ValueError(
+                f"text tokenizer has {self.text_tokenizer.size} ids but the vocabulary's "
+                f"text_size is {self.vocab.text_size}"
+            )
+        mean = np.asarray(self.proprio_mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(self.proprio_std, dtype=np.float64).reshape(-1)
+        if mean.shape != std.shape:
+            raise ValueError(f"proprio_mean {mean.shape} and proprio_std {std.shape} differ")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise ValueError("proprio_mean must be finite and proprio_std finite and > 0")
+        self.proprio_mean, self.proprio_std = mean, std
+        for name in ("max_prompt_tokens", "max_prompt_images", "max_history", "action_horizon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise ValueError(f"Processor.{name} must be a non-negative int, got {value!r}")
+        if self.action_horizon < 1:
+            raise ValueError(f"Processor.action_horizon must be >= 1, got {self.action_horizon}")
+        if self.max_prompt_images > self.vocab.n_image_markers:
+            raise ValueError(
+                f"max_prompt_images={self.max_prompt_images} exceeds the vocabulary's "
+                f"{self.vocab.n_image_markers} image markers"
+            )
+        if self.prompt_overflow not in OVERFLOW_MODES:
+            raise ValueError(
+                f"prompt_overflow must be one of {OVERFLOW_MODES}, got {self.prompt_overflow!r}"
+            )
+
+    # ---- construction ---------------------------------------------------------------------------
+    @classmethod
+    def for_suite(
+        cls,
+        *,
+        n_bins: int = 1000,
+        sentencepiece_model: str | Path | None = None,
+        n_image_markers: int = 8,
+        **overrides: Any,
+    ) -> Processor:
+        """A processor for the MuJoCo suite: both action modes with uniform bins over the
+        bounds in ``uio2_robot.envs.spaces``, the byte tokenizer (or a SentencePiece model),
+        and proprio stats of zero mean / unit std until :meth:`with_proprio_stats` fits them.
+        ``overrides`` set any other field (image sizes, maxima, camera keys ...).
+        """
+        from uio2_robot.envs import spaces  # lazy: see ActionTokenizer.for_action_mode
+
+        text = (
+            SentencePieceTokenizer(sentencepiece_model) if sentencepiece_model else ByteTokenizer()
+        )
+        vocab = Vocabulary(text_size=text.size, n_image_markers=n_image_markers)
+        tokenizers = {
+            mode: ActionTokenizer.for_action_mode(mode, vocab, n_bins=n_bins)
+            for mode in spaces.ACTION_MODES
+        }
+        p = len(spaces.PROPRIO_NAMES)
+        kwargs: dict[str, Any] = {
+            "camera_keys": spaces.CAMERAS,
+            "proprio_mean": np.zeros(p),
+            "proprio_std": np.ones(p),
+        }
+        kwargs.update(overrides)
+        return cls(vocab=vocab, text_tokenizer=text, action_tokenizers=tokenizers, **kwargs)
+
+    def with_proprio_stats(self, proprio: np.ndarray, min_std: float = 1e-3) -> Processor:
+        """A copy whose proprio normalisation is fit on ``proprio`` (N, P).
+
+        ``min_std`` floors the std so a dimension that is constant in the data (e.g. a tool
+        flag never switched) does not blow up to huge values when it does change at test time.
+        """
+        arr = np.asarray(proprio, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.proprio_dim or arr.shape[0] == 0:
+            raise ValueError(
+                f"proprio to fit must be (N, {self.proprio_dim}) with N > 0, got {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("proprio to fit contains NaN or Inf")
+        return dataclasses.replace(
+            self, proprio_mean=arr.mean(0), proprio_std=np.maximum(arr.std(0), min_std)
+        )
+
+    # ---- sizes ------------------------------------------------------------------------------------
+    @property
+    def proprio_dim(self) -> int:
+        return int(self.proprio_mean.shape[0])
+
+    @property
+    def action_modes(self) -> tuple[str, ...]:
+        return tuple(self.action_tokenizers)
+
+    def action_tokenizer(self, mode: str | None = None) -> ActionTokenizer:
+        """The tokenizer of an action mode; ``None`` means the first (default) mode."""
+        if mode is None:
+            return next(iter(self.action_tokenizers.values()))
+        if mode not in self.action_tokenizers:
+            raise ValueError(f"unknown action mode {mode!r}; expected one of {self.action_modes}")
+        return self.action_tokenizers[mode]
+
+    def n_action_tokens(self, mode: str | None = None) -> int:
+        """Decoder target length for one example: ``action_horizon * D``."""
+        return self.action_horizon * self.action_tokenizer(mode).dim
+
+    def allowed_action_ids(self, mode: str | None = None) -> np.ndarray:
+        """(n_bins,) int64 ids constrained decoding may emit for actions."""
+        return self.action_tokenizer(mode).token_ids
+
+    # ---- encoder inputs ---------------------------------------------------------------------------
+    def encode_prompt(
+        self,
+        segments: Sequence[str | np.ndarray],
+        paradigm: str = "S",
+        target_modality: str = "action",
+    ) -> dict[str, np.ndarray]:
+        """Prompt arrays ``tokens (L,)``, ``token_mask (L,)``, ``prompt_images (K,3,Hp,Wp)``,
+        ``prompt_image_mask (K,)``; see :func:`uio2_robot.tokenize.prompt.encode_prompt`.
+        """
+        return encode_prompt(
+            segments,
+            self.vocab,
+            self.text_tokenizer,
+            max_tokens=self.max_prompt_tokens,
+            max_images=self.max_prompt_images,
+            image_size=self.prompt_image_size,
+            paradigm=paradigm,
+            target_modality=target_modality,
+            overflow=self.prompt_overflow,
+        )
+
+    def encode_frame(self, obs: Mapping[str, Any], what: str = "obs") -> np.ndarray:
+        """Camera images of one observation -> (V, 3, H, W) float32 in [-1, 1].
+
+        A policy can keep these per step and pass them back as ``history`` entries, so each
+        frame is resized once rather than once per step it stays in the history.
+        """
+        if not isinstance(obs, Mapping):
+            raise ValueError(f"{what} must be a dict of arrays, got {type(obs).__name__}")
+        views = []
+        for key in self.camera_keys:
+            if key not in obs:
+                raise ValueError(
+                    f"{what} has no camera image {key!r}; expected keys {self.camera_keys}, "
+                    f"got {sorted(obs)}"
+                )
+            views.append(preprocess_image(obs[key], self.image_size, what=f"{what}[{key!r}]"))
+        return np.stack(views)  # (V, 3, H, W)
+
+    def encode_observation(
+        self,
+        obs: Mapping[str, Any],
+        history: Sequence[Mapping[str, Any] | np.ndarray] = (),
+    ) -> dict[str, np.ndarray]:
+        """Observation arrays ``obs_images (V,3,H,W)``, ``history_images (T,V,3,H,W)``,
+        ``history_mask (T,)``, ``proprio (P,)``. ``history``: past observations (dicts) or
+        their :meth:`encode_frame` outputs, oldest first (right-aligned, see module docstring).
+        """
+        obs_images = self.encode_frame(obs, "obs")
+        proprio = self.normalize_proprio(obs.get(self.proprio_key), f"obs[{self.proprio_key!r}]")
+        v, (h, w), t = len(self.camera_keys), self.image_size, self.max_history
+        history_images = np.zeros((t, v, 3, h, w), dtype=np.float32)
+        history_mask = np.zeros((t,), dtype=bool)
+        kept = list(history)[-t:] if t > 0 else []
+        offset = t - len(kept)
+        for j, past in enumerate(kept):
+            what = f"history[{len(history) - len(kept) + j}]"
+            if isinstance(past, np.ndarray):
+                if past.shape != (v, 3, h, w) or past.dtype != np.float32:
+                    raise ValueError(
+                        f"{what} as a preprocessed frame must be float32 {(v, 3, h, w)}, got "
+                        f"{past.dtype} {past.shape}"
+                    )
+                frame = past
+            else:
+                frame = self.encode_frame(past, what)
+            history_images[offset + j] = frame
+            history_mask[offset + j] = True
+        return {
+            "obs_images": obs_images,
+            "history_images": history_images,
+            "history_mask": history_mask,
+            "proprio": proprio,
+        }
+
+    def normalize_proprio(self, proprio: Any, what: str = "proprio") -> np.ndarray:
+        """(P,) raw proprio -> (P,) float32 ``(x - mean) / std``."""
+        if proprio is None:
+            raise ValueError(f"{what} is missing; expected a ({self.proprio_dim},) float array")
+        arr = np.asarray(proprio)
+        if arr.shape != (self.proprio_dim,) or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        ):
+            raise ValueError(
+                f"{what} must be a ({self.proprio_dim},) numeric array, got {arr.dtype} {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what} contains NaN or Inf: {arr.tolist()}")
+        return ((arr - self.proprio_mean) / self.proprio_std).astype(np.float32)
+
+    def encode_inputs(
+        self,
+        segments: Sequence[str | np.ndarray],
+        obs: Mapping[str, Any],
+        history: Sequence[Mapping[str, Any] | np.ndarray] = (),
+    ) -> dict[str, np.ndarray]:
+        """Prompt + observation arrays of one example: every ``EncoderInputs`` field."""
+        return {**self.encode_prompt(segments), **self.encode_observation(obs, history)}
+
+    @staticmethod
+    def collate(examples: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Stack per-example dicts into a batch (new leading axis B) with shape checks."""
+        if not examples:
+            raise ValueError("collate needs at least one example")
+        keys = list(examples[0])
+        out = {}
+        for i, ex in enumerate(examples):
+            if set(ex) != set(keys):
+                raise ValueError(
+                    f"example {i} has keys {sorted(ex)}, expected {sorted(keys)} (as example 0)"
+                )
+        for key in keys:
+            first = np.asarray(examples[0][key])
+            for i, ex in enumerate(examples[1:], start=1):
+                arr = np.asarray(ex[key])
+                if arr.shape != first.shape or arr.dtype != first.dtype:
+                    raise ValueError(
+                        f"cannot collate {key!r}: example {i} is {arr.dtype} {arr.shape}, "
+                        f"example 0 is {first.dtype} {first.shape}"
+                    )
+            out[key] = np.stack([np.asarray(ex[key]) for ex in examples])
+        return out
+
+    # ---- actions ----------------------------------------------------------------------------------
+    def action_target_tokens(self, actions: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """(H, D) action chunk, or (D,) when ``action_horizon == 1`` -> (H*D,) int64 ids,
+        time-major (all dimensions of step 0, then step 1, ...)."""
+        tok = self.action_tokenizer(mode)
+        arr = np.asarray(actions)
+        if arr.ndim == 1:
+            arr = arr[None]
+        expected = (self.action_horizon, tok.dim)
+        if arr.ndim != 2 or arr.shape != expected:
+            raise ValueError(
+                f"actions must have shape {expected} (action_horizon, {tok.names})"
+                + (" or (D,)" if self.action_horizon == 1 else "")
+                + f", got {np.asarray(actions).shape}"
+            )
+        return tok.encode(arr).reshape(-1)
+
+    def decode_actions(self, tokens: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """(..., H*D) ids -> (..., H, D) float32 actions (bin centres)."""
+        tok = self.action_tokenizer(mode)
+        arr = np.asarray(tokens)
+        if arr.ndim == 0 or arr.shape[-1] % tok.dim:
+            raise ValueError(
+                f"action tokens must have a trailing length that is a multiple of {tok.dim} "
+                f"({tok.names}), got shape {arr.shape}"
+            )
+        return tok.decode(arr.reshape(*arr.shape[:-1], -1, tok.dim))
+
+    # ---- text ---------------------------------------------------------------------------------------
+    def decode_text(self, ids: np.ndarray | Sequence[int]) -> str:
+        """Generated ids -> text: stops at the first EOS and skips non-text ids."""
+        out = []
+        for t in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+            if t == self.vocab.eos_id:
+                break
+            if 0 <= t < self.vocab.text_size:
+                out.append(t)
+        return self.text_tokenizer.decode(out)
+
+    # ---- serialisation ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "vocab": self.vocab.to_dict(),
+            "text_tokenizer": self.text_tokenizer.to_dict(),
+            "action_tokenizers": {m: t.to_dict() for m, t in self.action_tokenizers.items()},
+            "image_size": list(self.image_size),
+            "prompt_image_size": list(self.prompt_image_size),
+            "camera_keys": list(self.camera_keys),
+            "proprio_key": self.proprio_key,
+            "proprio_mean": self.proprio_mean.tolist(),
+            "proprio_std": self.proprio_std.tolist(),
+            "max_prompt_tokens": int(self.max_prompt_tokens),
+            "max_prompt_images": int(self.max_prompt_images),
+            "max_history": int(self.max_history),
+            "action_horizon": int(self.action_horizon),
+            "prompt_overflow": self.prompt_overflow,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Processor:
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"processor format_version {version!r} is not supported; expected {FORMAT_VERSION}"
+            )
+        required = set(cls.__dataclass_fields__) | {"format_version"}
+        missing = sorted(required - set(d))
+        unknown = sorted(set(d) - required)
+        if missing or unknown:
+            raise ValueError(f"processor dict: missing keys {missing}, unknown keys {unknown}")
+        kwargs = {k: v for k, v in d.items() if k != "format_version"}
+        kwargs["vocab"] = Vocabulary.from_dict(d["vocab"])
+        kwargs["text_tokenizer"] = text_tokenizer_from_dict(d["text_tokenizer"])
+        kwargs["action_tokenizers"] = {
+            m: ActionTokenizer.from_dict(t) for m, t in d["action_tokenizers"].items()
+        }
+        kwargs["camera_keys"] = tuple(d["camera_keys"])
+        return cls(**kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the processor as JSON (``path`` is the file, e.g. ``.../processor.json``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Processor:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"processor file not found: {path}")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"processor file {path} is not valid JSON: {e}") from e
+        return cls.from_dict(d)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Processor):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+
+def _hw(value: Any, name: str) -> tuple[int, int]:
+    """An image size given as an int (square) or (H, W)."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Processor.{name} must be an int or (H, W), got {value!r}") from e
+    if h < 1 or w < 1:
+        raise ValueError(f"Processor.{name} must be positive, got {(h, w)}")
+    return (h, w)
