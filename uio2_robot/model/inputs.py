@@ -23,8 +23,12 @@ Each group also adds its learned modality embedding.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from uio2_robot.model.config import ModelConfig
 
 
 @dataclass
@@ -56,3 +60,92 @@ class EncoderInputs:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    def validate(self, cfg: ModelConfig) -> None:
+        """Raise a ValueError naming the first field whose type, dtype or shape is off.
+
+        Sizes are the config's static maxima (pad with masks); images must already be float and
+        normalised, so a raw uint8 frame is refused instead of silently producing garbage.
+        """
+        check_encoder_inputs(self, cfg)
+
+
+_FLOAT = "a floating dtype (float32, normalised to [-1, 1])"
+
+
+def expected_shapes(cfg: ModelConfig, batch_size: int) -> dict[str, tuple[int, ...]]:
+    """The shape each EncoderInputs field must have for a config and batch size."""
+    b, h, hp = batch_size, cfg.image_size, cfg.prompt_image_size
+    return {
+        "tokens": (b, cfg.max_prompt_tokens),
+        "token_mask": (b, cfg.max_prompt_tokens),
+        "prompt_images": (b, cfg.max_prompt_images, 3, hp, hp),
+        "prompt_image_mask": (b, cfg.max_prompt_images),
+        "obs_images": (b, cfg.n_views, 3, h, h),
+        "history_images": (b, cfg.max_history, cfg.n_views, 3, h, h),
+        "history_mask": (b, cfg.max_history),
+        "proprio": (b, cfg.proprio_dim),
+    }
+
+
+def _expected_dtype(name: str) -> str:
+    if name == "tokens":
+        return "int64"
+    return "bool" if name.endswith("mask") else "float"
+
+
+def check_encoder_inputs(inputs: EncoderInputs, cfg: ModelConfig) -> None:
+    """See ``EncoderInputs.validate``. Only shapes and dtypes are checked while tracing/exporting
+    (a value check would be data-dependent control flow)."""
+    if not isinstance(inputs, EncoderInputs):
+        raise ValueError(f"expected EncoderInputs, got {type(inputs).__name__}")
+    tokens = inputs.tokens
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() < 1:
+        raise ValueError(f"EncoderInputs.tokens must be a (B, L) tensor, got {tokens!r:.80}")
+    # shape[0] stays symbolic under torch.export (int() would freeze the batch size)
+    shapes = expected_shapes(cfg, tokens.shape[0])
+    for name, shape in shapes.items():
+        value = getattr(inputs, name)
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"EncoderInputs.{name} must be a torch.Tensor, got {type(value)}")
+        kind = _expected_dtype(name)
+        ok = {
+            "int64": value.dtype == torch.int64,
+            "bool": value.dtype == torch.bool,
+            "float": value.dtype.is_floating_point,
+        }[kind]
+        if not ok:
+            want = _FLOAT if kind == "float" else kind
+            raise ValueError(f"EncoderInputs.{name} must have {want}, got {value.dtype}")
+        if tuple(value.shape) != shape:
+            raise ValueError(
+                f"EncoderInputs.{name} has shape {tuple(value.shape)}, expected {shape} "
+                f"(model {cfg.name!r}: pad to the static sizes and mark padding in the masks)"
+            )
+    if not _tracing() and tokens.numel():
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= cfg.vocab_size:
+            raise ValueError(
+                f"EncoderInputs.tokens has ids in [{lo}, {hi}], expected [0, {cfg.vocab_size})"
+            )
+
+
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def random_encoder_inputs(
+    cfg: ModelConfig, batch_size: int = 1, generator: torch.Generator | None = None
+) -> EncoderInputs:
+    """Valid random inputs (every mask True) for tests, benchmarks and export examples."""
+    shapes = expected_shapes(cfg, batch_size)
+    values = {}
+    for name, shape in shapes.items():
+        kind = _expected_dtype(name)
+        if kind == "int64":
+            values[name] = torch.randint(0, cfg.vocab_size, shape, generator=generator)
+        elif kind == "bool":
+            values[name] = torch.ones(shape, dtype=torch.bool)
+        else:
+            values[name] = torch.rand(shape, generator=generator) * 2 - 1
+    return EncoderInputs(**values)

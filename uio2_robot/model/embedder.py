@@ -1,0 +1,97 @@
+"""Assembles the encoder sequence from embedded content: tags, masks and positions per group.
+
+UIO2 joins every modality into one encoder sequence; each token is its content embedding plus a
+learned modality embedding, and views / prompt images get their own learned tags. This module
+does that assembly. The content itself (token embeddings, resampled latents) is computed by the
+model, because the token table is shared with the decoder and the resampler is shared by prompt
+images and history.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from uio2_robot.model.config import ModelConfig
+from uio2_robot.model.inputs import EncoderInputs
+from uio2_robot.model.patches import PatchEmbed
+from uio2_robot.model.sequence import GROUPS, EncoderOutput, encoder_positions
+
+
+class EncoderEmbedder(nn.Module):
+    """Observation patches, proprio and every learned tag of the encoder sequence."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.cfg = cfg
+        self.obs_patch_embed = PatchEmbed(cfg.patch_size, d)  # position comes from 2D RoPE
+        # Stands in for an observation patch hidden by the [R] (masked denoising) objective.
+        self.mask_embed = nn.Parameter(torch.randn(d) * 0.5)
+        self.view_embed = nn.Embedding(cfg.n_views, d)
+        self.modality_embed = nn.Embedding(len(GROUPS), d)
+        # Prompt image k's latents and its marker token <img_k> share row k.
+        self.image_index_embed = nn.Embedding(max(cfg.max_prompt_images, 1), d)
+        self.proprio_proj = nn.Linear(cfg.proprio_dim, d)
+        positions, rope_2d = encoder_positions(cfg)
+        self.register_buffer("positions", positions, persistent=False)  # (S, 2)
+        self.register_buffer("rope_2d", rope_2d, persistent=False)  # (S,)
+
+    def _tag(self, x: Tensor, group: str) -> Tensor:
+        return x + self.modality_embed.weight[GROUPS.index(group)]
+
+    def forward(
+        self,
+        inputs: EncoderInputs,
+        token_emb: Tensor,  # (B, L, D) embeddings of inputs.tokens
+        prompt_latents: Tensor,  # (B, K, Q, D) resampled prompt images
+        history_latents: Tensor,  # (B, T*V, Q, D) resampled history frames, (t, v) row-major
+        obs_patch_mask: Tensor | None = None,  # (B, V, Np) bool, True = replace by mask_embed
+    ) -> EncoderOutput:
+        cfg = self.cfg
+        b = token_emb.shape[0]
+        k_img, q, v = cfg.max_prompt_images, cfg.n_latents, cfg.n_views
+
+        tok = token_emb
+        if cfg.image_marker_id is not None and k_img > 0:
+            k = inputs.tokens - cfg.image_marker_id  # (B, L): marker index where in range
+            is_marker = (k >= 0) & (k < k_img)
+            index_emb = self.image_index_embed(k.clamp(0, k_img - 1))
+            tok = tok + torch.where(is_marker.unsqueeze(-1), index_emb, torch.zeros_like(index_emb))
+        tok = self._tag(tok, "prompt_tokens")
+
+        prompt = prompt_latents + self.image_index_embed.weight[:k_img].unsqueeze(1)
+        prompt = self._tag(prompt.flatten(1, 2), "prompt_images")  # (B, K*Q, D)
+
+        obs = self.obs_patch_embed(inputs.obs_images.to(tok.dtype))  # (B, V, Np, D)
+        if obs_patch_mask is not None:
+            obs = torch.where(obs_patch_mask.unsqueeze(-1), self.mask_embed.to(obs.dtype), obs)
+        obs = obs + self.view_embed.weight.unsqueeze(1)
+        obs = self._tag(obs.flatten(1, 2), "obs_patches")  # (B, V*Np, D)
+
+        hist = history_latents.unflatten(1, (cfg.max_history, v))  # (B, T, V, Q, D)
+        hist = hist + self.view_embed.weight.unsqueeze(1)
+        hist = self._tag(hist.flatten(1, 3), "history")  # (B, T*V*Q, D)
+
+        prop = self.proprio_proj(inputs.proprio.to(tok.dtype)).unsqueeze(1)
+        prop = self._tag(prop, "proprio")  # (B, 1, D)
+
+        hidden = torch.cat([tok, prompt, obs, hist, prop], dim=1)  # (B, S, D)
+        always = torch.ones((b, v * cfg.n_patches + 1), dtype=torch.bool, device=hidden.device)
+        mask = torch.cat(
+            [
+                inputs.token_mask,
+                inputs.prompt_image_mask.unsqueeze(-1).expand(b, k_img, q).flatten(1),
+                always[:, :-1],  # observation patches
+                inputs.history_mask.unsqueeze(-1).expand(b, cfg.max_history, v * q).flatten(1),
+                always[:, -1:],  # proprio
+            ],
+            dim=1,
+        )
+        s = self.positions.shape[0]
+        return EncoderOutput(
+            hidden=hidden,
+            mask=mask,
+            positions=self.positions.unsqueeze(0).expand(b, s, 2),
+            rope_2d=self.rope_2d.unsqueeze(0).expand(b, s),
+        )

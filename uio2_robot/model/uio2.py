@@ -1,0 +1,387 @@
+"""The UIO2 encoder-decoder: encoder over the multimodal sequence, decoder over unified tokens.
+
+Training uses ``encode`` + ``decode`` (teacher forcing with optional packing masks). Inference
+uses ``precompute_cross_kv`` once per control step and ``decode_step`` once per token: both are
+pure tensor functions (explicit cache in, grown cache out, no Python branching on data), so the
+ONNX export wraps them as they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from uio2_robot.model.config import ModelConfig
+from uio2_robot.model.embedder import EncoderEmbedder
+from uio2_robot.model.inputs import EncoderInputs
+from uio2_robot.model.layers import Attention, RMSNorm, SwiGLU
+from uio2_robot.model.patches import patchify
+from uio2_robot.model.resampler import ImageResampler
+from uio2_robot.model.rope import RotaryEmbedding
+from uio2_robot.model.sequence import EncoderOutput, group_slices
+
+__all__ = ["EncoderOutput", "UIO2Model"]
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention + gated MLP."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm_attn = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.norm_eps)
+        self.norm_mlp = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg.d_model, cfg.mlp_hidden)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.norm_attn(x), cos, sin, mask)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm causal self-attention, cross-attention to the encoder, gated MLP."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, eps = cfg.d_model, cfg.norm_eps
+        self.norm_self = RMSNorm(d, eps)
+        self.self_attn = Attention(d, cfg.n_heads, cfg.head_dim, eps)
+        self.norm_cross = RMSNorm(d, eps)
+        self.cross_attn = Attention(d, cfg.n_heads, cfg.head_dim, eps)
+        self.norm_mlp = RMSNorm(d, eps)
+        self.mlp = SwiGLU(d, cfg.mlp_hidden)
+
+    def forward(
+        self,
+        x: Tensor,  # (B, L, D)
+        cos: Tensor,  # (B, 1, L, Dh/2) decoder positions
+        sin: Tensor,
+        self_mask: Tensor | None,  # (B, 1, L, Lc + L) or None (all allowed)
+        cross_k: Tensor,  # (B, H, S, Dh), rotated by encoder positions
+        cross_v: Tensor,
+        cross_mask: Tensor,  # (B, 1, L|1, S)
+        past_k: Tensor | None = None,  # (B, H, Lc, Dh) cached self-attention keys
+        past_v: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns the new hidden states and the self-attention keys/values including the past."""
+        h = self.norm_self(x)
+        k, v = self.self_attn.key_value(h, cos, sin)
+        if past_k is not None and past_v is not None:
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+        x = x + self.self_attn.output(self.self_attn.query(h, cos, sin), k, v, self_mask)
+        h = self.norm_cross(x)
+        q = self.cross_attn.query(h, cos, sin)
+        x = x + self.cross_attn.output(q, cross_k, cross_v, cross_mask)
+        return x + self.mlp(self.norm_mlp(x)), k, v
+
+
+class UIO2Model(nn.Module):
+    """Unified-IO 2 as a robot policy network (see the package README for the data flow)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(cfg, ModelConfig):
+            raise ValueError(f"UIO2Model needs a ModelConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.token_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # tied with the output head
+        self.resampler = ImageResampler(
+            patch_size=cfg.patch_size,
+            max_grid=max(cfg.image_size, cfg.prompt_image_size) // cfg.patch_size,
+            dim=cfg.resampler_dim,
+            n_heads=cfg.resampler_heads,
+            mlp_hidden=cfg.resampler_mlp,
+            n_layers=cfg.resampler_layers,
+            n_latents=cfg.n_latents,
+            out_dim=cfg.d_model,
+            scaled_cosine=cfg.scaled_cosine_resampler,
+            logit_scale_init=cfg.logit_scale_init,
+            logit_scale_max=cfg.logit_scale_max,
+            eps=cfg.norm_eps,
+        )
+        self.embedder = EncoderEmbedder(cfg)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_base)
+        self.encoder_layers = nn.ModuleList([EncoderLayer(cfg) for _ in range(cfg.n_enc_layers)])
+        self.encoder_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.decoder_layers = nn.ModuleList([DecoderLayer(cfg) for _ in range(cfg.n_dec_layers)])
+        self.decoder_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.recon_head = nn.Linear(cfg.d_model, cfg.patch_dim)  # [R] objective, MAE-style
+        self.logit_scale = 1.0 / math.sqrt(cfg.d_model)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Fan-in scaled normal init; residual output projections shrunk by 1/sqrt(2 * layers).
+
+        The token table gets std 1 (T5): the tied head divides by sqrt(d_model), which keeps the
+        initial logits at unit scale. Tag embeddings start small so content dominates.
+        """
+        depth = math.sqrt(2 * (self.cfg.n_enc_layers + self.cfg.n_dec_layers))
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                std = m.in_features**-0.5
+                if name.endswith((".wo", ".w_out")):
+                    std /= depth
+                nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=1.0 if m is self.token_embed else 0.02)
+
+    # ---- encoder ------------------------------------------------------------------------------
+    @staticmethod
+    def group_slices(cfg: ModelConfig) -> dict[str, slice]:
+        """Index range of each encoder group (``prompt_tokens``, ``prompt_images``,
+        ``obs_patches``, ``history``, ``proprio``) in the encoder sequence."""
+        return group_slices(cfg)
+
+    def embed(self, inputs: EncoderInputs, obs_patch_mask: Tensor | None = None) -> EncoderOutput:
+        """The encoder sequence before the transformer layers (hidden = token embeddings).
+
+        obs_patch_mask (B, V, Np) bool: True replaces that observation patch by the learned
+        mask embedding (the [R] objective).
+        """
+        cfg = self.cfg
+        inputs.validate(cfg)
+        if obs_patch_mask is not None:
+            want = (inputs.batch_size, cfg.n_views, cfg.n_patches)
+            if obs_patch_mask.dtype != torch.bool or tuple(obs_patch_mask.shape) != want:
+                raise ValueError(
+                    f"obs_patch_mask must be bool with shape {want}, got "
+                    f"{obs_patch_mask.dtype} {tuple(obs_patch_mask.shape)}"
+                )
+        dtype = self.token_embed.weight.dtype
+        prompt_latents = self.resampler(inputs.prompt_images.to(dtype))  # (B, K, Q, D)
+        history = inputs.history_images.to(dtype).flatten(1, 2)  # (B, T*V, 3, H, W)
+        history_latents = self.resampler(history)  # (B, T*V, Q, D)
+        return self.embedder(
+            inputs, self.token_embed(inputs.tokens), prompt_latents, history_latents, obs_patch_mask
+        )
+
+    def encode_embedded(self, emb: EncoderOutput, attn_mask: Tensor | None = None) -> EncoderOutput:
+        """Run the encoder layers. attn_mask (B, S, S) bool is ANDed with the padding mask, e.g.
+        to keep attention inside each example of a packed row."""
+        x, mask = emb.hidden, emb.mask
+        full = mask.unsqueeze(1)  # (B, 1, S): a query may look at every real key
+        if attn_mask is not None:
+            _check_mask("attn_mask", attn_mask, (x.shape[0], x.shape[1], x.shape[1]))
+            full = full & attn_mask
+        cos, sin = self.rope(emb.positions, emb.rope_2d)
+        for layer in self.encoder_layers:
+            x = layer(x, cos, sin, full.unsqueeze(1))
+        return emb._replace(hidden=self.encoder_norm(x))
+
+    def encode(self, inputs: EncoderInputs, obs_patch_mask: Tensor | None = None) -> EncoderOutput:
+        return self.encode_embedded(self.embed(inputs, obs_patch_mask))
+
+    def reconstruct_patches(self, enc: EncoderOutput) -> Tensor:
+        """Predicted pixels of every observation patch: (B, V, Np, p*p*3)."""
+        sl = group_slices(self.cfg)["obs_patches"]
+        out = self.recon_head(enc.hidden[:, sl])  # (B, V*Np, p*p*3)
+        return out.unflatten(1, (self.cfg.n_views, self.cfg.n_patches))
+
+    def obs_patch_targets(self, inputs: EncoderInputs) -> Tensor:
+        """The observation pixels in the reconstruction layout: (B, V, Np, p*p*3)."""
+        return patchify(inputs.obs_images, self.cfg.patch_size)
+
+    # ---- decoder ------------------------------------------------------------------------------
+    def precompute_cross_kv(
+        self, enc_hidden: Tensor, enc_positions: Tensor, enc_rope_2d: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Cross-attention keys and values of every decoder layer, rotated by the encoder
+        positions: two (n_dec_layers, B, H, S, Dh). Computed once per control step."""
+        cos, sin = self.rope(enc_positions, enc_rope_2d)
+        ks, vs = [], []
+        for layer in self.decoder_layers:
+            k, v = layer.cross_attn.key_value(enc_hidden, cos, sin)
+            ks.append(k)
+            vs.append(v)
+        return torch.stack(ks), torch.stack(vs)
+
+    def _logits(self, h: Tensor) -> Tensor:
+        """Tied output head: (.., D) -> (.., V) = norm(h) @ E^T / sqrt(d_model)."""
+        return torch.matmul(self.decoder_norm(h), self.token_embed.weight.t()) * self.logit_scale
+
+    def decode(
+        self,
+        dec_tokens: Tensor,
+        enc: EncoderOutput,
+        dec_positions: Tensor | None = None,
+        self_attn_mask: Tensor | None = None,
+        cross_attn_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Teacher-forced logits (B, Ld, V) for decoder inputs (B, Ld) int64.
+
+        dec_positions (B, Ld) default 0..Ld-1 (packing restarts them per example);
+        self_attn_mask (B, Ld, Ld) is ANDed with the causal mask; cross_attn_mask (B, Ld, S)
+        is ANDed with enc.mask.
+        """
+        b, ld = self._check_dec_tokens(dec_tokens)
+        s = enc.hidden.shape[1]
+        if dec_positions is None:
+            dec_positions = torch.arange(ld, device=dec_tokens.device).unsqueeze(0).expand(b, ld)
+        elif dec_positions.dtype != torch.int64 or tuple(dec_positions.shape) != (b, ld):
+            raise ValueError(
+                f"dec_positions must be int64 with shape {(b, ld)}, got "
+                f"{dec_positions.dtype} {tuple(dec_positions.shape)}"
+            )
+        causal = torch.ones(ld, ld, dtype=torch.bool, device=dec_tokens.device).tril()
+        self_mask = causal.unsqueeze(0)  # (1 | B, Ld, Ld)
+        if self_attn_mask is not None:
+            _check_mask("self_attn_mask", self_attn_mask, (b, ld, ld))
+            self_mask = self_mask & self_attn_mask
+        cross_mask = enc.mask.unsqueeze(1)  # (B, 1 | Ld, S)
+        if cross_attn_mask is not None:
+            _check_mask("cross_attn_mask", cross_attn_mask, (b, ld, s))
+            cross_mask = cross_mask & cross_attn_mask
+        cross_k, cross_v = self.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+        cos, sin = self.rope.forward_1d(dec_positions)
+        x = self.token_embed(dec_tokens)
+        for i, layer in enumerate(self.decoder_layers):
+            x, _, _ = layer(
+                x, cos, sin, self_mask.unsqueeze(1), cross_k[i], cross_v[i], cross_mask.unsqueeze(1)
+            )
+        return self._logits(x)
+
+    def forward(
+        self,
+        inputs: EncoderInputs,
+        dec_tokens: Tensor,
+        obs_patch_mask: Tensor | None = None,
+        enc_attn_mask: Tensor | None = None,
+        dec_positions: Tensor | None = None,
+        self_attn_mask: Tensor | None = None,
+        cross_attn_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Encode then teacher-force decode: logits (B, Ld, V)."""
+        enc = self.encode_embedded(self.embed(inputs, obs_patch_mask), enc_attn_mask)
+        return self.decode(dec_tokens, enc, dec_positions, self_attn_mask, cross_attn_mask)
+
+    def decode_step(
+        self,
+        token: Tensor,  # (B, 1) int64
+        position: Tensor,  # (B,) int64
+        self_k: Tensor,  # (n_dec_layers, B, H, Lc, Dh); Lc = 0 at the first step
+        self_v: Tensor,
+        cross_k: Tensor,  # (n_dec_layers, B, H, S, Dh) from precompute_cross_kv
+        cross_v: Tensor,
+        enc_mask: Tensor,  # (B, S) bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One decoder token with a KV cache: (logits (B, V), self_k, self_v grown to Lc + 1).
+
+        The cache is only ever appended to (no in-place writes), so the exported graph is a
+        pure function with a dynamic cache length.
+        """
+        cos, sin = self.rope.forward_1d(position.unsqueeze(1))  # (B, 1, 1, Dh/2)
+        cross_mask = enc_mask.unsqueeze(1).unsqueeze(1)  # (B, 1, 1, S)
+        x = self.token_embed(token)  # (B, 1, D)
+        new_k, new_v = [], []
+        for i, layer in enumerate(self.decoder_layers):
+            x, k, v = layer(
+                x, cos, sin, None, cross_k[i], cross_v[i], cross_mask, self_k[i], self_v[i]
+            )
+            new_k.append(k)
+            new_v.append(v)
+        return self._logits(x[:, 0]), torch.stack(new_k), torch.stack(new_v)
+
+    def empty_cache(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
+        """A zero-length self-attention cache (n_dec_layers, B, H, 0, Dh) for the first step."""
+        cfg = self.cfg
+        shape = (cfg.n_dec_layers, batch_size, cfg.n_heads, 0, cfg.head_dim)
+        return torch.zeros(shape, dtype=self.token_embed.weight.dtype, device=device)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        inputs: EncoderInputs,
+        n_tokens: int,
+        allowed: Tensor | None = None,
+        bos_id: int | None = None,
+        greedy: bool = True,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> Tensor:
+        """Decode n_tokens after ``bos_id``: (B, n_tokens) int64.
+
+        allowed: (V,) or (n_tokens, V) bool; disallowed ids get -inf logits so they can never be
+        emitted (constrained decoding to the action bins). Greedy takes the argmax; otherwise
+        sample from softmax(logits / temperature) with ``generator``.
+        """
+        cfg = self.cfg
+        if bos_id is None or not 0 <= int(bos_id) < cfg.vocab_size:
+            raise ValueError(f"generate needs bos_id in [0, {cfg.vocab_size}), got {bos_id!r}")
+        if not 1 <= n_tokens <= cfg.max_dec_len:
+            raise ValueError(
+                f"n_tokens must be in [1, max_dec_len={cfg.max_dec_len}], got {n_tokens}"
+            )
+        if not greedy and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
+        device = self.token_embed.weight.device
+        allowed = _allowed_rows(allowed, n_tokens, cfg.vocab_size, device)  # (n_tokens, V) | None
+        enc = self.encode(inputs)
+        b = enc.hidden.shape[0]
+        tokens = torch.full((b, 1), int(bos_id), dtype=torch.int64, device=device)
+        if use_cache:
+            cross_k, cross_v = self.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+            self_k = self_v = self.empty_cache(b, device)
+        for i in range(n_tokens):
+            if use_cache:
+                position = torch.full((b,), i, dtype=torch.int64, device=device)
+                logits, self_k, self_v = self.decode_step(
+                    tokens[:, -1:], position, self_k, self_v, cross_k, cross_v, enc.mask
+                )
+            else:
+                logits = self.decode(tokens, enc)[:, -1]
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed[i], float("-inf"))
+            if greedy:
+                nxt = logits.argmax(-1, keepdim=True)
+            else:
+                probs = torch.softmax(logits.float() / temperature, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=generator)
+            tokens = torch.cat([tokens, nxt], dim=1)
+        return tokens[:, 1:]
+
+    def _check_dec_tokens(self, dec_tokens: Tensor) -> tuple[int, int]:
+        if not isinstance(dec_tokens, Tensor) or dec_tokens.dtype != torch.int64:
+            raise ValueError(
+                f"dec_tokens must be an int64 tensor, got {getattr(dec_tokens, 'dtype', type(dec_tokens))}"
+            )
+        if dec_tokens.dim() != 2:
+            raise ValueError(f"dec_tokens must have shape (B, Ld), got {tuple(dec_tokens.shape)}")
+        b, ld = dec_tokens.shape
+        if ld > self.cfg.max_dec_len:
+            raise ValueError(
+                f"dec_tokens has length {ld}, more than max_dec_len={self.cfg.max_dec_len}"
+            )
+        return b, ld
+
+
+def _check_mask(name: str, mask: Tensor, shape: tuple[int, ...]) -> None:
+    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} must be bool with shape {tuple(shape)}, got {mask.dtype} {tuple(mask.shape)}"
+        )
+
+
+def _allowed_rows(
+    allowed: Tensor | None, n_tokens: int, vocab_size: int, device: torch.device
+) -> Tensor | None:
+    """Normalise a constraint to (n_tokens, V) bool; every row must allow at least one id."""
+    if allowed is None:
+        return None
+    if allowed.dtype != torch.bool:
+        raise ValueError(f"allowed must be a bool tensor, got {allowed.dtype}")
+    if tuple(allowed.shape) == (vocab_size,):
+        allowed = allowed.unsqueeze(0).expand(n_tokens, vocab_size)
+    if tuple(allowed.shape) != (n_tokens, vocab_size):
+        raise ValueError(
+            f"allowed must have shape ({vocab_size},) or ({n_tokens}, {vocab_size}), got "
+            f"{tuple(allowed.shape)}"
+        )
+    empty = (~allowed.any(-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"allowed permits no token at decoding positions {empty}")
+    return allowed.to(device)
