@@ -1,0 +1,48 @@
+"""Trajectories: the zarr episode store, recording, collection, training datasets and tools.
+
+Typical use::
+
+    from uio2_robot.trajectories import collect, WindowDataset, collate, compute_stats
+
+    collect(["visual_manipulation"], ["L1"], episodes=100, workers=2, out="demos.zarr")
+    ds = WindowDataset(["demos.zarr"], n_obs_history=2, action_chunk=4, split="train")
+    loader = DataLoader(ds, batch_size=32, sampler=ds.sampler(), collate_fn=collate, num_workers=2)
+
+The on-disk format is described in docs/trajectory_format.md.
+"""
+
+from uio2_robot.trajectories.collect import collect, episode_seed
+from uio2_robot.trajectories.dataset import MixtureSampler, WindowDataset, collate
+from uio2_robot.trajectories.episode import Episode
+from uio2_robot.trajectories.errors import StoreError
+from uio2_robot.trajectories.record import record_episodes
+from uio2_robot.trajectories.recorder import Recorder
+from uio2_robot.trajectories.rollout import run_episode
+from uio2_robot.trajectories.schema import SCHEMA_VERSION, KeySpec, StoreSchema
+from uio2_robot.trajectories.stats import NormStats
+from uio2_robot.trajectories.store import EpisodeStore
+from uio2_robot.trajectories.tools import compute_stats, merge_stores, store_info, validate_store
+from uio2_robot.trajectories.video import episode_video
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Episode",
+    "EpisodeStore",
+    "KeySpec",
+    "MixtureSampler",
+    "NormStats",
+    "Recorder",
+    "StoreError",
+    "StoreSchema",
+    "WindowDataset",
+    "collate",
+    "collect",
+    "compute_stats",
+    "episode_seed",
+    "episode_video",
+    "merge_stores",
+    "record_episodes",
+    "run_episode",
+    "store_info",
+    "validate_store",
+]

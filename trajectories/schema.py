@@ -7,6 +7,7 @@ reader knows names and bounds of the action dimensions without any other file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -124,8 +125,9 @@ class StoreSchema:
             "keys": {k: {"shape": list(v.shape), "dtype": v.dtype} for k, v in self.keys.items()},
             "action_space": {
                 "names": list(self.action_names),
-                "low": list(self.action_low),
-                "high": list(self.action_high),
+                # JSON has no infinity: unbounded dims (gymnasium Boxes) are written as strings.
+                "low": [_json_float(x) for x in self.action_low],
+                "high": [_json_float(x) for x in self.action_high],
             },
         }
 
@@ -165,3 +167,7 @@ class StoreSchema:
                 f"{other.action_low}..{other.action_high}"
             )
         return "; ".join(diffs)
+
+
+def _json_float(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)  # "inf" / "-inf"; float() reads both back

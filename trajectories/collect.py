@@ -1,0 +1,303 @@
+"""Collect demonstrations from the suite with a policy, in parallel worker processes.
+
+Workers (multiprocessing, spawn context) each build their own env and policy and return complete
+episodes; the calling process is the ONE writer, so there is never a concurrent write.
+
+Determinism: the seed of episode i of (task, level) is derived from (seed, task, level, i) only,
+and episodes are appended in job order (task, then level, then i), whatever the worker count:
+the same arguments give the same store content in the same order. Action modes share seeds, so
+the same scene can be collected in both modes.
+
+Resume: episodes whose (task, level, action_mode, seed) is already stored are skipped, so
+re-running an interrupted call completes it. With ``only_success`` the failed seeds are not
+stored, so a resumed run retries them (with the same, deterministic, outcome).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from uio2_robot.trajectories.episode import Episode
+from uio2_robot.trajectories.errors import StoreError
+from uio2_robot.trajectories.record import action_space_bounds
+from uio2_robot.trajectories.rollout import run_episode
+from uio2_robot.trajectories.schema import StoreSchema
+from uio2_robot.trajectories.store import EpisodeStore
+
+EnvFactory = Callable[..., Any]  # (task, level, action_mode=, image_size=) -> gymnasium.Env
+PolicyFactory = Callable[..., Any]  # (name, **kwargs) -> Policy
+
+
+def episode_seed(seed: int, task: str, level: str, index: int) -> int:
+    """The env seed of episode ``index`` of (task, level): stable across runs and machines."""
+    if seed < 0 or index < 0:
+        raise StoreError(f"seed={seed} and index={index} must be >= 0")
+    words = [seed, zlib.crc32(task.encode()), zlib.crc32(level.encode()), index]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    level: str
+    index: int
+    seed: int
+
+
+@dataclass
+class JobResult:
+    job: Job
+    episode: Episode | None
+    action_space: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None
+    error: str | None
+
+
+def collect(
+    tasks: Sequence[str],
+    levels: Sequence[str],
+    episodes: int,
+    workers: int,
+    out: str | os.PathLike[str],
+    seed: int = 0,
+    policy: str = "oracle",
+    action_mode: str = "primitive",
+    only_success: bool = False,
+    image_size: int = 128,
+    progress: bool = True,
+    *,
+    max_steps: int | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
+    make_env_fn: EnvFactory | None = None,
+    make_policy_fn: PolicyFactory | None = None,
+) -> dict[str, Any]:
+    """Run ``policy`` on ``episodes`` seeds of every (task, level) and append them to ``out``.
+
+    ``workers=0`` runs in this process (debugging); ``workers>=1`` starts that many spawn-context
+    processes. ``make_env_fn``/``make_policy_fn`` default to ``uio2_robot.envs.make_env`` and
+    ``uio2_robot.policies.factory.make_policy``; replacements must be importable top-level
+    callables (they are sent to the workers by reference).
+
+    Returns a summary: attempted, stored, skipped (already stored), discarded (failures with
+    ``only_success``), errors (task, level, seed, message), success_rate, per_task, frames, seconds.
+    """
+    if not tasks or not levels:
+        raise StoreError(f"tasks={list(tasks)} and levels={list(levels)} must both be non-empty")
+    if episodes < 0 or workers < 0:
+        raise StoreError(f"episodes={episodes} and workers={workers} must be >= 0")
+    os.environ.setdefault("MUJOCO_GL", "egl")  # inherited by the workers before mujoco loads
+    t0 = time.perf_counter()
+
+    store = (
+        EpisodeStore.open(out, mode="a") if os.path.exists(os.path.join(out, "zarr.json")) else None
+    )
+    done: set[tuple[str, str, str, int]] = set()
+    if store is not None:
+        done = {(m["task"], m["level"], m["action_mode"], m["seed"]) for m in store.all_meta()}
+    jobs, skipped = [], 0
+    for task in tasks:
+        for level in levels:
+            for i in range(episodes):
+                job = Job(task, level, i, episode_seed(seed, task, level, i))
+                if (task, level, action_mode, job.seed) in done:
+                    skipped += 1
+                else:
+                    jobs.append(job)
+
+    init_args = (
+        make_env_fn,
+        make_policy_fn,
+        policy,
+        policy_kwargs or {},
+        action_mode,
+        image_size,
+        max_steps,
+    )
+    per_task: dict[str, dict[str, int]] = {}
+    errors: list[dict[str, Any]] = []
+    stored = discarded = successes = frames = 0
+    bar = tqdm(total=len(jobs), desc=f"collect {policy}", disable=not progress)
+    try:
+        for res in _results(jobs, workers, init_args):
+            bar.update(1)
+            job = res.job
+            tally = per_task.setdefault(f"{job.task}/{job.level}", {"attempted": 0, "successes": 0})
+            tally["attempted"] += 1
+            if res.error is not None or res.episode is None:
+                errors.append(
+                    {"task": job.task, "level": job.level, "seed": job.seed, "error": res.error}
+                )
+                continue
+            ep = res.episode
+            successes += ep.success
+            tally["successes"] += int(ep.success)
+            if only_success and not ep.success:
+                discarded += 1
+            else:
+                if store is None:
+                    names, low, high = res.action_space  # type: ignore[misc]
+                    store = EpisodeStore.open_or_create(
+                        out, StoreSchema.from_episode(ep, names, low, high)
+                    )
+                store.append_episode(ep)
+                stored += 1
+                frames += ep.length
+            ran = stored + discarded
+            bar.set_postfix(success=f"{successes}/{ran}", errors=len(errors))
+        if store is not None and stored:
+            store.stats()  # recompute and cache the normalisation statistics
+    finally:
+        bar.close()
+        if store is not None:
+            store.close()
+    if errors:
+        warnings.warn(
+            f"collect: {len(errors)} of {len(jobs)} episodes raised; first: {errors[0]}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    ran = stored + discarded
+    seconds = time.perf_counter() - t0
+    return {
+        "store": str(out),
+        "attempted": len(jobs),
+        "stored": stored,
+        "skipped": skipped,
+        "discarded": discarded,
+        "errors": errors,
+        "success_rate": successes / ran if ran else float("nan"),
+        "per_task": per_task,
+        "frames": frames,
+        "seconds": seconds,
+        "episodes_per_s": len(jobs) / seconds if seconds > 0 else float("nan"),
+    }
+
+
+def _results(jobs: list[Job], workers: int, init_args: tuple[Any, ...]) -> Iterator[JobResult]:
+    """Results in job order (imap keeps order; out-of-order finishes are buffered)."""
+    if not jobs:
+        return
+    if workers == 0:
+        _init_worker(*init_args)
+        try:
+            yield from map(_run_job, jobs)
+        finally:
+            _close_worker()
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(
+        processes=min(workers, len(jobs)), initializer=_init_worker, initargs=init_args
+    ) as pool:
+        yield from pool.imap(_run_job, jobs, chunksize=1)
+
+
+# ---------------------------------------------------------------------- worker side
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(
+    make_env_fn: EnvFactory | None,
+    make_policy_fn: PolicyFactory | None,
+    policy: str,
+    policy_kwargs: dict[str, Any],
+    action_mode: str,
+    image_size: int,
+    max_steps: int | None,
+) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if make_env_fn is None:
+        from uio2_robot.envs import make_env as make_env_fn
+    if make_policy_fn is None:
+        from uio2_robot.policies.factory import make_policy as make_policy_fn
+    _WORKER.update(
+        make_env=make_env_fn,
+        policy=make_policy_fn(policy, **policy_kwargs),
+        policy_name=policy,
+        action_mode=action_mode,
+        image_size=image_size,
+        max_steps=max_steps,
+        env_key=None,
+        env=None,
+    )
+    if "torch" in sys.modules:  # a learned policy: one thread per worker, the workers are parallel
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _close_worker() -> None:
+    if _WORKER.get("env") is not None:
+        _WORKER["env"].close()
+    _WORKER.clear()
+
+
+def _env_for(task: str, level: str) -> Any:
+    """Keep one env per worker; jobs arrive grouped by (task, level), so rebuilds are rare."""
+    if _WORKER["env_key"] != (task, level):
+        if _WORKER["env"] is not None:
+            _WORKER["env"].close()
+        _WORKER["env"] = _WORKER["make_env"](
+            task, level, action_mode=_WORKER["action_mode"], image_size=_WORKER["image_size"]
+        )
+        _WORKER["env_key"] = (task, level)
+    return _WORKER["env"]
+
+
+def _seed_global_rngs(seed: int) -> None:
+    # Stochastic policies draw from global RNGs; reseeding per episode keeps results independent
+    # of which worker ran which episode before.
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def _run_job(job: Job) -> JobResult:
+    try:
+        env = _env_for(job.task, job.level)
+        pol = _WORKER["policy"]
+        _seed_global_rngs(job.seed)
+        mode = _WORKER["action_mode"]
+        meta = {
+            "task": job.task,
+            "level": job.level,
+            "action_mode": mode,
+            "control_hz": getattr(env.unwrapped, "control_hz", None),
+            "policy": _WORKER["policy_name"],
+            "index": job.index,
+        }
+        episode = run_episode(
+            env,
+            lambda obs, info: pol.act(obs),
+            seed=job.seed,
+            meta=meta,
+            on_reset=lambda obs, info: pol.reset(
+                list(info.get("prompt", [])), env.action_space, env=env.unwrapped
+            ),
+            max_steps=_WORKER["max_steps"],
+        )
+        return JobResult(job, episode, _bounds(env, mode), None)
+    except Exception as e:  # reported per episode; one broken seed must not stop a long run
+        return JobResult(job, None, None, f"{type(e).__name__}: {e}")
+
+
+def _bounds(env: Any, mode: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    try:
+        from uio2_robot.envs.spaces import action_names
+
+        names: tuple[str, ...] | None = action_names(mode)
+    except (ImportError, ValueError):
+        names = None
+    n = int(np.prod(env.action_space.shape)) if env.action_space.shape else 1
+    if names is not None and len(names) != n:
+        names = None
+    return action_space_bounds(env.action_space, names)
