@@ -1,0 +1,315 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from uio2_robot.model.config import get_config
+from uio2_robot.model.uio2 import UIO2Model
+from uio2_robot.tokenize import Processor
+from uio2_robot.tokenize.prompt import PREFIX_LEN
+from uio2_robot.train.batching import batch_to_torch, encoder_inputs_from_numpy
+from uio2_robot.train.masking import (
+    dynamic_self_attn_mask,
+    random_patch_mask,
+    shift_right,
+    span_corrupt,
+    span_noise_mask,
+)
+from uio2_robot.train.objectives import TERMS, MixtureConfig, compute_losses
+
+CFG = get_config("tiny")
+
+
+def _processor() -> Processor:
+    return Processor.for_suite(
+        n_bins=256,
+        image_size=CFG.image_size,
+        prompt_image_size=CFG.prompt_image_size,
+        max_prompt_tokens=CFG.max_prompt_tokens,
+        max_prompt_images=CFG.max_prompt_images,
+        max_history=CFG.max_history,
+    )
+
+
+def _batch(proc: Processor, n: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    examples = []
+    for i in range(n):
+        crop = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+        prompt = [["Put ", crop, " in bowl"], ["push it"], ["a", crop, "b", crop]][i % 3]
+        frame = {k: rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for k in ("front", "top")}
+        obs = {**frame, "proprio": rng.normal(size=6)}
+        ex = proc.encode_inputs(prompt, obs, [frame] * (i % 3))
+        ex["action_tokens"] = proc.action_target_tokens(rng.uniform(-0.3, 0.6, 6))
+        examples.append(ex)
+    return proc.collate(examples)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    proc = _processor()
+    return proc, UIO2Model(CFG), _batch(proc)
+
+
+# ---- masking primitives --------------------------------------------------------------------
+def test_shift_right():
+    t = torch.tensor([[5, 6, 7]])
+    assert shift_right(t, 1).tolist() == [[1, 5, 6]]
+
+
+def test_dynamic_mask_rule():
+    hidden = torch.tensor([[False, True, False, False], [False, False, False, False]])
+    m = dynamic_self_attn_mask(hidden)
+    assert m.shape == (2, 4, 4) and m.dtype == torch.bool
+    # target 1 is hidden -> input position 2 carries it: only query 2 may read key 2
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [1, 1, 1, 0],
+            [1, 1, 0, 1],
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(m[0], expected)
+    assert torch.equal(m[1], torch.ones(4, 4, dtype=torch.bool).tril())  # nothing hidden: causal
+    with pytest.raises(ValueError, match="bool"):
+        dynamic_self_attn_mask(hidden.long())
+
+
+def test_dynamic_mask_hides_token_from_later_steps(setup):
+    """Changing a hidden target changes nothing after it; changing a visible one does."""
+    proc, model, batch = setup
+    enc = model.encode(encoder_inputs_from_numpy(batch))
+    targets = torch.as_tensor(batch["action_tokens"])  # (B, 6)
+    hidden = torch.zeros_like(targets, dtype=torch.bool)
+    hidden[:, 2] = True
+    mask = dynamic_self_attn_mask(hidden)
+    base = model.decode(shift_right(targets, proc.vocab.bos_id), enc, self_attn_mask=mask)
+    for j, is_hidden in ((2, True), (1, False)):
+        changed = targets.clone()
+        changed[:, j] = (
+            proc.vocab.bin_id(200)
+            if targets[0, j] != proc.vocab.bin_id(200)
+            else proc.vocab.bin_id(7)
+        )
+        out = model.decode(shift_right(changed, proc.vocab.bos_id), enc, self_attn_mask=mask)
+        later = slice(j + 2, None)  # positions after the one that carries target j
+        same = torch.allclose(out[:, later], base[:, later], atol=1e-6)
+        assert same == is_hidden
+        assert torch.allclose(out[:, : j + 1], base[:, : j + 1], atol=1e-6)  # causality
+
+
+def test_random_patch_mask_counts():
+    m = random_patch_mask(4, 2, 16, 0.5, torch.Generator().manual_seed(0))
+    assert m.shape == (4, 2, 16) and m.dtype == torch.bool
+    assert (m.sum(-1) == 8).all()
+    assert not torch.equal(m[0, 0], m[1, 0])  # independent per example
+    with pytest.raises(ValueError, match="ratio"):
+        random_patch_mask(1, 1, 4, 1.0, torch.Generator())
+
+
+@pytest.mark.parametrize(
+    "length, rate, span", [(40, 0.5, 8.0), (30, 0.15, 3.0), (2, 0.5, 8.0), (1, 0.5, 3.0)]
+)
+def test_span_noise_mask_counts(length, rate, span):
+    g = torch.Generator().manual_seed(1)
+    m = span_noise_mask(length, rate, span, g)
+    assert len(m) == length
+    n_noise = sum(m)
+    assert n_noise == (1 if length == 1 else max(1, min(round(length * rate), length - 1)))
+    runs = sum(1 for i, x in enumerate(m) if x and (i == 0 or not m[i - 1]))
+    assert runs == min(max(1, round(n_noise / span)), n_noise, length - n_noise + 1)
+
+
+def test_span_corrupt_inverts():
+    """Filling each sentinel of the input with its span from the target restores the row."""
+    sentinels = list(range(1000, 1200))
+    rng = np.random.default_rng(0)
+    starts = set()
+    for trial in range(20):
+        row = rng.integers(0, 256, 30).tolist()
+        corruptible = (rng.random(30) > 0.2).tolist()
+        row = [t if c else 5000 + t for t, c in zip(row, corruptible, strict=True)]  # markers
+        noise = span_noise_mask(sum(corruptible), 0.5, 3.0, torch.Generator().manual_seed(trial))
+        inp, tgt = span_corrupt(row, corruptible, noise, sentinels)
+        assert len(inp) < len(row) and tgt[0] == sentinels[0]
+        starts.add(inp.index(sentinels[0]))
+        spans, cur = {}, None
+        for t in tgt:
+            if t in sentinels:
+                cur = t
+                spans[cur] = []
+            else:
+                spans[cur].append(t)
+        restored = [x for t in inp for x in spans.get(t, [t])]
+        assert restored == row
+        # markers are never corrupted
+        assert [t for t in row if t >= 5000] == [t for t in inp if t >= 5000]
+    assert 0 in starts and len(starts) > 3  # spans may start anywhere, the first item included
+
+
+# ---- the mixture ---------------------------------------------------------------------------------
+class _Spy(torch.nn.Module):
+    """Wraps the model and records the prompt prefix each encoder pass saw."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.cfg, self.prefixes = model, model.cfg, []
+
+    def _record(self, inputs):
+        self.prefixes.append(inputs.tokens[:, :PREFIX_LEN].tolist())
+
+    def encode(self, inputs, obs_patch_mask=None):
+        self._record(inputs)
+        return self.model.encode(inputs, obs_patch_mask)
+
+    def embed(self, inputs, obs_patch_mask=None):
+        self._record(inputs)
+        return self.model.embed(inputs, obs_patch_mask)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.model, name)
+
+
+PREFIX = {
+    "s_action": ("S", "action"),
+    "r_image": ("R", "image"),
+    "x_text": ("X", "text"),
+    "r_text": ("R", "text"),
+    "s_text": ("S", "text"),
+}
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_each_paradigm_finite_loss_gradients_and_prefix(setup, term):
+    proc, model, batch = setup
+    weights = {t: 0.0 for t in TERMS}
+    weights[term] = 1.0
+    cfg = MixtureConfig(**weights)
+    spy = _Spy(model)
+    model.zero_grad()
+    out = compute_losses(spy, batch, cfg, torch.Generator().manual_seed(0), proc.vocab)
+    assert set(out) >= {"loss", term}
+    assert torch.isfinite(out["loss"]) and out["loss"].item() > 0
+    assert torch.equal(out["loss"], out[term])
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    if term == "r_image":
+        assert model.recon_head.weight.grad.abs().sum() > 0
+    # every encoder pass stated the paradigm and the target modality
+    par, mod = PREFIX[term]
+    want = [proc.vocab.paradigm_id(par), proc.vocab.modality_id(mod)]
+    assert spy.prefixes and all(row == want for rows in spy.prefixes for row in rows)
+
+
+def test_mixture_total_is_weighted_sum_and_reproducible(setup):
+    proc, model, batch = setup
+    cfg = MixtureConfig(s_action=1.0, r_image=0.5, x_text=0.25, r_text=0.25, s_text=0.1)
+    a = compute_losses(model, batch, cfg, torch.Generator().manual_seed(3), proc.vocab)
+    b = compute_losses(model, batch, cfg, torch.Generator().manual_seed(3), proc.vocab)
+    total = sum(getattr(cfg, t) * a[t] for t in TERMS)
+    assert torch.allclose(a["loss"], total)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = compute_losses(model, batch, cfg, torch.Generator().manual_seed(4), proc.vocab)
+    assert not torch.equal(a["x_text"], c["x_text"])  # the corruption is random
+    assert 0.0 <= float(a["s_action_accuracy"]) <= 1.0
+
+
+def test_text_terms_skip_batches_without_text(setup):
+    proc, model, _ = setup
+    rng = np.random.default_rng(5)
+    obs = {
+        "front": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        "top": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        "proprio": np.zeros(6),
+    }
+    ex = proc.encode_inputs([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)], obs)
+    ex["action_tokens"] = proc.action_target_tokens(np.full(6, 0.4))
+    batch = proc.collate([ex])
+    out = compute_losses(model, batch, MixtureConfig(s_action=1, x_text=1), None, proc.vocab)
+    assert "x_text" not in out and "s_action" in out
+    with pytest.raises(ValueError, match="no active loss term"):
+        compute_losses(
+            model, batch, MixtureConfig(s_action=0, r_image=0, x_text=1), None, proc.vocab
+        )
+
+
+def test_constrained_decoding_only_emits_action_bins(setup):
+    proc, model, batch = setup
+    inputs = encoder_inputs_from_numpy(batch)
+    allowed = torch.zeros(CFG.vocab_size, dtype=torch.bool)
+    allowed[torch.from_numpy(proc.allowed_action_ids())] = True
+    n = proc.n_action_tokens()
+    greedy = model.generate(inputs, n, allowed=allowed, bos_id=proc.vocab.bos_id)
+    sampled = model.generate(
+        inputs,
+        n,
+        allowed=allowed,
+        bos_id=proc.vocab.bos_id,
+        greedy=False,
+        temperature=5.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    for out in (greedy, sampled):
+        assert out.shape == (3, n)
+        assert allowed[out].all()
+    # unconstrained, an untrained model does emit other ids, so the constraint is doing the work
+    free = model.generate(
+        inputs,
+        n,
+        bos_id=proc.vocab.bos_id,
+        greedy=False,
+        temperature=5.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert not allowed[free].all()
+    actions = proc.decode_actions(sampled.numpy())
+    assert actions.shape == (3, 1, 6) and np.isfinite(actions).all()
+
+
+def test_bad_inputs(setup):
+    proc, model, batch = setup
+    g = torch.Generator()
+    cfg = MixtureConfig()
+    no_targets = {k: v for k, v in batch.items() if k != "action_tokens"}
+    with pytest.raises(ValueError, match="action_tokens"):
+        compute_losses(model, no_targets, cfg, g, proc.vocab)
+    bad = dict(batch)
+    bad["tokens"] = batch["tokens"].copy()
+    bad["tokens"][:, 0] = 65
+    with pytest.raises(ValueError, match="paradigm"):
+        compute_losses(model, bad, cfg, g, proc.vocab)
+    bad = dict(batch)
+    bad["action_tokens"] = batch["action_tokens"].copy()
+    bad["action_tokens"][0, 0] = 10**6
+    with pytest.raises(ValueError, match="target ids"):
+        compute_losses(model, bad, cfg, g, proc.vocab)
+    bad = dict(batch)
+    bad["history_mask"] = batch["history_mask"].astype(np.float32)
+    with pytest.raises(ValueError, match="history_mask.*bool"):
+        compute_losses(model, bad, cfg, g, proc.vocab)
+    with pytest.raises(ValueError, match="missing encoder inputs"):
+        encoder_inputs_from_numpy({"tokens": batch["tokens"]})
+    with pytest.raises(ValueError, match="weight"):
+        MixtureConfig(s_action=-1.0)
+    with pytest.raises(ValueError, match="at least one positive weight"):
+        MixtureConfig(s_action=0.0, r_image=0.0)
+    with pytest.raises(ValueError, match="patch_mask_ratio"):
+        dataclasses.replace(cfg, patch_mask_ratio=1.5)
+
+
+def test_batch_to_torch_dtypes(setup):
+    proc, _, batch = setup
+    t = batch_to_torch(batch)
+    assert t["tokens"].dtype == torch.int64 and t["action_tokens"].dtype == torch.int64
+    assert t["token_mask"].dtype == torch.bool and t["obs_images"].dtype == torch.float32
+    inputs = encoder_inputs_from_numpy(batch)
+    inputs.validate(CFG)
