@@ -11,8 +11,11 @@ Typical use::
 The on-disk format is described in docs/trajectory_format.md.
 """
 
+from typing import TYPE_CHECKING, Any
+
+# Light modules load eagerly; the dataset (torch) and video (cv2) load on first use, so store
+# readers, writer subprocesses and collector workers start fast.
 from uio2_robot.trajectories.collect import collect, episode_seed
-from uio2_robot.trajectories.dataset import MixtureSampler, WindowDataset, collate
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
 from uio2_robot.trajectories.record import record_episodes
@@ -22,7 +25,26 @@ from uio2_robot.trajectories.schema import SCHEMA_VERSION, KeySpec, StoreSchema
 from uio2_robot.trajectories.stats import NormStats
 from uio2_robot.trajectories.store import EpisodeStore
 from uio2_robot.trajectories.tools import compute_stats, merge_stores, store_info, validate_store
-from uio2_robot.trajectories.video import episode_video
+
+if TYPE_CHECKING:
+    from uio2_robot.trajectories.dataset import MixtureSampler, WindowDataset, collate
+    from uio2_robot.trajectories.video import episode_video
+
+_LAZY = {
+    "MixtureSampler": "dataset",
+    "WindowDataset": "dataset",
+    "collate": "dataset",
+    "episode_video": "video",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -150,7 +150,12 @@ def collect(
                     store = EpisodeStore.open_or_create(
                         out, StoreSchema.from_episode(ep, names, low, high)
                     )
-                store.append_episode(ep)
+                try:
+                    store.append_episode(ep)
+                except StoreError as e:
+                    raise StoreError(
+                        f"cannot append {job.task}/{job.level} seed {job.seed} to {out}: {e}"
+                    ) from e
                 stored += 1
                 frames += ep.length
             ran = stored + discarded

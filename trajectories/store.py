@@ -537,13 +537,15 @@ class EpisodeStore:
                 dropped_records = max(dropped_records, self._arrays[name].shape[0] - n)
                 self._arrays[name].resize((n,))
         pend = self._prompt_bytes_end()
-        if self._arrays[PROMPT_BYTES].shape[0] != pend:
+        dropped_bytes = self._arrays[PROMPT_BYTES].shape[0] - pend
+        if dropped_bytes:
             self._arrays[PROMPT_BYTES].resize((pend,))
-        if removed or dropped_frames or dropped_records:
+        if removed or dropped_frames or dropped_records or dropped_bytes:
             self.recovered = {
                 "temp_files": removed,
                 "frames": dropped_frames,
                 "records": dropped_records,
+                "prompt_bytes": dropped_bytes,
             }
 
 

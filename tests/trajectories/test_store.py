@@ -201,7 +201,7 @@ def test_open_for_append_truncates_uncommitted_tail(filled_store: Path) -> None:
     reader = EpisodeStore.open(filled_store)
     assert reader.n_episodes == 12 and reader.validate() == []
     with EpisodeStore.open(filled_store, mode="a") as store:
-        assert store.recovered == {"temp_files": 1, "frames": 7, "records": 1}
+        assert store.recovered == {"temp_files": 1, "frames": 7, "records": 1, "prompt_bytes": 0}
         assert root["data/front"].shape[0] == n_frames
         store.append_episode(synthetic_episode(12))
     store = EpisodeStore.open(filled_store)
