@@ -8,7 +8,12 @@ from uio2_robot.model.config import get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize import Processor
 from uio2_robot.tokenize.prompt import PREFIX_LEN
-from uio2_robot.train.batching import batch_to_torch, encoder_inputs_from_numpy
+from uio2_robot.train.batching import (
+    batch_to_torch,
+    check_processor_matches_model,
+    encoder_inputs_from_numpy,
+    processor_sizes,
+)
 from uio2_robot.train.masking import (
     dynamic_self_attn_mask,
     random_patch_mask,
@@ -22,14 +27,7 @@ CFG = get_config("tiny")
 
 
 def _processor() -> Processor:
-    return Processor.for_suite(
-        n_bins=256,
-        image_size=CFG.image_size,
-        prompt_image_size=CFG.prompt_image_size,
-        max_prompt_tokens=CFG.max_prompt_tokens,
-        max_prompt_images=CFG.max_prompt_images,
-        max_history=CFG.max_history,
-    )
+    return Processor.for_suite(n_bins=256, **processor_sizes(CFG))
 
 
 def _batch(proc: Processor, n: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
@@ -313,3 +311,15 @@ def test_batch_to_torch_dtypes(setup):
     assert t["token_mask"].dtype == torch.bool and t["obs_images"].dtype == torch.float32
     inputs = encoder_inputs_from_numpy(batch)
     inputs.validate(CFG)
+
+
+def test_processor_model_consistency():
+    proc = _processor()
+    check_processor_matches_model(proc, CFG)
+    small = get_config("small")
+    check_processor_matches_model(Processor.for_suite(**processor_sizes(small)), small)
+    other = Processor.for_suite(n_bins=256, **{**processor_sizes(CFG), "max_history": 1})
+    with pytest.raises(ValueError, match=r"max history: processor 1 vs model 2"):
+        check_processor_matches_model(other, CFG)
+    with pytest.raises(ValueError, match="vocab size"):
+        check_processor_matches_model(proc, get_config("large"))

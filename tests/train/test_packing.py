@@ -5,7 +5,7 @@ import torch
 from uio2_robot.model.config import get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize import Processor
-from uio2_robot.train.batching import encoder_inputs_from_numpy
+from uio2_robot.train.batching import encoder_inputs_from_numpy, processor_sizes
 from uio2_robot.train.masking import shift_right
 from uio2_robot.train.objectives import MixtureConfig, compute_losses, sequence_loss
 from uio2_robot.train.packing import pack_decoder, pack_encoder, plan_packs, unpack_encoder
@@ -15,14 +15,7 @@ CFG = get_config("tiny")
 
 def _setup(n: int = 5, seed: int = 0):
     torch.manual_seed(seed)
-    proc = Processor.for_suite(
-        n_bins=256,
-        image_size=CFG.image_size,
-        prompt_image_size=CFG.prompt_image_size,
-        max_prompt_tokens=CFG.max_prompt_tokens,
-        max_prompt_images=CFG.max_prompt_images,
-        max_history=CFG.max_history,
-    )
+    proc = Processor.for_suite(n_bins=256, **processor_sizes(CFG))
     rng = np.random.default_rng(seed)
     examples = []
     for i in range(n):

@@ -8,17 +8,23 @@ A training batch is a dict with every ``EncoderInputs`` field plus:
 - ``action_tokens`` (B, N) int64: action target ids (``Processor.action_target_tokens``)
 - ``action_mask`` (B, N) bool, optional: False where a target is padding (e.g. an action chunk
   that runs past the end of the episode); absent means all True.
+
+``processor_sizes`` / ``check_processor_matches_model`` keep a Processor and a ModelConfig in
+step (the two are saved separately in a checkpoint).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import EncoderInputs
+from uio2_robot.tokenize.processor import Processor
 
 ACTION_TOKENS = "action_tokens"
 ACTION_MASK = "action_mask"
@@ -62,3 +68,46 @@ def encoder_inputs_from_numpy(
             "(build batches with Processor.encode_inputs + Processor.collate)"
         )
     return EncoderInputs(**{n: _to_tensor(n, arrays[n], device) for n in names})
+
+
+def processor_sizes(cfg: ModelConfig) -> dict[str, Any]:
+    """The Processor fields a model config fixes: pass as ``Processor.for_suite(**sizes)``."""
+    return {
+        "image_size": cfg.image_size,
+        "prompt_image_size": cfg.prompt_image_size,
+        "max_prompt_tokens": cfg.max_prompt_tokens,
+        "max_prompt_images": cfg.max_prompt_images,
+        "max_history": cfg.max_history,
+    }
+
+
+def check_processor_matches_model(processor: Processor, cfg: ModelConfig) -> None:
+    """Raise a ValueError listing every size on which a processor and a model disagree.
+
+    A checkpoint's processor and model config are saved separately; a mismatch (another
+    vocabulary, image size or history length) would otherwise surface as a shape error deep in
+    the encoder, or worse, as silently wrong token ids.
+    """
+    pairs = {
+        "vocab size": (processor.vocab.size, cfg.vocab_size),
+        "image size": (processor.image_size, (cfg.image_size, cfg.image_size)),
+        "prompt image size": (
+            processor.prompt_image_size,
+            (cfg.prompt_image_size, cfg.prompt_image_size),
+        ),
+        "max prompt tokens": (processor.max_prompt_tokens, cfg.max_prompt_tokens),
+        "max prompt images": (processor.max_prompt_images, cfg.max_prompt_images),
+        "max history": (processor.max_history, cfg.max_history),
+        "camera views": (len(processor.camera_keys), cfg.n_views),
+        "proprio dim": (processor.proprio_dim, cfg.proprio_dim),
+    }
+    if cfg.image_marker_id is not None and cfg.max_prompt_images > 0:
+        pairs["first image marker id"] = (processor.vocab.image_marker_id(0), cfg.image_marker_id)
+    bad = [f"{k}: processor {p} vs model {m}" for k, (p, m) in pairs.items() if p != m]
+    longest = max(processor.n_action_tokens(mode) for mode in processor.action_modes)
+    if longest > cfg.max_dec_len:
+        bad.append(
+            f"action tokens per step: processor {longest} > model max_dec_len {cfg.max_dec_len}"
+        )
+    if bad:
+        raise ValueError("processor and model config disagree: " + "; ".join(bad))
