@@ -144,11 +144,9 @@ def test_collector_killed_mid_run_then_resumed(tmp_path: Path, delay: float) -> 
         workers=0,
         out=path,
         image_size=48,
-        **{
-            "make_env_fn": __import__("traj_toy_env").make_toy_env,
-            "make_policy_fn": __import__("traj_toy_env").make_toy_policy,
-            "progress": False,
-        },
+        make_env_fn=make_toy_env,
+        make_policy_fn=make_toy_policy,
+        progress=False,
     )
     assert (summary["skipped"], summary["stored"]) == (n, 2)
     assert EpisodeStore.open(path).validate() == []
