@@ -78,8 +78,91 @@ def _info(cfg: DictConfig, _extra: list[str]) -> int:
     return 0
 
 
+def _collect(cfg: DictConfig, _extra: list[str]) -> int:
+    from uio2_robot.trajectories.collect import collect
+    from uio2_robot.trajectories.errors import StoreError
+
+    try:
+        summary = collect(
+            list(cfg.tasks),
+            list(cfg.levels),
+            int(cfg.episodes),
+            int(cfg.workers),
+            str(cfg.out),
+            seed=int(cfg.seed),
+            policy=str(cfg.policy),
+            action_mode=str(cfg.action_mode),
+            only_success=bool(cfg.only_success),
+            image_size=int(cfg.image_size),
+            progress=bool(cfg.progress),
+        )
+    except (StoreError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if not summary.get("errors") else 1
+
+
+def _train(cfg: DictConfig, _extra: list[str]) -> int:
+    from uio2_robot.train.config import TrainConfig
+    from uio2_robot.train.loop import train
+
+    plain = OmegaConf.to_object(cfg)
+    assert isinstance(plain, TrainConfig)
+    try:
+        metrics = train(plain)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(metrics, indent=2))
+    print(
+        f"checkpoint: {plain.out}/checkpoints/policy (resume state in {plain.out}/checkpoints/last)"
+    )
+    return 0
+
+
+DATA_ACTIONS = ("info", "validate", "video", "merge")
+
+
+def _data(cfg: DictConfig, extra: list[str]) -> int:
+    from uio2_robot.trajectories.errors import StoreError
+    from uio2_robot.trajectories.tools import merge_stores, store_info, validate_store
+    from uio2_robot.trajectories.video import episode_video
+
+    if not extra or extra[0] not in DATA_ACTIONS:
+        raise CLIError(f"usage: uio2-robot data {{{','.join(DATA_ACTIONS)}}} STORE [...]")
+    action, paths = extra[0], extra[1:]
+    if not paths:
+        raise CLIError(f"data {action} needs a STORE path")
+    try:
+        if action == "info":
+            print(json.dumps(store_info(paths[0]), indent=2, default=str))
+        elif action == "validate":
+            problems = validate_store(paths[0], deep=bool(cfg.deep))
+            for problem in problems:
+                print(f"problem: {problem}")
+            print("ok" if not problems else f"{len(problems)} problem(s)")
+            return 0 if not problems else 1
+        elif action == "video":
+            out = cfg.out or f"{paths[0].rstrip('/')}.episode{int(cfg.episode)}.mp4"
+            print(json.dumps(episode_video(paths[0], int(cfg.episode), out, fps=float(cfg.fps))))
+        else:
+            if cfg.out is None:
+                raise CLIError("data merge needs out=NEW_STORE")
+            print(
+                json.dumps(merge_stores(paths, cfg.out, overwrite=bool(cfg.overwrite)), default=str)
+            )
+    except (StoreError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+    return 0
+
+
 def _commands() -> dict[str, Command]:
-    from uio2_robot.config_schema import InfoConfig, RolloutConfig
+    from uio2_robot.config_schema import (
+        CollectConfig,
+        DataConfig,
+        InfoConfig,
+        RolloutConfig,
+        TrainConfig,
+    )
 
     return {
         "rollout": Command(
@@ -90,6 +173,30 @@ def _commands() -> dict[str, Command]:
             _rollout,
             RolloutConfig,
             "rollout",
+        ),
+        "collect": Command(
+            "run a policy over tasks x levels x seeds into a zarr trajectory store (resumable)",
+            "uio2-robot collect tasks=[..] levels=[..] episodes=N workers=K out=STORE "
+            "[policy=oracle] [action_mode=primitive|delta] [only_success=true] [seed=N]",
+            _collect,
+            CollectConfig,
+            "collect",
+        ),
+        "train": Command(
+            "train or fine-tune a UIO2 policy on trajectory stores (resumes from OUT)",
+            "uio2-robot train stores=[STORE,..] out=DIR [model=small] [steps=N] [batch_size=N] "
+            "[init_from=CKPT finetune=full|frozen_encoder|lora] [eval_episodes=N]",
+            _train,
+            TrainConfig,
+            "train",
+        ),
+        "data": Command(
+            "inspect trajectory stores: info, validate, video, merge",
+            "uio2-robot data info STORE | data validate STORE | data video STORE episode=K "
+            "[out=FILE.mp4] | data merge STORE1 STORE2 .. out=NEW",
+            _data,
+            DataConfig,
+            "data",
         ),
         "info": Command(
             "a model preset's configuration and parameter counts as JSON",

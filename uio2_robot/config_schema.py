@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from uio2_robot.seeding import EVAL_SEED_BASE
+from uio2_robot.train.config import TrainConfig
+
+__all__ = ["TrainConfig"]
 
 ALL_TASKS = [
     "visual_manipulation",
@@ -69,3 +72,31 @@ class InfoConfig:
     """`uio2-robot info`: a model preset's configuration and parameter counts."""
 
     model: str = "small"
+
+
+@dataclass
+class CollectConfig:
+    """`uio2-robot collect`: run a policy over tasks x levels x seeds into a trajectory store."""
+
+    out: str = "data/oracle.zarr"
+    tasks: list[str] = field(default_factory=lambda: [t for t in ALL_TASKS if t != "same_texture"])
+    levels: list[str] = field(default_factory=lambda: ["L1"])
+    episodes: int = 100
+    workers: int = 2
+    seed: int = 0
+    policy: str = "oracle"
+    action_mode: str = "primitive"
+    only_success: bool = True
+    image_size: int = 128
+    progress: bool = True
+
+
+@dataclass
+class DataConfig:
+    """`uio2-robot data info|validate|video|merge STORE ...`."""
+
+    episode: int = 0
+    out: str | None = None
+    deep: bool = False
+    fps: float = 4.0
+    overwrite: bool = False

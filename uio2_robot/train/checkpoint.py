@@ -38,7 +38,7 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(
     path: str | Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | dict[str, torch.Tensor],
     config: dict[str, Any],
     processor: dict[str, Any],
     train_state: dict[str, Any] | None = None,
@@ -53,7 +53,8 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        weights = model if isinstance(model, dict) else model.state_dict()
+        state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
         if half:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format_version": str(FORMAT_VERSION)})

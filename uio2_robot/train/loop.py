@@ -1,0 +1,488 @@
+"""The training loop behind `uio2-robot train`.
+
+One deterministic schedule: the batch of step ``s`` is drawn from an RNG seeded by
+``(seed, s, rank)`` and the objectives' corruption RNG likewise, so a run resumed from a
+checkpoint continues exactly as if it had never stopped. The same code runs on one CPU, one GPU
+(bf16 autocast) or several GPUs under ``torchrun`` (DDP; each rank draws its own batches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from uio2_robot.model.config import ModelConfig, get_config
+from uio2_robot.model.uio2 import UIO2Model
+from uio2_robot.tokenize.actions import ActionTokenizer
+from uio2_robot.tokenize.processor import Processor
+from uio2_robot.train.checkpoint import (
+    load_checkpoint,
+    load_train_state,
+    save_checkpoint,
+)
+from uio2_robot.train.config import TrainConfig
+from uio2_robot.train.lora import apply_lora, merged_state_dict
+from uio2_robot.train.objectives import MixtureConfig, compute_losses
+from uio2_robot.train.transform import TrainingTransform, collate_arrays
+from uio2_robot.trajectories.dataset import WindowDataset
+from uio2_robot.trajectories.store import EpisodeStore
+
+PROPRIO = "proprio"
+FINETUNE_MODES = ("full", "frozen_encoder", "lora")
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields the index batches of micro-steps ``start .. total-1``; batch k depends only on
+    (seed, k, rank), which is what makes resume exact. Stores are mixed by the dataset's weights.
+    """
+
+    def __init__(
+        self,
+        dataset: WindowDataset,
+        batch_size: int,
+        start: int,
+        total: int,
+        seed: int,
+        rank: int = 0,
+    ) -> None:
+        self.offsets = dataset.store_offsets
+        self.weights = np.asarray(dataset.weights, dtype=np.float64)
+        self.batch_size, self.start, self.total = batch_size, start, total
+        self.seed, self.rank = seed, rank
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for k in range(self.start, self.total):
+            rng = np.random.default_rng([self.seed, k, self.rank])
+            stores = rng.choice(len(self.weights), size=self.batch_size, p=self.weights)
+            lo, hi = self.offsets[stores], self.offsets[stores + 1]
+            yield (lo + (rng.random(self.batch_size) * (hi - lo)).astype(np.int64)).tolist()
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up then cosine decay to ``min_ratio`` of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_processor(
+    cfg: TrainConfig, model_cfg: ModelConfig, stores: list[EpisodeStore]
+) -> Processor:
+    """The processor for a fresh run: suite bins (or data quantiles) and the data's proprio stats."""
+    cameras = camera_keys(stores[0])
+    processor = Processor.for_suite(
+        n_bins=cfg.n_bins,
+        image_size=(model_cfg.image_size, model_cfg.image_size),
+        prompt_image_size=(model_cfg.prompt_image_size, model_cfg.prompt_image_size),
+        camera_keys=cameras,
+        max_prompt_tokens=model_cfg.max_prompt_tokens,
+        max_prompt_images=model_cfg.max_prompt_images,
+        max_history=model_cfg.max_history,
+        action_horizon=cfg.action_horizon,
+    )
+    proprio = np.concatenate([s.read_key(PROPRIO) for s in stores])
+    processor = processor.with_proprio_stats(proprio)
+    if cfg.action_bins == "quantile":
+        actions = np.concatenate([s.read_key("action") for s in stores])
+        base = processor.action_tokenizer(cfg.action_mode)
+        wrap = {
+            n: (lo, hi)
+            for n, lo, hi, w in zip(base.names, base.low, base.high, base.wrap, strict=True)
+            if w
+        }
+        fitted = ActionTokenizer.fit(
+            actions, base.names, processor.vocab, cfg.n_bins, wrap_bounds=wrap
+        )
+        tokenizers = {**processor.action_tokenizers, cfg.action_mode: fitted}
+        processor = dataclasses.replace(processor, action_tokenizers=tokenizers)
+    elif cfg.action_bins != "uniform":
+        raise ValueError(f"action_bins must be 'uniform' or 'quantile', got {cfg.action_bins!r}")
+    return processor
+
+
+def camera_keys(store: EpisodeStore) -> tuple[str, ...]:
+    from uio2_robot.envs.spaces import CAMERAS
+
+    keys = tuple(k for k in CAMERAS if k in store.data_keys)
+    if not keys:
+        raise ValueError(f"store {store.path} has no camera key among {CAMERAS}: {store.data_keys}")
+    return keys
+
+
+def train_seeds(stores: list[EpisodeStore]) -> dict[str, list[int]]:
+    """Seeds of every stored episode per ``task/level``: evaluation refuses to reuse them."""
+    seeds: dict[str, set[int]] = {}
+    for store in stores:
+        for meta in store.all_meta():
+            if meta.get("seed") is not None:
+                seeds.setdefault(f"{meta['task']}/{meta['level']}", set()).add(int(meta["seed"]))
+    return {k: sorted(v) for k, v in sorted(seeds.items())}
+
+
+class Trainer:
+    """Owns the model, optimizer, data and bookkeeping of one training run."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        if cfg.finetune not in FINETUNE_MODES:
+            raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {cfg.finetune!r}")
+        if not cfg.stores:
+            raise ValueError(
+                "train needs stores=[PATH, ...] (trajectory stores from `uio2-robot collect`)"
+            )
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.device = self._device()
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.stores = [EpisodeStore.open(p, mode="r") for p in cfg.stores]
+        self.seeds = train_seeds(self.stores)
+
+        resume_dir = self.out / "checkpoints" / "last"
+        self.step = 0
+        train_state = None
+        if cfg.resume and resume_dir.is_dir():
+            weights, saved, proc = load_checkpoint(resume_dir)
+            self.model_cfg = ModelConfig.from_dict(saved["model"])
+            self.processor = Processor.from_dict(proc)
+            train_state = load_train_state(resume_dir)
+        elif cfg.init_from:
+            weights, saved, proc = load_checkpoint(cfg.init_from)
+            self.model_cfg = ModelConfig.from_dict(saved["model"])
+            self.processor = Processor.from_dict(proc)
+        else:
+            weights = None
+            self.processor = None  # type: ignore[assignment]
+            cameras = camera_keys(self.stores[0])
+            from uio2_robot.tokenize.vocab import Vocabulary
+
+            vocab = Vocabulary(text_size=256)
+            self.model_cfg = get_config(
+                cfg.model,
+                vocab_size=vocab.size,
+                image_marker_id=vocab.image_marker_id(0),
+                n_views=len(cameras),
+                **dict(cfg.model_overrides),
+            )
+            self.processor = build_processor(cfg, self.model_cfg, self.stores)
+            if self.processor.vocab.size != self.model_cfg.vocab_size:
+                raise ValueError("processor vocabulary and model vocab_size disagree")
+
+        self.model = UIO2Model(self.model_cfg)
+        lora_resume = cfg.finetune == "lora" and train_state is not None
+        if weights is not None and not lora_resume:
+            self.model.load_state_dict(weights)  # plain weights (fresh fine-tune or full resume)
+        self._setup_finetune()
+        if weights is not None and lora_resume:
+            self.model.load_state_dict(weights)  # the LoRA-wrapped state saved in `last`
+        self.model.to(self.device)
+        self.ddp_model: torch.nn.Module = self.model
+        if self.world > 1:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = self._optimizer(params)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio),
+        )
+        if train_state is not None:
+            self.optimizer.load_state_dict(train_state["optimizer"])
+            self.scheduler.load_state_dict(train_state["scheduler"])
+            self.step = int(train_state["step"])
+            torch.set_rng_state(train_state["torch_rng"])
+        m = cfg.mixture
+        self.mixture = MixtureConfig(
+            s_action=m.s_action,
+            r_image=m.r_image,
+            x_text=m.x_text,
+            r_text=m.r_text,
+            s_text=m.s_text,
+            patch_mask_ratio=m.patch_mask_ratio,
+            pack=m.pack,
+            label_smoothing=m.label_smoothing,
+        )
+        keys = [*self.processor.camera_keys, PROPRIO]
+        transform = TrainingTransform(self.processor, cfg.action_mode)
+        history = self.model_cfg.max_history + 1
+        self.train_set = WindowDataset(
+            cfg.stores,
+            cfg.weights,
+            history,
+            cfg.action_horizon,
+            keys,
+            "train",
+            cfg.val_fraction,
+            0,
+            transform,
+        )
+        self.val_set = None
+        if cfg.val_fraction > 0:
+            self.val_set = WindowDataset(
+                cfg.stores,
+                None,
+                history,
+                cfg.action_horizon,
+                keys,
+                "val",
+                cfg.val_fraction,
+                0,
+                transform,
+            )
+        self.writer = None
+        if self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+
+    # ------------------------------------------------------------------ setup helpers
+    def _device(self) -> torch.device:
+        want = self.cfg.device
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        if want == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            if self.world > 1 and not torch.distributed.is_initialized():
+                torch.distributed.init_process_group("nccl")
+            torch.cuda.set_device(local)
+            return torch.device("cuda", local)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("gloo")
+        return torch.device(want)
+
+    def _setup_finetune(self) -> None:
+        cfg = self.cfg
+        if cfg.finetune == "frozen_encoder":
+            trunk = ("encoder_layers", "encoder_norm", "embedder", "resampler")
+            for name, p in self.model.named_parameters():
+                if name.startswith(trunk):
+                    p.requires_grad_(False)
+        elif cfg.finetune == "lora":
+            apply_lora(self.model, cfg.lora_rank, cfg.lora_alpha)
+
+    def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(
+                params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+            )
+        if cfg.optimizer == "adafactor":
+            return torch.optim.Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        raise ValueError(f"optimizer must be 'adamw' or 'adafactor', got {cfg.optimizer!r}")
+
+    def _loader(self, dataset: WindowDataset, start: int, total: int, seed: int) -> DataLoader:
+        sampler = StepBatchSampler(dataset, self.cfg.batch_size, start, total, seed, self.rank)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            collate_fn=collate_arrays,
+            persistent_workers=False,
+        )
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> dict[str, Any]:
+        """Run until ``cfg.steps``; returns the final metrics. Checkpoints land in ``out/checkpoints``."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        accum = max(1, cfg.grad_accum)
+        loader = iter(self._loader(self.train_set, self.step * accum, cfg.steps * accum, cfg.seed))
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not cfg.progress or self.rank != 0,
+            desc="train",
+        )
+        autocast = self.device.type == "cuda" and cfg.amp
+        metrics: dict[str, float] = {}
+        started = time.perf_counter()
+        samples = 0
+        self.model.train()
+        while self.step < cfg.steps:
+            self.optimizer.zero_grad(set_to_none=True)
+            sums: dict[str, float] = {}
+            for micro in range(accum):
+                batch = next(loader)
+                generator = torch.Generator().manual_seed(
+                    cfg.seed * 1_000_003 + self.step * accum + micro
+                )
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    losses = compute_losses(
+                        self.ddp_model, batch, self.mixture, generator, self.processor.vocab
+                    )
+                (losses["loss"] / accum).backward()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / accum
+                samples += len(batch["tokens"]) * self.world
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip
+            )
+            if not torch.isfinite(grad_norm):
+                raise FloatingPointError(
+                    f"non-finite gradient norm at step {self.step} (losses {sums}); lower lr or check data"
+                )
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            metrics = {**sums, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{sums['loss']:.3f}", acc=f"{sums.get('s_action_accuracy', 0):.2f}"
+            )
+            if self.writer is not None and (
+                self.step % cfg.log_every == 0 or self.step == cfg.steps
+            ):
+                elapsed = time.perf_counter() - started
+                metrics["samples_per_s"] = samples / max(elapsed, 1e-9)
+                for k, v in metrics.items():
+                    self.writer.add_scalar(f"train/{k}", v, self.step)
+            if self.val_set is not None and cfg.val_every and self.step % cfg.val_every == 0:
+                metrics.update(self.validate())
+            if self.rank == 0 and (self.step % cfg.save_every == 0 or self.step == cfg.steps):
+                self.save()
+            if cfg.eval_episodes and cfg.eval_every and self.step % cfg.eval_every == 0:
+                metrics.update(self.evaluate())
+        bar.close()
+        if (
+            cfg.eval_episodes
+            and (not cfg.eval_every or cfg.steps % cfg.eval_every)
+            and self.rank == 0
+        ):
+            metrics.update(self.evaluate())
+        metrics["wall_seconds"] = time.perf_counter() - started
+        metrics["samples_per_s"] = samples / max(metrics["wall_seconds"], 1e-9)
+        if self.rank == 0:
+            (self.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if self.writer is not None:
+            self.writer.close()
+        return metrics
+
+    @torch.no_grad()
+    def validate(self, batches: int = 8) -> dict[str, float]:
+        """Mean losses on the validation episodes (fixed batches, so the curve is comparable)."""
+        assert self.val_set is not None
+        self.model.eval()
+        sums: dict[str, float] = {}
+        loader = self._loader(self.val_set, 0, batches, seed=12345)
+        for i, batch in enumerate(loader):
+            generator = torch.Generator().manual_seed(i)
+            losses = compute_losses(
+                self.model, batch, self.mixture, generator, self.processor.vocab
+            )
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / batches
+        self.model.train()
+        out = {f"val_{k}": v for k, v in sums.items()}
+        if self.writer is not None:
+            for k, v in out.items():
+                self.writer.add_scalar(f"val/{k[4:]}", v, self.step)
+        return out
+
+    def evaluate(self) -> dict[str, float]:
+        """Closed-loop success on held-out seeds (never a training seed; checked)."""
+        from uio2_robot.envs import levels_for, make_env
+        from uio2_robot.eval.rollout import evaluate
+        from uio2_robot.policies.uio2 import UIO2Policy
+
+        cfg = self.cfg
+        policy = UIO2Policy(
+            self._plain_model(), self.processor, device=str(self.device), train_seeds=self.seeds
+        )
+        levels = {t: [lv for lv in cfg.eval_levels if lv in levels_for(t)] for t in cfg.eval_tasks}
+        levels = {t: lv for t, lv in levels.items() if lv}
+        policy.check_eval_seeds(cfg.eval_seed, levels, cfg.eval_episodes)
+        report = evaluate(
+            policy,
+            lambda t, lv: make_env(
+                t, lv, action_mode=cfg.action_mode, image_size=_env_image_size(self.processor)
+            ),
+            list(levels),
+            levels,
+            cfg.eval_episodes,
+            cfg.eval_seed,
+            policy_name=f"step{self.step}",
+            action_mode=cfg.action_mode,
+            out_dir=self.out / "eval" / f"step{self.step:07d}",
+            n_videos=1,
+            progress=False,
+        )
+        self.model.train()
+        out: dict[str, float] = {}
+        for cell in report.cells:
+            out[f"success/{cell.task}/{cell.level}"] = cell.success_rate
+            if self.writer is not None:
+                self.writer.add_scalar(
+                    f"success/{cell.task}/{cell.level}", cell.success_rate, self.step
+                )
+        return out
+
+    def _plain_model(self) -> UIO2Model:
+        """The model with LoRA merged (a fresh copy) or the model itself."""
+        if self.cfg.finetune != "lora":
+            return self.model
+        plain = UIO2Model(self.model_cfg).to(self.device)
+        plain.load_state_dict(merged_state_dict(self.model))
+        return plain
+
+    def save(self) -> Path:
+        """Write ``checkpoints/last`` (with optimizer state, for resume) and ``checkpoints/policy``
+        (plain merged weights, what `rollout checkpoint=` and `export` take)."""
+        config = {
+            "model": self.model_cfg.to_dict(),
+            "train": _jsonable(dataclasses.asdict(self.cfg)),
+            "step": self.step,
+            "train_seeds": self.seeds,
+        }
+        weights = (
+            merged_state_dict(self.model)
+            if self.cfg.finetune == "lora"
+            else self.model.state_dict()
+        )
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "torch_rng": torch.get_rng_state(),
+        }
+        ckpt = self.out / "checkpoints"
+        proc = self.processor.to_dict()
+        if self.cfg.finetune == "lora":
+            # resume needs the unmerged factors; the exported weights are the merged ones
+            save_checkpoint(ckpt / "last", self.model.state_dict(), config, proc, state)
+            save_checkpoint(ckpt / "policy", weights, config, proc, half=self.cfg.half_weights)
+        else:
+            save_checkpoint(ckpt / "last", weights, config, proc, state, half=False)
+            save_checkpoint(ckpt / "policy", weights, config, proc, half=self.cfg.half_weights)
+        return ckpt / "policy"
+
+
+def _env_image_size(processor: Processor) -> int:
+    """Render at 2x the model's input size (the processor downsizes with area interpolation)."""
+    return int(max(processor.image_size) * 2)
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume, or fine-tune) per ``cfg``; return the final metrics."""
+    return Trainer(cfg).train()
