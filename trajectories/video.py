@@ -82,6 +82,10 @@ def episode_video(
     return {"path": str(out_mp4), "frames": len(frames), "width": width, "height": h, "fps": fps}
 
 
+def _fmt(action: np.ndarray) -> str:
+    return "[" + ", ".join(f"{float(v):.3g}" for v in np.ravel(action)) + "]"
+
+
 def _rgb(img: np.ndarray) -> np.ndarray:
     """Any (H, W[, C]) image as (H, W, 3) uint8 RGB."""
     img = np.asarray(img)
