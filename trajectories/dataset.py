@@ -61,8 +61,9 @@ class WindowDataset(Dataset):
     """Windows of ``n_obs_history`` observations and ``action_chunk`` actions from stores.
 
     ``keys`` are the observation keys to load (default: every key except action and reward).
-    ``weights`` (one per store) set the mixing proportions used by ``sampler()``; without them
-    every frame is equally likely. Items are dicts of numpy arrays plus "prompt" (list of
+    ``weights`` (one per store) set the mixing proportions; ``self.weights`` holds them
+    normalised (without weights: proportional to each store's frames, i.e. every frame equally
+    likely), and ``sampler()`` draws by them. Items are dicts of numpy arrays plus "prompt" (list of
     segments) and "meta" (dict); use ``collate`` in the DataLoader.
     """
 
@@ -188,7 +189,7 @@ class WindowDataset(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
     def sampler(self, num_samples: int | None = None, seed: int = 0) -> MixtureSampler:
-        """A sampler that draws stores by ``weights`` (or frames uniformly without weights)."""
+        """A sampler that draws stores by ``self.weights``, then frames uniformly within them."""
         return MixtureSampler(self.store_offsets, self.weights, num_samples or len(self), seed)
 
     def episodes(self, store: int = 0) -> list[int]:
@@ -217,11 +218,10 @@ class WindowDataset(Dataset):
         state["_local"] = {}  # zarr handles stay in the process that opened them
         return state
 
-    def _check_weights(
-        self, weights: Sequence[float] | None, counts: np.ndarray
-    ) -> np.ndarray | None:
+    def _check_weights(self, weights: Sequence[float] | None, counts: np.ndarray) -> np.ndarray:
+        """(S,) store probabilities summing to 1; without weights, proportional to frames."""
         if weights is None:
-            return None
+            return counts / counts.sum()
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != counts.shape or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
             raise StoreError(
@@ -237,20 +237,15 @@ class WindowDataset(Dataset):
 
 
 class MixtureSampler(Sampler[int]):
-    """Sample indices: pick a store by weight, then a frame of it uniformly (with replacement).
-
-    Without weights it draws frames uniformly over all stores. Each ``iter`` is a new epoch with
-    a new, deterministic draw (seed, epoch), so runs are reproducible.
+    """Sample indices: pick a store by its probability, then one of its frames uniformly (with
+    replacement). Each ``iter`` is a new epoch with a new, deterministic draw (seed, epoch).
     """
 
     def __init__(
-        self, store_offsets: np.ndarray, weights: np.ndarray | None, num_samples: int, seed: int = 0
+        self, store_offsets: np.ndarray, probs: np.ndarray, num_samples: int, seed: int = 0
     ) -> None:
         self.offsets = np.asarray(store_offsets, dtype=np.int64)
-        counts = np.diff(self.offsets)
-        self.probs = (
-            counts / counts.sum() if weights is None else np.asarray(weights, dtype=np.float64)
-        )
+        self.probs = np.asarray(probs, dtype=np.float64)
         self.num_samples = int(num_samples)
         self.seed = seed
         self.epoch = 0

@@ -82,6 +82,7 @@ def test_mixing_weights(tmp_path: Path, schema: StoreSchema) -> None:
     sampler = ds.sampler(100, seed=5)
     assert list(sampler) != list(sampler)  # a new draw each epoch
     natural = WindowDataset([a, b], split="all")
+    assert natural.weights.tolist() == [0.25, 0.75] and ds.weights.tolist() == [0.75, 0.25]
     draws = np.array(list(natural.sampler(8000)))
     assert np.mean(draws < natural.store_offsets[1]) == pytest.approx(30 / 120, abs=0.02)
     assert {ds[int(i)]["meta"]["store"] for i in draws[:50]} == {0, 1}
