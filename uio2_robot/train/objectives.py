@@ -323,7 +323,9 @@ def _compact(inputs: EncoderInputs, rows: list[list[int]], pad_id: int) -> tuple
     tokens[:, PREFIX_LEN:] = pad_id
     mask[:, :PREFIX_LEN] = True
     for i, row in enumerate(rows):
-        tokens[i, PREFIX_LEN : PREFIX_LEN + len(row)] = torch.tensor(row, dtype=torch.int64)
+        tokens[i, PREFIX_LEN : PREFIX_LEN + len(row)] = torch.tensor(
+            row, dtype=torch.int64, device=tokens.device
+        )
         mask[i, PREFIX_LEN : PREFIX_LEN + len(row)] = True
     return tokens, mask
 
@@ -402,7 +404,7 @@ def _r_text(model, inputs, tensors, cfg, generator, vocab) -> SequenceLoss | Non
         )
         drop = [next(noise) if c else False for c in corruptible]
         valid = torch.nonzero(inputs.token_mask[i], as_tuple=False).flatten()[PREFIX_LEN:]
-        token_mask[i, valid[torch.tensor(drop, dtype=torch.bool)]] = False
+        token_mask[i, valid[torch.tensor(drop, dtype=torch.bool, device=valid.device)]] = False
         targets.append([*row, vocab.eos_id])
         hidden.append([*drop, False])
     return _text_term(model, inputs, None, targets, hidden, "r_text", cfg, vocab, token_mask)
