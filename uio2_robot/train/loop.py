@@ -298,8 +298,9 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ the loop
-    def train(self) -> dict[str, Any]:
-        """Run until ``cfg.steps``; returns the final metrics. Checkpoints land in ``out/checkpoints``."""
+    def train(self, until: int | None = None) -> dict[str, Any]:
+        """Run until ``cfg.steps`` (or stop early at step ``until``, saving, as an interrupted run
+        would); returns the final metrics. Checkpoints land in ``out/checkpoints``."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -316,7 +317,8 @@ class Trainer:
         started = time.perf_counter()
         samples = 0
         self.model.train()
-        while self.step < cfg.steps:
+        stop = cfg.steps if until is None else min(until, cfg.steps)
+        while self.step < stop:
             self.optimizer.zero_grad(set_to_none=True)
             sums: dict[str, float] = {}
             for micro in range(accum):
@@ -356,7 +358,7 @@ class Trainer:
                     self.writer.add_scalar(f"train/{k}", v, self.step)
             if self.val_set is not None and cfg.val_every and self.step % cfg.val_every == 0:
                 metrics.update(self.validate())
-            if self.rank == 0 and (self.step % cfg.save_every == 0 or self.step == cfg.steps):
+            if self.rank == 0 and (self.step % cfg.save_every == 0 or self.step == stop):
                 self.save()
             if cfg.eval_episodes and cfg.eval_every and self.step % cfg.eval_every == 0:
                 metrics.update(self.evaluate())
