@@ -1,0 +1,41 @@
+"""The scripted oracle as a `Policy`: privileged simulator state, sim only.
+
+It is the demonstrator for `uio2-robot collect` and the ceiling a learned policy is compared to.
+It needs the env itself (``reset(..., env=env.unwrapped)``); a robot has no such thing, so the
+robot loop never serves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from uio2_robot.policies.base import Observation, PromptSegment
+
+
+class OraclePolicy:
+    """Wraps `uio2_robot.envs.oracle.Oracle` in the Policy contract."""
+
+    def __init__(self) -> None:
+        from uio2_robot.envs.oracle import Oracle
+
+        self._oracle = Oracle()
+        self._ready = False
+
+    def reset(
+        self, prompt: list[PromptSegment], action_space: spaces.Box, env: Any | None = None
+    ) -> None:
+        if env is None:
+            raise ValueError(
+                "the oracle policy reads privileged simulator state: pass env= to reset "
+                "(it cannot drive a real robot or a remote client)"
+            )
+        self._oracle.reset(env)
+        self._ready = True
+
+    def act(self, obs: Observation) -> np.ndarray:
+        if not self._ready:
+            raise RuntimeError("OraclePolicy.act called before reset")
+        return self._oracle.act(obs)
