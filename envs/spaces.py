@@ -31,12 +31,8 @@ WORKSPACE_Y = (-0.5, 0.5)
 YAW_RANGE = (-math.pi, math.pi)
 
 PRIMITIVE_ACTION_NAMES = ("x0", "y0", "yaw0", "x1", "y1", "yaw1")
-PRIMITIVE_LOW = np.array(
-    [WORKSPACE_X[0], WORKSPACE_Y[0], YAW_RANGE[0]] * 2, dtype=np.float32
-)
-PRIMITIVE_HIGH = np.array(
-    [WORKSPACE_X[1], WORKSPACE_Y[1], YAW_RANGE[1]] * 2, dtype=np.float32
-)
+PRIMITIVE_LOW = np.array([WORKSPACE_X[0], WORKSPACE_Y[0], YAW_RANGE[0]] * 2, dtype=np.float32)
+PRIMITIVE_HIGH = np.array([WORKSPACE_X[1], WORKSPACE_Y[1], YAW_RANGE[1]] * 2, dtype=np.float32)
 
 DELTA_ACTION_NAMES = ("dx", "dy", "dz", "dyaw", "tool")
 DELTA_MAX_STEP_M = 0.04  # per control step: 0.4 m/s at 10 Hz

@@ -1,0 +1,144 @@
+"""Camera images: observation views, segmentation, and the pictures that go into prompts.
+
+One ``mujoco.Renderer`` per env, created lazily on first use (it costs ~0.3 s and must be created
+in the process that renders: gymnasium's AsyncVectorEnv builds a throwaway env in the parent just
+to read the spaces, and an EGL context made there would not survive the fork).
+
+Views are near-orthographic as in VIMA: the top camera is truly orthographic, the front camera a
+narrow-angle perspective from 2.7 m. Shadows and multisampling are off (software rendering is
+~50x faster without them); the tool lives in a geom group the cameras do not draw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import mujoco
+import numpy as np
+
+from .scene import STUDIO
+from .shapes import shape
+from .sim import Placed, Sim
+from .spaces import WORKSPACE_X, WORKSPACE_Y
+
+PROMPT_OBJ_PX = 64  # side of an object's prompt image
+VIEW_MARGIN = 0.03  # m of table shown around the workspace in the top view
+FRONT_HALF_WIDTH = 0.56  # m of table width the front view spans at its target
+
+
+class Views:
+    """Renders the configured cameras (and prompt images) of one :class:`Sim`."""
+
+    def __init__(
+        self, sim: Sim, height: int, width: int, cameras: tuple[str, ...], segmentation: bool
+    ) -> None:
+        self.sim = sim
+        self.height, self.width = int(height), int(width)
+        self.cameras = cameras
+        self.segmentation = segmentation
+        m = sim.model
+        m.vis.global_.offwidth = max(m.vis.global_.offwidth, self.width)
+        m.vis.global_.offheight = max(m.vis.global_.offheight, self.height)
+        self._cam_id = {
+            name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
+            for name in ("top", "front", "studio")
+        }
+        aspect = self.width / self.height
+        # Orthographic fovy is the vertical extent in metres; the image's vertical axis is world x.
+        x_ext = WORKSPACE_X[1] - WORKSPACE_X[0] + 2 * VIEW_MARGIN
+        y_ext = WORKSPACE_Y[1] - WORKSPACE_Y[0] + 2 * VIEW_MARGIN
+        m.cam_fovy[self._cam_id["top"]] = max(x_ext, y_ext / aspect)
+        # Perspective fovy (degrees, vertical) chosen so the front view spans the table's width.
+        cam_pos = m.cam_pos[self._cam_id["front"]]
+        dist = math.hypot(cam_pos[0] - 0.48, cam_pos[2])
+        half_h = math.atan(FRONT_HALF_WIDTH / dist / aspect)
+        m.cam_fovy[self._cam_id["front"]] = math.degrees(2 * half_h)
+        self._renderer: mujoco.Renderer | None = None
+        self._option = (
+            mujoco.MjvOption()
+        )  # default: groups 0-2 drawn, tool (3) and parked (5) hidden
+        self._seg_lut = np.zeros(m.ngeom + 1, dtype=np.int32)
+
+    @property
+    def renderer(self) -> mujoco.Renderer:
+        """The lazily created renderer."""
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.sim.model, self.height, self.width)
+        return self._renderer
+
+    def set_segmentation_ids(self, objects: list[Placed]) -> None:
+        """Label object k of the episode as k + 1 in segmentation masks (0 = table/background)."""
+        self._seg_lut[:] = 0
+        for k, p in enumerate(objects):
+            r = self.sim.geom_ranges[p.pool_index]
+            self._seg_lut[r.start + 1 : r.stop + 1] = k + 1
+
+    def render(self, camera: str) -> np.ndarray:
+        """RGB (H, W, 3) uint8 from ``camera``."""
+        r = self.renderer
+        r.update_scene(self.sim.data, self._cam_id[camera], self._option)
+        return r.render()
+
+    def render_segmentation(self, camera: str) -> np.ndarray:
+        """Object ids (H, W) int32 from ``camera`` (see :meth:`set_segmentation_ids`)."""
+        r = self.renderer
+        r.enable_segmentation_rendering()
+        try:
+            r.update_scene(self.sim.data, self._cam_id[camera], self._option)
+            seg = r.render()  # (H, W, 2): geom id (-1 background), object type
+        finally:
+            r.disable_segmentation_rendering()
+        ids = np.where(seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM), seg[..., 0], -1)
+        return self._seg_lut[ids + 1]
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """One RGB image per configured camera, plus ``segm_<camera>`` masks when enabled."""
+        out = {cam: self.render(cam) for cam in self.cameras}
+        if self.segmentation:
+            for cam in self.cameras:
+                out[f"segm_{cam}"] = self.render_segmentation(cam)
+        return out
+
+    # ------------------------------------------------------------------ prompt images
+    def object_image(self, placed: Placed) -> np.ndarray:
+        """``placed`` photographed alone from above in the studio: (64, 64, 3) uint8.
+
+        The object is teleported to the studio for the shot and put back exactly, so the episode's
+        physics is untouched.
+        """
+        sim, m, d = self.sim, self.sim.model, self.sim.data
+        saved = (d.qpos.copy(), d.qvel.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
+        _, _, _, yaw = sim.pose(placed)
+        sim.set_pose(placed, STUDIO[0], STUDIO[1], float(yaw))
+        mujoco.mj_kinematics(m, d)
+        cam = self._cam_id["studio"]
+        m.cam_fovy[cam] = 2.3 * shape(placed.shape).radius
+        img = self.render("studio")
+        d.qpos[:], d.qvel[:], d.mocap_pos[:], d.mocap_quat[:] = saved
+        mujoco.mj_forward(m, d)
+        side = min(self.height, self.width)
+        top, left = (self.height - side) // 2, (self.width - side) // 2
+        crop = img[top : top + side, left : left + side]
+        return cv2.resize(crop, (PROMPT_OBJ_PX, PROMPT_OBJ_PX), interpolation=cv2.INTER_AREA)
+
+    def scene_image(self, poses: dict[int, tuple[float, float, float]] | None = None) -> np.ndarray:
+        """The top view (H, W, 3) uint8, with objects (pool index -> x, y, yaw) moved for the shot."""
+        sim, m, d = self.sim, self.sim.model, self.sim.data
+        if not poses:
+            return self.render("top")
+        saved = (d.qpos.copy(), d.qvel.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
+        by_index = {p.pool_index: p for p in sim.active}
+        for idx, (x, y, yaw) in poses.items():
+            sim.set_pose(by_index[idx], x, y, yaw)
+        mujoco.mj_kinematics(m, d)
+        img = self.render("top")
+        d.qpos[:], d.qvel[:], d.mocap_pos[:], d.mocap_quat[:] = saved
+        mujoco.mj_forward(m, d)
+        return img
+
+    def close(self) -> None:
+        """Free the GL context."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,49 @@
+"""same_shape: "Put all objects with the same profile as {base_obj} into it." (VIMA, L1-L3).
+
+Every shape has a profile, "square" or "circle" (VIMA's square-like / circle-like grouping).
+The scene holds one container, two dragged objects whose profile matches the container's, and a
+distractor with the other profile that must not be moved.
+"""
+
+from __future__ import annotations
+
+from ..motion import Primitive
+from ..shapes import shape
+from ..sim import Sim
+from .base import Episode, Segment, SetupContext, Task, at_rest, fill_container, in_container
+
+N_DRAGGED = 2
+
+
+class SameShape(Task):
+    name = "same_shape"
+    template = "Put all objects with the same profile as {base_obj} into it."
+    vima_max_steps = 4
+    copies = 3
+
+    def setup(self, ctx: SetupContext) -> None:
+        base = ctx.add(*ctx.choose(ctx.pairs("base")), "base")
+        profile = shape(base.shape).profile
+        same = [p for p in ctx.pairs("dragged") if shape(p[0]).profile == profile]
+        other = [p for p in ctx.pairs("dragged") if shape(p[0]).profile != profile]
+        used: list[tuple[str, str]] = []
+        for _ in range(N_DRAGGED):
+            pair = ctx.choose([p for p in same if p not in used])
+            used.append(pair)
+            ctx.add(*pair, "dragged")
+        ctx.add(*ctx.choose(other), "distractor")
+        ctx.episode.params["profile"] = profile
+
+    def prompt(self, ctx: SetupContext) -> list[Segment]:
+        return [
+            "Put all objects with the same profile as ",
+            ctx.object_image(ctx.episode.one("base")),
+            " into it.",
+        ]
+
+    def success(self, sim: Sim, ep: Episode) -> bool:
+        base = ep.one("base")
+        return all(at_rest(sim, p) and in_container(sim, p, base) for p in ep.with_role("dragged"))
+
+    def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
+        return fill_container(sim, ep, ep.with_role("dragged"), ep.one("base"))
