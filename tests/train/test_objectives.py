@@ -323,3 +323,23 @@ def test_processor_model_consistency():
         check_processor_matches_model(other, CFG)
     with pytest.raises(ValueError, match="vocab size"):
         check_processor_matches_model(proc, get_config("large"))
+
+
+def test_split_assignment_uses_each_example_once():
+    proc = _processor()
+    torch.manual_seed(0)
+    model = UIO2Model(CFG)
+    batch = _batch(proc, n=6, seed=2)
+    cfg = MixtureConfig(s_action=1.0, r_image=1.0, x_text=1.0, assignment="split")
+    spy = _Spy(model)
+    out = compute_losses(spy, batch, cfg, torch.Generator().manual_seed(0), proc.vocab)
+    # one encoder pass per term that drew examples, together covering the batch exactly once
+    assert sum(len(rows) for rows in spy.prefixes) == 6
+    terms = [t for t in TERMS if t in out]
+    assert len(terms) == len(spy.prefixes) >= 2
+    assert torch.isfinite(out["loss"])
+    sizes = [len(rows) for rows in spy.prefixes]
+    expected = sum(n * out[t] for n, t in zip(sizes, terms, strict=True)) / 6
+    assert torch.allclose(out["loss"], expected)
+    with pytest.raises(ValueError, match="assignment"):
+        MixtureConfig(assignment="sample")

@@ -1,7 +1,10 @@
 """Training objectives: action cross-entropy and UIO2's multimodal mixture of denoisers.
 
-Every term is computed on the whole batch with its own paradigm prefix (tokens 0 and 1 of the
-prompt, see ``uio2_robot.tokenize.prompt``), and the total is ``sum(weight * term)``:
+Every term runs with its own paradigm prefix (tokens 0 and 1 of the prompt, see
+``uio2_robot.tokenize.prompt``), either on the whole batch with the total
+``sum(weight * term)`` (``assignment="all"``), or, as UIO2 samples its mixture, on the examples
+drawn for it (``assignment="split"``: one forward pass over the batch in all, total = mean over
+examples):
 
 ==========  ===================  ==============================================================
 term        prefix               what
@@ -64,6 +67,7 @@ from uio2_robot.train.masking import (
 from uio2_robot.train.packing import pack_decoder, pack_encoder, plan_packs, unpack_encoder
 
 TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
+ASSIGNMENTS = ("all", "split")
 PREFIXES = {
     "s_action": ("S", "action"),
     "r_image": ("R", "image"),
@@ -93,6 +97,11 @@ class MixtureConfig:
     r_text_mean_span: float = 3.0
     pack: bool = False  # pack examples into shared rows (same loss, less padding computed)
     pack_capacity: int = 0  # encoder tokens per packed row; 0 = the model's encoder length S
+    # "all": every active term runs on the whole batch (one forward pass per term) and the
+    # total is sum(weight * term). "split": UIO2's sampling, each example is assigned to one
+    # term with probability ~ weight (one forward pass over the batch in all), and the total
+    # is the mean over examples, so the weights act as proportions only.
+    assignment: str = "all"
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
@@ -118,6 +127,10 @@ class MixtureConfig:
             isinstance(self.pack_capacity, int) and self.pack_capacity >= 0
         ):
             raise ValueError(f"pack_capacity must be an int >= 0, got {self.pack_capacity!r}")
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(
+                f"MixtureConfig.assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}"
+            )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -135,7 +148,8 @@ def compute_losses(
     generator: torch.Generator | None,
     vocab: Vocabulary,
 ) -> dict[str, Tensor]:
-    """Every active term of the mixture and their weighted sum under ``"loss"``.
+    """Every active term of the mixture and their total under ``"loss"`` (see
+    ``MixtureConfig.assignment`` for how the batch is shared and the total weighted).
 
     ``batch``: the encoder inputs (prompts built by ``Processor.encode_prompt``, so position 0/1
     hold a paradigm prefix) plus ``action_tokens`` (B, N) and optional ``action_mask`` (see
@@ -149,13 +163,15 @@ def compute_losses(
     tensors = batch_to_torch(batch, device)
     inputs = encoder_inputs_from_numpy(tensors)
     check_prefix(inputs.tokens, vocab)
+    active = [t for t in TERMS if getattr(cfg, t) > 0]
+    if cfg.assignment == "all":
+        subsets = {t: (inputs, tensors) for t in active}
+    else:
+        subsets = _split_batch(inputs, tensors, active, cfg, generator)
     out: dict[str, Tensor] = {}
-    total: Tensor | None = None
-    for term in TERMS:
-        weight = float(getattr(cfg, term))
-        if weight == 0:
-            continue
-        result = _TERM_FNS[term](model, inputs, tensors, cfg, generator, vocab)
+    parts: list[tuple[str, Tensor, float]] = []  # (term, loss, weight in the total)
+    for term, (sub_inputs, sub_tensors) in subsets.items():
+        result = _TERM_FNS[term](model, sub_inputs, sub_tensors, cfg, generator, vocab)
         if result is None:
             continue
         if isinstance(result, SequenceLoss):
@@ -165,12 +181,41 @@ def compute_losses(
         else:
             loss = result
         out[term] = loss
-        total = weight * loss if total is None else total + weight * loss
-    if total is None:
+        share = float(getattr(cfg, term)) if cfg.assignment == "all" else sub_inputs.batch_size
+        parts.append((term, loss, share))
+    if not parts:
         raise ValueError(
             "no active loss term had targets in this batch (text terms need prompt text)"
         )
+    if cfg.assignment == "split":  # the mean over the examples that produced a loss
+        n = sum(share for _, _, share in parts)
+        parts = [(t, loss, share / n) for t, loss, share in parts]
+    total = parts[0][2] * parts[0][1]
+    for _, loss, share in parts[1:]:
+        total = total + share * loss
     out["loss"] = total
+    return out
+
+
+def _split_batch(
+    inputs: EncoderInputs,
+    tensors: dict[str, Tensor],
+    active: list[str],
+    cfg: MixtureConfig,
+    generator: torch.Generator | None,
+) -> dict[str, tuple[EncoderInputs, dict[str, Tensor]]]:
+    """UIO2's sampling: each example goes to one term, drawn with probability ~ its weight."""
+    b = inputs.batch_size
+    probs = torch.tensor([float(getattr(cfg, t)) for t in active])
+    assign = torch.multinomial(probs, b, replacement=True, generator=generator)  # (B,)
+    out = {}
+    for i, term in enumerate(active):
+        idx = torch.nonzero(assign == i, as_tuple=False).flatten()
+        if idx.numel() == 0:
+            continue
+        idx = idx.to(inputs.tokens.device)
+        sub = EncoderInputs(**{n: getattr(inputs, n)[idx] for n in EncoderInputs.names()})
+        out[term] = (sub, {k: v[idx] for k, v in tensors.items() if v.dim() and v.shape[0] == b})
     return out
 
 
