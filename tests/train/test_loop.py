@@ -110,6 +110,8 @@ def test_lora_finetune_trains_only_adapters_and_exports_plain_weights(store_path
     ft = Trainer(_cfg(store_path, tmp_path / "ft", steps=3, init_from=str(init), finetune="lora"))
     trainable = [n for n, p in ft.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+    wrapped = {n.rsplit(".", 2)[-2] for n in trainable}
+    assert wrapped == {"wqkv", "wq", "wkv", "wo"}  # every attention projection
     ft.train()
     weights, _, _ = load_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
     assert not any("lora" in k for k in weights)

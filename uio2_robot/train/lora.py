@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-ATTENTION_PROJECTIONS = ("wq", "wk", "wv", "wo")
+ATTENTION_PROJECTIONS = ("wqkv", "wq", "wkv", "wo")  # fused self-attn qkv, cross q and kv, out
 
 
 class LoRALinear(nn.Module):
