@@ -31,16 +31,16 @@ class RMSNorm(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Gated SiLU MLP: wo(silu(wg x) * wu x)."""
+    """Gated SiLU MLP: w_out(silu(x W_gate) * x W_up), gate and up fused into one matmul."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.w_gate = nn.Linear(dim, hidden, bias=False)
-        self.w_up = nn.Linear(dim, hidden, bias=False)
+        self.w_in = nn.Linear(dim, 2 * hidden, bias=False)  # [gate; up]
         self.w_out = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w_out(F.silu(self.w_gate(x)) * self.w_up(x))
+        gate, up = self.w_in(x).chunk(2, dim=-1)
+        return self.w_out(F.silu(gate) * up)
 
 
 def attention(
@@ -59,45 +59,70 @@ def attention(
     return torch.matmul(probs.to(v.dtype), v)
 
 
-class Attention(nn.Module):
-    """Multi-head attention with QK-norm and RoPE, usable as self- or cross-attention.
+class _HeadsMixin(nn.Module):
+    """QK-norm, head split and output projection shared by self- and cross-attention."""
 
-    Split into ``query`` / ``key_value`` / ``output`` so the decoder can cache keys and values
-    (self-attention) or compute them once per control step (cross-attention).
-    """
-
-    def __init__(self, d_model: int, n_heads: int, head_dim: int, eps: float = 1e-6) -> None:
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, eps: float) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.head_dim = head_dim
-        inner = n_heads * head_dim
-        self.wq = nn.Linear(d_model, inner, bias=False)
-        self.wk = nn.Linear(d_model, inner, bias=False)
-        self.wv = nn.Linear(d_model, inner, bias=False)
-        self.wo = nn.Linear(inner, d_model, bias=False)
         self.q_norm = RMSNorm(head_dim, eps)  # per head, shared across heads
         self.k_norm = RMSNorm(head_dim, eps)
+        self.wo = nn.Linear(n_heads * head_dim, d_model, bias=False)
         self.scale = 1.0 / math.sqrt(head_dim)
 
     def _heads(self, x: Tensor) -> Tensor:
         """(B, L, H*Dh) -> (B, H, L, Dh)."""
         return x.unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
 
-    def query(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        """(B, L, D) -> normalised, rotated queries (B, H, L, Dh)."""
-        return apply_rope(self.q_norm(self._heads(self.wq(x))), cos, sin)
+    def _rotate_q(self, q: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        return apply_rope(self.q_norm(self._heads(q)), cos, sin)
 
-    def key_value(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, L, D) -> rotated keys and values, each (B, H, L, Dh)."""
-        k = apply_rope(self.k_norm(self._heads(self.wk(x))), cos, sin)
-        return k, self._heads(self.wv(x))
+    def _rotate_k(self, k: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        return apply_rope(self.k_norm(self._heads(k)), cos, sin)
 
     def output(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """Attend and project back: (B, H, Lq, Dh) -> (B, Lq, D)."""
         out = attention(q, k, v, mask, self.scale)
         return self.wo(out.transpose(1, 2).flatten(2))
 
+
+class SelfAttention(_HeadsMixin):
+    """Multi-head self-attention with QK-norm and RoPE; q, k, v from one fused matmul.
+
+    ``qkv`` is exposed on its own so the decoder can append k, v to its cache before attending.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, eps: float = 1e-6) -> None:
+        super().__init__(d_model, n_heads, head_dim, eps)
+        self.wqkv = nn.Linear(d_model, 3 * n_heads * head_dim, bias=False)
+
+    def qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, L, D) -> normalised, rotated q, k and plain v, each (B, H, L, Dh)."""
+        q, k, v = self.wqkv(x).chunk(3, dim=-1)
+        return self._rotate_q(q, cos, sin), self._rotate_k(k, cos, sin), self._heads(v)
+
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None) -> Tensor:
-        """Self-attention over x (B, L, D) with (B, 1, L, Dh/2) rotations."""
-        k, v = self.key_value(x, cos, sin)
-        return self.output(self.query(x, cos, sin), k, v, mask)
+        """x (B, L, D) with (B, 1, L, Dh/2) rotations -> (B, L, D)."""
+        return self.output(*self.qkv(x, cos, sin), mask)
+
+
+class CrossAttention(_HeadsMixin):
+    """Queries from the decoder, keys/values from the encoder (computed once, then reused).
+
+    Queries are rotated by decoder positions and keys by encoder positions, as in UIO2.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, eps: float = 1e-6) -> None:
+        super().__init__(d_model, n_heads, head_dim, eps)
+        self.wq = nn.Linear(d_model, n_heads * head_dim, bias=False)
+        self.wkv = nn.Linear(d_model, 2 * n_heads * head_dim, bias=False)
+
+    def query(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """(B, L, D) -> (B, H, L, Dh)."""
+        return self._rotate_q(self.wq(x), cos, sin)
+
+    def key_value(self, ctx: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, D) -> rotated keys and values, each (B, H, S, Dh)."""
+        k, v = self.wkv(ctx).chunk(2, dim=-1)
+        return self._rotate_k(k, cos, sin), self._heads(v)

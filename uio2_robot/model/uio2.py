@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.embedder import EncoderEmbedder
 from uio2_robot.model.inputs import EncoderInputs
-from uio2_robot.model.layers import Attention, RMSNorm, SwiGLU
+from uio2_robot.model.layers import CrossAttention, RMSNorm, SelfAttention, SwiGLU
 from uio2_robot.model.patches import patchify
 from uio2_robot.model.resampler import ImageResampler
 from uio2_robot.model.rope import RotaryEmbedding
@@ -31,7 +31,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.norm_attn = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.norm_eps)
+        self.attn = SelfAttention(cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.norm_eps)
         self.norm_mlp = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.mlp_hidden)
 
@@ -47,9 +47,9 @@ class DecoderLayer(nn.Module):
         super().__init__()
         d, eps = cfg.d_model, cfg.norm_eps
         self.norm_self = RMSNorm(d, eps)
-        self.self_attn = Attention(d, cfg.n_heads, cfg.head_dim, eps)
+        self.self_attn = SelfAttention(d, cfg.n_heads, cfg.head_dim, eps)
         self.norm_cross = RMSNorm(d, eps)
-        self.cross_attn = Attention(d, cfg.n_heads, cfg.head_dim, eps)
+        self.cross_attn = CrossAttention(d, cfg.n_heads, cfg.head_dim, eps)
         self.norm_mlp = RMSNorm(d, eps)
         self.mlp = SwiGLU(d, cfg.mlp_hidden)
 
@@ -67,11 +67,11 @@ class DecoderLayer(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns the new hidden states and the self-attention keys/values including the past."""
         h = self.norm_self(x)
-        k, v = self.self_attn.key_value(h, cos, sin)
+        q, k, v = self.self_attn.qkv(h, cos, sin)
         if past_k is not None and past_v is not None:
             k = torch.cat([past_k, k], dim=2)
             v = torch.cat([past_v, v], dim=2)
-        x = x + self.self_attn.output(self.self_attn.query(h, cos, sin), k, v, self_mask)
+        x = x + self.self_attn.output(q, k, v, self_mask)
         h = self.norm_cross(x)
         q = self.cross_attn.query(h, cos, sin)
         x = x + self.cross_attn.output(q, cross_k, cross_v, cross_mask)
