@@ -1,0 +1,143 @@
+"""Structured configs of `uio2-robot serve` and `uio2-robot robot` (YAML: configs/serve.yaml,
+configs/robot.yaml, presets in configs/deploy/).
+
+These dataclasses are the schema Hydra's YAML is checked against, so a typo or a wrong type on the
+command line fails before a socket is opened or an arm moves. They import nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_PORT = 8765
+
+
+@dataclass
+class PolicySpec:
+    """Which policy to build (`uio2_robot.policies.factory.make_policy`); same fields as the
+    rollout's ``policy`` group so ``policy=oracle`` etc. compose the same way."""
+
+    name: str = "onnx"
+    checkpoint: str | None = None
+    bundle: str | None = None
+    device: str = "cpu"
+    greedy: bool = True
+    temperature: float = 1.0
+    temporal_ensemble: bool = False
+    threads: int = 0
+    providers: list[str] | None = None
+    seed: int = 0
+
+
+@dataclass
+class ServeConfig:
+    """`uio2-robot serve`: serve one policy to robot clients over websockets + msgpack."""
+
+    policy: PolicySpec = field(default_factory=PolicySpec)
+    bundle: str | None = None  # shorthand: bundle=DIR serves the ONNX bundle in DIR
+    checkpoint: str | None = None  # shorthand: checkpoint=DIR serves a torch checkpoint
+    host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 to accept robots on the network
+    port: int = DEFAULT_PORT
+    max_clients: int = 8
+    max_message_bytes: int = 8 * 1024 * 1024
+    serve_mode: str = "action"  # "action": one action per reply; "chunk": the policy's chunk
+    # What the robot must send when the policy has no processor.json to say it:
+    cameras: list[str] = field(default_factory=lambda: ["front", "top"])
+    image_size: int = 128
+    control_hz: float = 10.0
+    ping_interval_s: float = 5.0
+    duration_s: float | None = None  # stop after this long (None: until SIGINT/SIGTERM)
+    log_level: str = "INFO"
+
+
+@dataclass
+class SimDriverConfig:
+    """The `sim` driver: the MuJoCo suite in delta mode as the robot's digital twin."""
+
+    task: str = "visual_manipulation"
+    level: str = "L1"
+    seed: int = 1_000_000_000_000  # episode seeds: uio2_robot.seeding.episode_seed(seed, ...)
+    image_size: int = 128
+    cameras: list[str] = field(default_factory=lambda: ["front", "top"])
+
+
+@dataclass
+class URDriverConfig:
+    """A UR arm over RTDE (optional extra ``ur``)."""
+
+    host: str | None = None
+    rtde_frequency: float = -1.0
+    lookahead_time: float = 0.1
+    gain: float = 300.0
+    stop_deceleration: float = 0.5
+    tool_output: int | None = 0
+    contact_input: int | None = None
+    table_origin: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    table_yaw: float = 0.0
+    max_lead_m: float = 0.02
+
+
+@dataclass
+class DriverConfig:
+    name: str = "sim"  # "sim" | "ur"
+    sim: SimDriverConfig = field(default_factory=SimDriverConfig)
+    ur: URDriverConfig = field(default_factory=URDriverConfig)
+
+
+@dataclass
+class CameraConfig:
+    """One camera: ``source`` is "sim" (the sim driver's view ``name``), a device index ("0")
+    or a stream URL / video file."""
+
+    name: str = "front"
+    source: str = "sim"
+    width: int | None = None
+    height: int | None = None
+    threaded: bool = True
+
+
+@dataclass
+class SafetyConfig:
+    """The safety envelope (on by default) and the watchdog; see `uio2_robot.deploy.safety`."""
+
+    enabled: bool = True
+    workspace_low: list[float] = field(default_factory=lambda: [0.15, -0.6, 0.0])
+    workspace_high: list[float] = field(default_factory=lambda: [0.85, 0.6, 0.3])
+    max_step_m: float = 0.05
+    max_speed_mps: float = 0.5
+    max_yaw_step: float = 0.4
+    min_tool_interval_s: float = 0.3
+    watchdog_s: float = 0.5
+
+
+@dataclass
+class RecordConfig:
+    out: str | None = None  # trajectory store to append deployed episodes to
+    only_success: bool = False
+
+
+@dataclass
+class RobotConfig:
+    """`uio2-robot robot`: the control loop on a driver, with a served or in-process policy."""
+
+    server: str | None = f"ws://127.0.0.1:{DEFAULT_PORT}"  # null: run ``policy`` in-process
+    policy: PolicySpec = field(default_factory=lambda: PolicySpec(name="oracle"))
+    driver: DriverConfig = field(default_factory=DriverConfig)
+    cameras: list[CameraConfig] = field(default_factory=list)  # empty: the sim driver's views
+    prompt: list[str] | None = None  # real arms: the task instruction
+    control_hz: float = 10.0
+    speedup: float = 1.0  # sim only: run faster than real time
+    episodes: int = 1
+    max_steps: int | None = None
+    max_seconds: float | None = 120.0
+    reply_wait_fraction: float = 0.8
+    request_ahead: int = 1
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 2.0
+    reconnect_interval_s: float = 0.5
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    stop_file: str | None = None  # e-stop when this file exists
+    stop_key: bool = False  # e-stop on q/s/x + Enter on stdin
+    report: str | None = None  # write the episode reports (JSON) here
+    log_level: str = "INFO"

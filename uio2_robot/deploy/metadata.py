@@ -1,0 +1,214 @@
+"""What a served policy expects from a robot: cameras, image size, action space, control rate.
+
+A robot client asks for this once per connection (the ``hello`` message) and refuses to run if
+its cameras, action mode or control rate do not match, instead of discovering the mismatch as
+garbage actions. It is built from the deploy bundle (or checkpoint) when there is one, because
+the bundle's ``processor.json`` is the single source of truth for camera order and image size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from uio2_robot.deploy.wire import WIRE_VERSION, WireError
+from uio2_robot.envs import spaces as contract
+
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """The served policy's contract with the robot (sent as the ``metadata`` reply)."""
+
+    policy: str
+    cameras: tuple[str, ...] = contract.CAMERAS
+    image_size: tuple[int, int] = (128, 128)  # (H, W) of every camera frame the server accepts
+    action_mode: str = "delta"
+    control_hz: float = contract.DEFAULT_CONTROL_HZ
+    chunk_size: int = 1  # actions per reply (H of the (H, D) ``actions`` array)
+    privileged_sim: bool = False  # needs the robot's sim episode + applied actions (a sim twin)
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    wire_version: int = WIRE_VERSION
+    proprio_names: tuple[str, ...] = contract.PROPRIO_NAMES
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. bundle format / model hash
+
+    def __post_init__(self) -> None:
+        if self.action_mode != "delta":
+            raise ValueError(
+                f"the robot stack serves action_mode 'delta' only (end-effector deltas at a fixed "
+                f"rate), got {self.action_mode!r}"
+            )
+        cams = tuple(self.cameras)
+        if not cams or len(set(cams)) != len(cams) or "proprio" in cams:
+            raise ValueError(
+                f"cameras must be distinct non-empty names (not 'proprio'), got {cams}"
+            )
+        object.__setattr__(self, "cameras", cams)
+        h, w = (int(v) for v in self.image_size)
+        if not (8 <= h <= 2048 and 8 <= w <= 2048):
+            raise ValueError(f"image_size must be (H, W) within 8..2048, got {self.image_size}")
+        object.__setattr__(self, "image_size", (h, w))
+        if not (isinstance(self.control_hz, int | float) and 1.0 <= self.control_hz <= 100.0):
+            raise ValueError(f"control_hz must be in [1, 100], got {self.control_hz!r}")
+        if not (isinstance(self.chunk_size, int) and 1 <= self.chunk_size <= 1000):
+            raise ValueError(f"chunk_size must be an int in [1, 1000], got {self.chunk_size!r}")
+        if self.max_message_bytes < 1024:
+            raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+        object.__setattr__(self, "proprio_names", tuple(self.proprio_names))
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return contract.action_names(self.action_mode)
+
+    @property
+    def action_space(self) -> spaces.Box:
+        return contract.action_space(self.action_mode)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    # ------------------------------------------------------------------ wire form
+    def to_wire(self) -> dict[str, Any]:
+        """Plain data for the ``metadata`` reply (bounds included so clients need no envs)."""
+        d = asdict(self)
+        d["cameras"] = list(self.cameras)
+        d["image_size"] = list(self.image_size)
+        d["proprio_names"] = list(self.proprio_names)
+        d["action_names"] = list(self.action_names)
+        d["action_low"] = [float(v) for v in self.action_space.low]
+        d["action_high"] = [float(v) for v in self.action_space.high]
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Any) -> PolicyMetadata:
+        """Parse a ``metadata`` reply; raises WireError naming the bad field."""
+        if not isinstance(d, dict):
+            raise WireError("malformed", f"metadata must be a map, got {type(d).__name__}")
+        names = set(cls.__dataclass_fields__)
+        try:
+            kwargs = {k: d[k] for k in names if k in d}
+            kwargs["cameras"] = tuple(kwargs.get("cameras", ()))
+            kwargs["image_size"] = tuple(kwargs.get("image_size", ()))
+            kwargs["control_hz"] = float(kwargs.get("control_hz", math.nan))
+            meta = cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise WireError("malformed", f"metadata is invalid: {exc}") from None
+        if list(d.get("action_names", meta.action_names)) != list(meta.action_names):
+            raise WireError(
+                "malformed",
+                f"server action names {d.get('action_names')} differ from this client's "
+                f"{list(meta.action_names)}: the two sides run different versions of envs/spaces.py",
+            )
+        return meta
+
+
+def read_processor_json(folder: str | Path) -> dict[str, Any] | None:
+    """``processor.json`` of a deploy bundle or checkpoint folder, or None if there is none."""
+    path = Path(folder) / "processor.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """``manifest.json`` of a deploy bundle ({} when the folder has none, e.g. a checkpoint)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return manifest
+
+
+def metadata_for(
+    policy: str,
+    folder: str | Path | None = None,
+    *,
+    cameras: tuple[str, ...] = contract.CAMERAS,
+    image_size: tuple[int, int] | int = 128,
+    control_hz: float = contract.DEFAULT_CONTROL_HZ,
+    chunk_size: int = 1,
+    privileged_sim: bool = False,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> PolicyMetadata:
+    """Metadata for a served policy; a bundle/checkpoint ``folder`` overrides cameras and image
+    size with what its processor was trained with (and ``control_hz`` if its manifest says)."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    extra: dict[str, Any] = {}
+    if folder is not None:
+        proc = read_processor_json(folder)
+        if proc is not None:
+            cameras = tuple(proc.get("camera_keys", cameras))
+            size = tuple(proc.get("image_size", size))
+            modes = tuple(proc.get("action_tokenizers", {}) or ("delta",))
+            if "delta" not in modes:
+                raise ValueError(
+                    f"{folder}: the policy was built for action modes {modes}; the robot loop needs "
+                    "'delta'"
+                )
+        manifest = read_manifest(folder)
+        control_hz = float(manifest.get("control_hz", control_hz))
+        for key in ("format_version", "model_hash", "name"):
+            if key in manifest and isinstance(manifest[key], str | int | float):
+                extra[key] = manifest[key]
+    return PolicyMetadata(
+        policy=policy,
+        cameras=tuple(cameras),
+        image_size=(int(size[0]), int(size[1])),
+        action_mode="delta",
+        control_hz=float(control_hz),
+        chunk_size=int(chunk_size),
+        privileged_sim=privileged_sim,
+        max_message_bytes=int(max_message_bytes),
+        extra=extra,
+    )
+
+
+def check_observation(obs: Any, meta: PolicyMetadata) -> dict[str, np.ndarray]:
+    """Validate an observation against the metadata; raise WireError("bad_obs") naming the key."""
+    if not isinstance(obs, dict):
+        raise WireError("bad_obs", f"obs must be a map of arrays, got {type(obs).__name__}")
+    expected = (*meta.cameras, "proprio")
+    missing = [k for k in expected if k not in obs]
+    unknown = [k for k in obs if k not in expected]
+    if missing or unknown:
+        raise WireError(
+            "bad_obs",
+            f"obs keys {sorted(obs)}: missing {missing}, unknown {unknown}; expected "
+            f"{list(expected)}",
+        )
+    h, w = meta.image_size
+    for cam in meta.cameras:
+        img = obs[cam]
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.shape != (h, w, 3):
+            got = f"{img.dtype}{list(img.shape)}" if isinstance(img, np.ndarray) else type(img)
+            raise WireError("bad_obs", f"obs[{cam!r}] is {got}, expected uint8[{h}, {w}, 3]")
+    p = obs["proprio"]
+    n = len(meta.proprio_names)
+    if not isinstance(p, np.ndarray) or p.dtype.kind != "f" or p.shape != (n,):
+        got = f"{p.dtype}{list(p.shape)}" if isinstance(p, np.ndarray) else type(p)
+        raise WireError(
+            "bad_obs",
+            f"obs['proprio'] is {got}, expected float32[{n}] ({', '.join(meta.proprio_names)})",
+        )
+    if not np.all(np.isfinite(p)):
+        raise WireError("bad_obs", f"obs['proprio'] contains NaN or Inf: {p.tolist()}")
+    out = {k: obs[k] for k in meta.cameras}
+    out["proprio"] = p.astype(np.float32)
+    return out
