@@ -1,6 +1,6 @@
 """Collect demonstrations from the suite with a policy, in parallel worker processes.
 
-Workers (multiprocessing, spawn context) each build their own env and policy and return complete
+Workers (spawn-context processes) each build their own env and policy and return complete
 episodes; the calling process is the ONE writer, so there is never a concurrent write.
 
 Determinism: the seed of episode i of (task, level) is derived from (seed, task, level, i) only,
@@ -15,6 +15,7 @@ stored, so a resumed run retries them (with the same, deterministic, outcome).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 import random
@@ -22,7 +23,10 @@ import sys
 import time
 import warnings
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,25 +194,60 @@ def collect(
 
 
 def _results(jobs: list[Job], workers: int, init_args: tuple[Any, ...]) -> Iterator[JobResult]:
-    """Results in job order (imap keeps order; out-of-order finishes are buffered)."""
+    """Results in job order. At most ``4 * workers`` jobs are in flight, so finished episodes
+    waiting for a slow earlier one cannot pile up in memory."""
     if not jobs:
         return
     if workers == 0:
         _init_worker(*init_args)
         try:
-            yield from map(_run_job, jobs)
+            for job in jobs:
+                yield _checked(_run_job(job))
         finally:
             _close_worker()
         return
+    # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies while starting (import
+    # error, bad main module) raises BrokenProcessPool instead of being respawned forever.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(
-        processes=min(workers, len(jobs)), initializer=_init_worker, initargs=init_args
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=init_args,
     ) as pool:
-        yield from pool.imap(_run_job, jobs, chunksize=1)
+        pending: deque[Future[JobResult]] = deque()
+        todo = iter(jobs)
+        try:
+            for job in itertools.islice(todo, 4 * workers):
+                pending.append(pool.submit(_run_job, job))
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_run_job, nxt))
+                yield _checked(result)
+        except BrokenProcessPool as e:
+            raise RuntimeError(
+                "collect: a worker process died (it could not start, or crashed in native "
+                "code); run with workers=0 to see the error in this process"
+            ) from e
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _checked(result: JobResult) -> JobResult:
+    """A worker that could not build its policy fails every job the same way: stop at once."""
+    if result.error is not None and result.error.startswith(SETUP_ERROR):
+        raise StoreError(f"collect: {result.error}")
+    return result
 
 
 # ---------------------------------------------------------------------- worker side
 _WORKER: dict[str, Any] = {}
+
+
+SETUP_ERROR = "worker setup failed"
 
 
 def _init_worker(
@@ -221,13 +260,19 @@ def _init_worker(
     max_steps: int | None,
 ) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    if make_env_fn is None:
-        from uio2_robot.envs import make_env as make_env_fn
-    if make_policy_fn is None:
-        from uio2_robot.policies.factory import make_policy as make_policy_fn
+    _WORKER.clear()
+    try:
+        if make_env_fn is None:
+            from uio2_robot.envs import make_env as make_env_fn
+        if make_policy_fn is None:
+            from uio2_robot.policies.factory import make_policy as make_policy_fn
+        policy_obj = make_policy_fn(policy, **policy_kwargs)
+    except Exception as e:  # reported by every job: an initializer that raises breaks the pool
+        _WORKER["setup_error"] = f"{SETUP_ERROR}: {type(e).__name__}: {e}"
+        return
     _WORKER.update(
         make_env=make_env_fn,
-        policy=make_policy_fn(policy, **policy_kwargs),
+        policy=policy_obj,
         policy_name=policy,
         action_mode=action_mode,
         image_size=image_size,
@@ -267,6 +312,8 @@ def _seed_global_rngs(seed: int) -> None:
 
 
 def _run_job(job: Job) -> JobResult:
+    if "setup_error" in _WORKER:
+        return JobResult(job, None, None, _WORKER["setup_error"])
     try:
         env = _env_for(job.task, job.level)
         pol = _WORKER["policy"]

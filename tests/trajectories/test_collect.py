@@ -91,3 +91,15 @@ def test_episode_seed_is_a_stable_function() -> None:
     assert len(seeds) == 200 and all(0 <= s < 2**31 for s in seeds)
     assert episode_seed(1, "a", "L1", 0) != episode_seed(0, "a", "L1", 0)
     assert episode_seed(3, "a", "L1", 7) == episode_seed(3, "a", "L1", 7)
+
+
+def test_policy_that_cannot_be_built_fails_fast(tmp_path: Path) -> None:
+    # workers=1 exercises the process pool: a failing worker setup must raise, not hang.
+    for workers in (0, 1):
+        with pytest.raises(
+            StoreError, match="worker setup failed: ValueError: unknown policy 'nope'"
+        ):
+            collect(
+                ["pick"], ["L1"], 3, workers=workers, out=tmp_path / "x.zarr", policy="nope", **TOY
+            )
+    assert not (tmp_path / "x.zarr").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,7 @@ def test_mixed_stores_must_agree(tmp_path: Path, schema: StoreSchema, filled_sto
         WindowDataset([filled_store], split="test")
 
 
-@pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_dataloader_workers_and_collate(filled_store: Path, context: str) -> None:
+def test_dataloader_workers_and_collate(filled_store: Path) -> None:
     ds = WindowDataset(
         [filled_store],
         n_obs_history=2,
@@ -116,7 +116,7 @@ def test_dataloader_workers_and_collate(filled_store: Path, context: str) -> Non
         transform=_scale_front,
     )
     loader = DataLoader(
-        ds, batch_size=8, num_workers=2, collate_fn=collate, multiprocessing_context=context
+        ds, batch_size=8, num_workers=2, collate_fn=collate, multiprocessing_context="fork"
     )
     batches = list(loader)
     assert sum(len(b["prompt"]) for b in batches) == len(ds)
@@ -134,3 +134,14 @@ def test_dataloader_workers_and_collate(filled_store: Path, context: str) -> Non
 def _scale_front(sample: dict) -> dict:
     sample["front"] = sample["front"].astype(np.float32) / 255.0
     return sample
+
+
+def test_pickles_without_open_handles(filled_store: Path) -> None:
+    """What spawn-context DataLoader workers receive: no zarr handles, reopened on first use."""
+    ds = WindowDataset([filled_store], split="all")
+    first = ds[3]
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._local == {}
+    again = clone[3]
+    np.testing.assert_array_equal(again["front"], first["front"])
+    assert again["meta"] == first["meta"]
