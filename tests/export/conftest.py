@@ -1,0 +1,59 @@
+"""One tiny random checkpoint exported once per test session through the real command.
+
+Exporting is the slow part (torch.export of two graphs), so every export test shares this
+bundle; tests that tamper with a bundle copy it first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from uio2_robot.export.command import run_export_command
+from uio2_robot.export.config import ExportConfig
+from uio2_robot.export.random_checkpoint import make_random_checkpoint
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``uio2-robot export checkpoint=CKPT out=BUNDLE check=true`` on a tiny random model."""
+    root = tmp_path_factory.mktemp("export")
+    checkpoint = make_random_checkpoint(root / "ckpt", "tiny", seed=0)
+    cfg = ExportConfig(
+        checkpoint=str(checkpoint),
+        out=str(root / "bundle"),
+        check=True,
+        use_suite=False,  # synthetic observations: the test must not depend on the sim
+        parity_episodes=2,
+        parity_steps=3,
+        threads=1,
+        report=str(root / "report.json"),
+    )
+    status = run_export_command(cfg)
+    report = json.loads((root / "report.json").read_text())
+    return {
+        "status": status,
+        "checkpoint": checkpoint,
+        "bundle": root / "bundle",
+        "report": report,
+        "root": root,
+    }
+
+
+@pytest.fixture(scope="session")
+def checkpoint(exported: dict) -> Path:
+    return exported["checkpoint"]
+
+
+@pytest.fixture(scope="session")
+def bundle(exported: dict) -> Path:
+    return exported["bundle"]
+
+
+@pytest.fixture(scope="session")
+def runner(bundle: Path):
+    from uio2_robot.export.runtime import BundleRunner
+
+    return BundleRunner(bundle, threads=1)

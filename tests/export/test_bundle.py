@@ -1,0 +1,133 @@
+"""The deploy bundle: what `uio2-robot export` writes, and that it round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from uio2_robot.cli import CLIError
+from uio2_robot.export.command import run_export_command
+from uio2_robot.export.config import ExportConfig
+from uio2_robot.export.manifest import OPSET, load_bundle, model_hash, sha256_file
+from uio2_robot.export.parity import synthetic_episodes, torch_greedy
+from uio2_robot.model.inputs import EncoderInputs
+from uio2_robot.tokenize.processor import Processor
+from uio2_robot.train.checkpoint import load_checkpoint
+
+
+def test_bundle_round_trip(exported: dict, bundle: Path, checkpoint: Path) -> None:
+    assert exported["status"] == 0
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "decoder_step.onnx",
+        "encoder.onnx",
+        "manifest.json",
+        "processor.json",
+    ]  # weights inside the graphs: no external-data side files
+    loaded = load_bundle(bundle)
+    m = loaded.manifest
+    _, config, processor_dict = load_checkpoint(checkpoint)
+    assert m["model_config"] == config["model"]
+    assert loaded.processor == Processor.from_dict(processor_dict)
+    assert m["variant"] == "fp32" and m["opset"] == OPSET
+    assert {"torch", "onnx", "onnxscript", "onnxruntime"} <= set(m["exporter"])
+    assert m["source_checkpoint"]["weights_sha256"] == sha256_file(checkpoint / "model.safetensors")
+    hashes = {g: sha256_file(bundle / m["files"][g]["path"]) for g in ("encoder", "decoder_step")}
+    assert {g: m["files"][g]["sha256"] for g in hashes} == hashes
+    assert m["model_hash"] == model_hash(hashes)
+    for name in ("encoder.onnx", "decoder_step.onnx"):
+        onnx.checker.check_model(str(bundle / name), full_check=True)
+        assert [
+            o.version for o in onnx.load(str(bundle / name)).opset_import if o.domain == ""
+        ] == [OPSET]
+    # the manifest documents the processors a non-Python reader needs
+    assert m["vocabulary"] == loaded.processor.vocab.to_dict()
+    assert m["normalization"]["proprio_std"] == loaded.processor.proprio_std.tolist()
+    assert m["image_preprocessing"]["image_size"] == list(loaded.processor.image_size)
+    assert set(m["action_bins"]) == {"primitive", "delta"}
+
+
+def test_graph_io_has_dynamic_batch_and_cache(bundle: Path) -> None:
+    loaded = load_bundle(bundle)
+    enc = loaded.inputs("encoder")
+    assert tuple(s.name for s in enc) == EncoderInputs.names()
+    assert all(s.shape[0] == "batch" for s in enc)
+    dec = {s.name: s for s in loaded.inputs("decoder_step")}
+    assert dec["self_k"].shape[1] == "batch" and dec["self_k"].shape[3] == "cache"
+    assert [s.name for s in loaded.outputs("decoder_step")] == [
+        "logits",
+        "self_k_out",
+        "self_v_out",
+    ]
+    assert (
+        loaded.outputs("decoder_step")[0].shape[-1] == loaded.manifest["model_config"]["vocab_size"]
+    )
+
+
+def test_command_ran_parity_and_wrote_report(exported: dict) -> None:
+    parity = exported["report"]["parity"]
+    assert parity["variant"] == "fp32"
+    assert parity["steps"] == 6 and parity["observations"].startswith("synthetic")
+    assert parity["step_agreement"] == 1.0
+    assert parity["action_agreement"] == 1.0
+    assert parity["max_logit_diff"] < 1e-4
+    assert parity["passed"] is True
+
+
+def test_batched_decoding_matches_torch_and_single(runner, checkpoint: Path) -> None:
+    """Dynamic batch: one batch of 3 gives each example's tokens, as torch does."""
+    from uio2_robot.policies.uio2 import UIO2Policy
+
+    torch_policy = UIO2Policy.from_checkpoint(checkpoint)
+    processor = runner.bundle.processor
+    episodes = synthetic_episodes(processor, n_episodes=3, steps=1, seed=5)
+    examples = [
+        {**processor.encode_prompt(e.prompt), **processor.encode_observation(e.observations[0])}
+        for e in episodes
+    ]
+    batch = processor.collate(examples)
+    ids = processor.allowed_action_ids("primitive")
+    allowed = np.zeros(runner.vocab_size, dtype=bool)
+    allowed[ids] = True
+    n = processor.n_action_tokens("primitive")
+    tokens = runner.generate(batch, n, ids)
+    assert tokens.shape == (3, n) and np.isin(tokens, ids).all()
+    for i, ex in enumerate(examples):
+        single = runner.generate(processor.collate([ex]), n, ids)
+        np.testing.assert_array_equal(single[0], tokens[i])
+    torch.manual_seed(0)
+    t_tokens, _ = torch_greedy(torch_policy.model, batch, n, allowed, processor.vocab.bos_id)
+    np.testing.assert_array_equal(t_tokens, tokens)
+
+
+def test_command_rejects_bad_requests(tmp_path: Path, checkpoint: Path, bundle: Path) -> None:
+    with pytest.raises(CLIError, match="checkpoint=DIR"):
+        run_export_command(ExportConfig(out=str(tmp_path / "b")))
+    with pytest.raises(CLIError, match="variant must be one of"):
+        run_export_command(
+            ExportConfig(checkpoint=str(checkpoint), out=str(tmp_path / "b"), variant="int4")
+        )
+    with pytest.raises(CLIError, match="checkpoint folder not found"):
+        run_export_command(ExportConfig(checkpoint=str(tmp_path / "nope"), out=str(tmp_path / "b")))
+    with pytest.raises(CLIError, match="already exists"):
+        run_export_command(ExportConfig(checkpoint=str(checkpoint), out=str(bundle)))
+    # a failed export leaves the existing bundle untouched and nothing half-written beside it
+    assert load_bundle(bundle).variant == "fp32"
+    assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".bundle.")]
+
+
+def test_command_config_matches_yaml() -> None:
+    """configs/export.yaml and ExportConfig list the same options with the same defaults, and a
+    typo in a plain DictConfig is refused by name."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    yaml_cfg = OmegaConf.load(Path(__file__).parents[2] / "configs" / "export.yaml")
+    merged = OmegaConf.merge(OmegaConf.structured(ExportConfig()), yaml_cfg)
+    assert OmegaConf.to_container(merged) == asdict(ExportConfig())
+    with pytest.raises(CLIError, match="unknown export options.*typo_option"):
+        run_export_command(OmegaConf.create({"checkpoint": None, "typo_option": 1}))

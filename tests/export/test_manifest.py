@@ -1,0 +1,100 @@
+"""A bundle that does not match its manifest is refused at load, with an error that says why."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from uio2_robot.export.manifest import BundleError, load_bundle, sha256_file
+from uio2_robot.policies.onnx_policy import OnnxPolicy
+
+
+@pytest.fixture
+def copy(bundle: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def test_intact_copy_loads(copy: Path) -> None:
+    assert load_bundle(copy).variant == "fp32"
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="folder not found"):
+        load_bundle(tmp_path / "missing")
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        load_bundle(tmp_path)
+
+
+def test_format_version_mismatch(copy: Path) -> None:
+    _edit_json(copy / "manifest.json", lambda m: m.update(format_version=99))
+    with pytest.raises(BundleError, match="format_version 99 is not supported"):
+        load_bundle(copy)
+
+
+def test_missing_graph_file(copy: Path) -> None:
+    (copy / "decoder_step.onnx").unlink()
+    with pytest.raises(BundleError, match="decoder_step file decoder_step.onnx .* is missing"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="is missing"):
+        OnnxPolicy(copy)
+
+
+def test_sha256_mismatch(copy: Path) -> None:
+    graph = copy / "encoder.onnx"
+    data = bytearray(graph.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in a weight
+    graph.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256 of encoder.onnx .* changed or corrupted"):
+        load_bundle(copy)
+
+
+def test_processor_edited_after_export(copy: Path) -> None:
+    """processor.json edited (and its hash updated) no longer matches the manifest's copy."""
+    _edit_json(copy / "processor.json", lambda p: p.update(proprio_std=[2.0] * 6))
+    digest = sha256_file(copy / "processor.json")
+    _edit_json(copy / "manifest.json", lambda m: m["files"]["processor"].update(sha256=digest))
+    with pytest.raises(BundleError, match=r"manifest's \['normalization'\] disagree"):
+        load_bundle(copy)
+
+
+def test_processor_and_model_shapes_disagree(copy: Path) -> None:
+    """A consistently edited processor whose history length the graphs were not built for."""
+    _edit_json(copy / "processor.json", lambda p: p.update(max_history=5))
+    digest = sha256_file(copy / "processor.json")
+
+    def edit(m: dict) -> None:
+        m["files"]["processor"]["sha256"] = digest
+        m["image_preprocessing"]["history"] = "last 5 frames, right-aligned, oldest first"
+
+    _edit_json(copy / "manifest.json", edit)
+    with pytest.raises(BundleError, match="disagree: max history: processor 5 vs model 2"):
+        load_bundle(copy)
+
+
+def test_graph_io_spec_mismatch(copy: Path) -> None:
+    def rename(m: dict) -> None:
+        m["graphs"]["encoder"]["inputs"][0]["name"] = "ids"
+
+    _edit_json(copy / "manifest.json", rename)
+    with pytest.raises(BundleError, match="encoder inputs are"):
+        load_bundle(copy)
+
+
+def test_unknown_variant_and_opset(copy: Path) -> None:
+    _edit_json(copy / "manifest.json", lambda m: m.update(variant="int4"))
+    with pytest.raises(BundleError, match="unknown variant 'int4'"):
+        load_bundle(copy)
+    _edit_json(copy / "manifest.json", lambda m: m.update(variant="fp32", opset=13))
+    with pytest.raises(BundleError, match="opset 13"):
+        load_bundle(copy)

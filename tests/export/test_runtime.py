@@ -1,0 +1,102 @@
+"""The onnxruntime side: providers, thread settings, checked inputs, constrained decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from uio2_robot.export.parity import synthetic_episodes
+from uio2_robot.export.runtime import PROVIDER_ORDER, choose_providers, session_options
+from uio2_robot.export.variants import topological_sort
+
+
+@pytest.fixture
+def batch(runner) -> dict[str, np.ndarray]:
+    processor = runner.bundle.processor
+    ep = synthetic_episodes(processor, n_episodes=1, steps=1, seed=3)[0]
+    arrays = {
+        **processor.encode_prompt(ep.prompt),
+        **processor.encode_observation(ep.observations[0]),
+    }
+    return processor.collate([arrays])
+
+
+def test_providers_reported_from_the_session(runner) -> None:
+    assert runner.providers == ["CPUExecutionProvider"]  # what runs, not what is installed
+    assert choose_providers() == [p for p in PROVIDER_ORDER if p in ort.get_available_providers()]
+    assert choose_providers(["cpu"]) == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ValueError, match="not available.*onnxruntime-gpu"):
+            choose_providers(["cuda"])
+
+
+def test_thread_setting(runner) -> None:
+    assert session_options(2).intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="threads must be an int >= 0"):
+        session_options(-1)
+
+
+def test_encoder_refuses_wrong_dtype(runner, batch) -> None:
+    bad = {**batch, "obs_images": batch["obs_images"].astype(np.float64)}
+    with pytest.raises(ValueError, match="'obs_images' has dtype float64, expected float32"):
+        runner.encode(bad)
+    bad = {**batch, "tokens": batch["tokens"].astype(np.int32)}
+    with pytest.raises(ValueError, match="'tokens' has dtype int32, expected int64"):
+        runner.encode(bad)
+
+
+def test_encoder_refuses_wrong_shape(runner, batch) -> None:
+    bad = {**batch, "tokens": batch["tokens"][:, :-1]}
+    with pytest.raises(ValueError, match=r"'tokens' has shape \(1, 15\), expected \(batch, 16\)"):
+        runner.encode(bad)
+    bad = {**batch, "proprio": np.concatenate([batch["proprio"]] * 2)}  # batch 2 vs 1
+    with pytest.raises(ValueError, match="'proprio' has shape .* with batch=1"):
+        runner.encode(bad)
+    missing = {k: v for k, v in batch.items() if k != "history_mask"}
+    with pytest.raises(ValueError, match=r"missing \['history_mask'\]"):
+        runner.encode(missing)
+    with pytest.raises(ValueError, match="must be a numpy array"):
+        runner.encode({**batch, "proprio": batch["proprio"].tolist()})
+
+
+def test_decoder_refuses_bad_cache(runner, batch) -> None:
+    cross_k, cross_v, enc_mask = runner.encode(batch)
+    cache = runner.empty_cache(1)
+    token = np.zeros((1, 1), dtype=np.int64)
+    position = np.zeros((1,), dtype=np.int64)
+    logits, k, v = runner.decode_step(token, position, cache, cache, cross_k, cross_v, enc_mask)
+    assert logits.shape == (1, runner.vocab_size) and k.shape[3] == 1
+    with pytest.raises(ValueError, match="'self_v' has shape .* with batch=1, cache=1"):
+        runner.decode_step(token, position, k, cache, cross_k, cross_v, enc_mask)
+
+
+def test_constrained_greedy_decoding(runner, batch) -> None:
+    allowed = np.array([7, 11, 300], dtype=np.int64)
+    tokens, logits = runner.generate(batch, 4, allowed, return_logits=True)
+    assert tokens.shape == (1, 4) and np.isin(tokens, allowed).all()
+    # the pick is the argmax among the allowed ids of the raw logits
+    np.testing.assert_array_equal(tokens[0], allowed[logits[0][:, allowed].argmax(-1)])
+    free = runner.generate(batch, 4)
+    np.testing.assert_array_equal(free[0, 0], logits[0, 0].argmax())
+    with pytest.raises(ValueError, match="n_tokens must be in"):
+        runner.generate(batch, runner.max_dec_len + 1)
+    with pytest.raises(ValueError, match="allowed ids must lie in"):
+        runner.generate(batch, 2, np.array([runner.vocab_size]))
+
+
+def test_topological_sort_repairs_node_order() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    a = helper.make_node("Relu", ["x"], ["a"])
+    b = helper.make_node("Neg", ["a"], ["b"])
+    c = helper.make_node("Abs", ["b"], ["y"])
+    graph = helper.make_graph([c, a, b], "g", [x], [y])  # out of order
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(model)
+    topological_sort(model.graph)
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Neg", "Abs"]

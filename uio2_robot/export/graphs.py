@@ -1,0 +1,186 @@
+"""The two ONNX graphs of a deploy bundle, exported with torch's dynamo exporter.
+
+- **encoder**: ``EncoderInputs`` fields -> ``cross_k, cross_v`` (n_dec_layers, B, H, S, Dh) and
+  ``enc_mask`` (B, S). ``UIO2Model.encode`` and ``precompute_cross_kv`` are fused into one graph,
+  which saves a session hop and never materialises the encoder hidden states on the host.
+- **decoder_step**: one token with an explicit self-attention KV cache
+  (``UIO2Model.decode_step``): the cache goes in with length Lc and comes out with Lc + 1.
+  Batch and cache length are dynamic axes, so one graph serves every step of any batch.
+
+Both wrap the model's own methods, so there is no second implementation of the network to keep
+in step; parity with eager torch is checked by ``uio2_robot.export.parity``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from uio2_robot.export.manifest import (
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    OPSET,
+)
+from uio2_robot.model.inputs import EncoderInputs, random_encoder_inputs
+from uio2_robot.model.uio2 import UIO2Model
+
+MAX_BATCH = 1024
+"""Upper bound of the dynamic batch axis (torch.export wants a finite range)."""
+EXTERNAL_DATA_BYTES = 1_800_000_000
+"""Above this many weight bytes a graph keeps its weights in a side file (protobuf's 2 GB cap)."""
+
+if EncoderInputs.names() != ENCODER_INPUTS:  # the manifest spells them out for torch-free readers
+    raise ImportError(
+        f"EncoderInputs fields {EncoderInputs.names()} differ from the bundle contract "
+        f"{ENCODER_INPUTS} in uio2_robot.export.manifest; update both together"
+    )
+
+
+class EncoderGraph(nn.Module):
+    """encode + precompute_cross_kv as one pure function of the eight EncoderInputs tensors."""
+
+    def __init__(self, model: UIO2Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        tokens: Tensor,  # (B, L) int64
+        token_mask: Tensor,  # (B, L) bool
+        prompt_images: Tensor,  # (B, K, 3, Hp, Wp) float32
+        prompt_image_mask: Tensor,  # (B, K) bool
+        obs_images: Tensor,  # (B, V, 3, H, W) float32
+        history_images: Tensor,  # (B, T, V, 3, H, W) float32
+        history_mask: Tensor,  # (B, T) bool
+        proprio: Tensor,  # (B, P) float32
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        inputs = EncoderInputs(
+            tokens,
+            token_mask,
+            prompt_images,
+            prompt_image_mask,
+            obs_images,
+            history_images,
+            history_mask,
+            proprio,
+        )
+        enc = self.model.encode(inputs)
+        cross_k, cross_v = self.model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+        return cross_k, cross_v, enc.mask  # (n_dec, B, H, S, Dh) x2, (B, S)
+
+
+class DecoderStepGraph(nn.Module):
+    """UIO2Model.decode_step: (token, position, cache, cross K/V, mask) -> (logits, cache + 1)."""
+
+    def __init__(self, model: UIO2Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        token: Tensor,  # (B, 1) int64
+        position: Tensor,  # (B,) int64
+        self_k: Tensor,  # (n_dec, B, H, Lc, Dh)
+        self_v: Tensor,
+        cross_k: Tensor,  # (n_dec, B, H, S, Dh)
+        cross_v: Tensor,
+        enc_mask: Tensor,  # (B, S) bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.decode_step(token, position, self_k, self_v, cross_k, cross_v, enc_mask)
+
+
+def _weight_bytes(model: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.state_dict().values())
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    dynamic_shapes: dict[str, dict[int, torch.export.Dim]],
+) -> Path:
+    """torch.onnx.export(dynamo=True) at the pinned opset, then onnx.checker on the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    external = _weight_bytes(module) > EXTERNAL_DATA_BYTES
+    with torch.no_grad(), warnings.catch_warnings():
+        # The exporter warns when two axes share a Dim name ("batch" everywhere): intended.
+        warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        program = torch.onnx.export(
+            module.eval(),
+            args,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes=dynamic_shapes,
+            optimize=True,
+            verbose=False,
+        )
+    if program is None:  # pragma: no cover - dynamo=True always returns a program
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
+    program.save(str(path), external_data=external)
+    # check_model on the path also works for graphs with external data (> 2 GB)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def export_encoder(model: UIO2Model, path: str | Path) -> Path:
+    """Export the fused encoder graph (dynamic batch) to ``path``."""
+    cfg = model.cfg
+    example = random_encoder_inputs(cfg, batch_size=2, generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dynamic = {name: {0: batch} for name in ENCODER_INPUTS}
+    return _export(
+        EncoderGraph(model),
+        example.as_tuple(),
+        Path(path),
+        ENCODER_INPUTS,
+        ENCODER_OUTPUTS,
+        dynamic,
+    )
+
+
+def export_decoder_step(model: UIO2Model, path: str | Path) -> Path:
+    """Export the decoder-step graph (dynamic batch and cache length) to ``path``.
+
+    The example cache has length 2 (torch.export specialises example sizes 0 and 1); the range
+    still starts at 0, the empty cache of the first step.
+    """
+    cfg = model.cfg
+    b, lc, s = 2, 2, cfg.encoder_seq_len
+    dtype = next(model.parameters()).dtype
+    g = torch.Generator().manual_seed(0)
+    cache = (cfg.n_dec_layers, b, cfg.n_heads, lc, cfg.head_dim)
+    cross = (cfg.n_dec_layers, b, cfg.n_heads, s, cfg.head_dim)
+    args = (
+        torch.zeros(b, 1, dtype=torch.int64),
+        torch.full((b,), lc, dtype=torch.int64),
+        torch.randn(cache, generator=g, dtype=dtype),
+        torch.randn(cache, generator=g, dtype=dtype),
+        torch.randn(cross, generator=g, dtype=dtype),
+        torch.randn(cross, generator=g, dtype=dtype),
+        torch.ones(b, s, dtype=torch.bool),
+    )
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    length = torch.export.Dim("cache", min=0, max=cfg.max_dec_len)
+    dynamic = {
+        "token": {0: batch},
+        "position": {0: batch},
+        "self_k": {1: batch, 3: length},
+        "self_v": {1: batch, 3: length},
+        "cross_k": {1: batch},
+        "cross_v": {1: batch},
+        "enc_mask": {0: batch},
+    }
+    return _export(
+        DecoderStepGraph(model), args, Path(path), DECODER_INPUTS, DECODER_OUTPUTS, dynamic
+    )

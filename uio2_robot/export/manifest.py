@@ -1,0 +1,325 @@
+"""The deploy bundle's manifest: what is in the folder, and the checks that make it trustworthy.
+
+A deploy bundle is a folder that runs the policy on its own, without torch and without the
+checkpoint it came from::
+
+    manifest.json        this module's contract (format version, graphs, hashes, processors ...)
+    encoder.onnx         EncoderInputs -> cross_k, cross_v, enc_mask (encode + cross K/V fused)
+    decoder_step.onnx    one decoder token with an explicit, growing self-attention KV cache
+    processor.json       the numpy Processor (vocabulary, tokenizers, action bins, stats)
+
+The manifest repeats the processor's vocabulary, action bins, normalisation statistics and image
+preprocessing so a reader in another language (a C++ robot stack) needs only ``manifest.json``;
+loading checks those copies against ``processor.json`` so the two can never drift apart.
+
+numpy, json and hashlib only: the ONNX runtime policy imports this in a process without torch
+(so the names of the encoder inputs are spelled out here rather than read from
+``uio2_robot.model.inputs``, which imports torch; the exporter asserts the two agree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from uio2_robot.tokenize.processor import Processor
+
+BUNDLE_FORMAT_VERSION = 1
+"""Bumped whenever a bundle written by older code could be misread by newer code."""
+
+OPSET = 18
+"""The ONNX opset of every exported graph: torch 2.13's dynamo exporter (torchlib) targets 18
+natively, so no version-conversion pass runs on the graphs."""
+
+VARIANTS = ("fp32", "int8", "fp16")
+"""fp32: the reference; int8: dynamic int8 MatMul weights for CPUs; fp16: half weights for GPUs."""
+
+MANIFEST_FILE = "manifest.json"
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder_step.onnx"
+PROCESSOR_FILE = "processor.json"
+GRAPHS = {"encoder": ENCODER_FILE, "decoder_step": DECODER_FILE}
+
+ENCODER_INPUTS = (
+    "tokens",
+    "token_mask",
+    "prompt_images",
+    "prompt_image_mask",
+    "obs_images",
+    "history_images",
+    "history_mask",
+    "proprio",
+)
+"""``EncoderInputs`` field order (``EncoderInputs.names()``), the encoder graph's inputs."""
+ENCODER_OUTPUTS = ("cross_k", "cross_v", "enc_mask")
+DECODER_INPUTS = ("token", "position", "self_k", "self_v", "cross_k", "cross_v", "enc_mask")
+DECODER_OUTPUTS = ("logits", "self_k_out", "self_v_out")
+GRAPH_IO = {
+    "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
+    "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),
+}
+
+REQUIRED_KEYS = (
+    "format_version",
+    "variant",
+    "opset",
+    "model_hash",
+    "files",
+    "graphs",
+    "model_config",
+    "decoding",
+    "vocabulary",
+    "action_bins",
+    "normalization",
+    "image_preprocessing",
+    "exporter",
+)
+
+
+class BundleError(ValueError):
+    """A deploy bundle is missing, incomplete, tampered with or inconsistent."""
+
+
+# ---------------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (graphs can be hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_hash(graph_hashes: Mapping[str, str]) -> str:
+    """One id for the network of a bundle: sha256 over the graphs' sha256s in a fixed order.
+
+    Two bundles with the same ``model_hash`` run bit-identical graphs, whatever their folder,
+    export date or manifest formatting.
+    """
+    text = "\n".join(f"{name}:{graph_hashes[name]}" for name in sorted(graph_hashes))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------- contents
+
+
+def processor_sections(processor: Processor) -> dict[str, Any]:
+    """The manifest's human-readable copy of the processor (checked against processor.json)."""
+    return {
+        "vocabulary": processor.vocab.to_dict(),
+        "action_bins": {m: t.to_dict() for m, t in processor.action_tokenizers.items()},
+        "normalization": {
+            "proprio_key": processor.proprio_key,
+            "proprio_mean": processor.proprio_mean.tolist(),
+            "proprio_std": processor.proprio_std.tolist(),
+            "formula": "(proprio - mean) / std",
+        },
+        "image_preprocessing": {
+            "camera_keys": list(processor.camera_keys),
+            "image_size": list(processor.image_size),
+            "prompt_image_size": list(processor.prompt_image_size),
+            "source": "RGB uint8 (h, w, 3)",
+            "resize": "cv2.resize INTER_AREA to (H, W), aspect ratio not kept",
+            "scale": "x * 2 / 255 - 1, float32 in [-1, 1]",
+            "layout": "channels first (3, H, W)",
+            "history": f"last {processor.max_history} frames, right-aligned, oldest first",
+        },
+        "decoding": {
+            "bos_id": processor.vocab.bos_id,
+            "strategy": "greedy, logits outside the action bins set to -inf",
+            "action_horizon": processor.action_horizon,
+            "action_modes": {
+                m: {
+                    "names": list(t.names),
+                    "n_tokens": processor.n_action_tokens(m),
+                    "allowed_ids": [t.first_bin_id, t.first_bin_id + t.n_bins],
+                }
+                for m, t in processor.action_tokenizers.items()
+            },
+        },
+    }
+
+
+def check_processor_matches_config(processor: Processor, model_cfg: Mapping[str, Any]) -> None:
+    """Raise a BundleError listing every size on which a processor and a model config disagree.
+
+    The same comparison as ``uio2_robot.train.batching.check_processor_matches_model``, on the
+    config as a plain dict so it runs without torch.
+    """
+    try:
+        pairs = {
+            "vocab size": (processor.vocab.size, model_cfg["vocab_size"]),
+            "image size": (
+                tuple(processor.image_size),
+                (model_cfg["image_size"], model_cfg["image_size"]),
+            ),
+            "prompt image size": (
+                tuple(processor.prompt_image_size),
+                (model_cfg["prompt_image_size"], model_cfg["prompt_image_size"]),
+            ),
+            "max prompt tokens": (processor.max_prompt_tokens, model_cfg["max_prompt_tokens"]),
+            "max prompt images": (processor.max_prompt_images, model_cfg["max_prompt_images"]),
+            "max history": (processor.max_history, model_cfg["max_history"]),
+            "camera views": (len(processor.camera_keys), model_cfg["n_views"]),
+            "proprio dim": (processor.proprio_dim, model_cfg["proprio_dim"]),
+        }
+        marker = model_cfg.get("image_marker_id")
+        if marker is not None and model_cfg["max_prompt_images"] > 0:
+            pairs["first image marker id"] = (processor.vocab.image_marker_id(0), marker)
+        max_dec_len = int(model_cfg["max_dec_len"])
+    except KeyError as exc:
+        raise BundleError(f"model_config lacks the field {exc}") from None
+    bad = [f"{k}: processor {p} vs model {m}" for k, (p, m) in pairs.items() if p != m]
+    longest = max(processor.n_action_tokens(mode) for mode in processor.action_modes)
+    if longest > max_dec_len:
+        bad.append(f"action tokens per step: processor {longest} > model max_dec_len {max_dec_len}")
+    if bad:
+        raise BundleError("processor and model config disagree: " + "; ".join(bad))
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output: name, numpy dtype name, shape (ints, or str for dynamic axes)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
+        return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated deploy bundle: paths, the manifest dict and the loaded Processor."""
+
+    root: Path
+    manifest: dict[str, Any]
+    processor: Processor
+
+    @property
+    def variant(self) -> str:
+        return str(self.manifest["variant"])
+
+    @property
+    def model_hash(self) -> str:
+        return str(self.manifest["model_hash"])
+
+    def graph_path(self, graph: str) -> Path:
+        return self.root / self.manifest["files"][graph]["path"]
+
+    def inputs(self, graph: str) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec.from_dict(d) for d in self.manifest["graphs"][graph]["inputs"])
+
+    def outputs(self, graph: str) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec.from_dict(d) for d in self.manifest["graphs"][graph]["outputs"])
+
+
+def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
+    """Read and validate a bundle folder; raise a BundleError that names what is wrong.
+
+    Checks, in order: the folder and manifest exist and parse; the format version is this
+    code's; every required key is there; the variant and opset are known; every file listed
+    exists and (``verify_hashes``) has the recorded sha256; ``model_hash`` matches the graph
+    hashes; the graphs declare the expected inputs and outputs; processor.json loads, agrees
+    with the manifest's copies of it, and fits the model config.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"deploy bundle folder not found: {root}")
+    mpath = root / MANIFEST_FILE
+    if not mpath.is_file():
+        raise BundleError(f"{root} is not a deploy bundle: {MANIFEST_FILE} is missing")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{mpath} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath} must hold a JSON object, got {type(manifest).__name__}")
+    version = manifest.get("format_version")
+    if version != BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{mpath}: bundle format_version {version!r} is not supported by this code "
+            f"(expected {BUNDLE_FORMAT_VERSION}); re-export the checkpoint with `uio2-robot export`"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise BundleError(f"{mpath} lacks the keys {missing}")
+    if manifest["variant"] not in VARIANTS:
+        raise BundleError(f"{mpath}: unknown variant {manifest['variant']!r}; expected {VARIANTS}")
+    if manifest["opset"] != OPSET:
+        raise BundleError(f"{mpath}: opset {manifest['opset']!r}, this runtime expects {OPSET}")
+    _check_files(root, manifest, verify_hashes)
+    _check_graph_specs(manifest)
+    processor = _load_processor(root, manifest)
+    check_processor_matches_config(processor, manifest["model_config"])
+    return Bundle(root=root, manifest=manifest, processor=processor)
+
+
+def _check_files(root: Path, manifest: dict[str, Any], verify_hashes: bool) -> None:
+    files = manifest["files"]
+    wanted = [*GRAPHS, "processor"]
+    absent_entries = [k for k in wanted if k not in files]
+    if absent_entries:
+        raise BundleError(f"{root}/{MANIFEST_FILE}: 'files' lacks the entries {absent_entries}")
+    for key in wanted:
+        entry = files[key]
+        rel = Path(str(entry.get("path", "")))
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise BundleError(f"{root}: file entry {key!r} has a bad path {str(rel)!r}")
+        fpath = root / rel
+        if not fpath.is_file():
+            raise BundleError(f"{root}: {key} file {rel} listed in the manifest is missing")
+        if verify_hashes:
+            digest = sha256_file(fpath)
+            if digest != entry.get("sha256"):
+                raise BundleError(
+                    f"{root}: sha256 of {rel} is {digest[:16]}..., the manifest records "
+                    f"{str(entry.get('sha256'))[:16]}...: the file was changed or corrupted "
+                    "after export"
+                )
+    graph_hashes = {g: files[g]["sha256"] for g in GRAPHS}
+    if model_hash(graph_hashes) != manifest["model_hash"]:
+        raise BundleError(f"{root}: model_hash does not match the graph hashes in the manifest")
+
+
+def _check_graph_specs(manifest: dict[str, Any]) -> None:
+    for graph, (ins, outs) in GRAPH_IO.items():
+        spec = manifest["graphs"].get(graph)
+        if not isinstance(spec, dict):
+            raise BundleError(f"manifest 'graphs' lacks {graph!r}")
+        for kind, want in (("inputs", ins), ("outputs", outs)):
+            got = tuple(d.get("name") for d in spec.get(kind, []))
+            if got != want:
+                raise BundleError(
+                    f"manifest: {graph} {kind} are {list(got)}, expected {list(want)}"
+                )
+
+
+def _load_processor(root: Path, manifest: dict[str, Any]) -> Processor:
+    ppath = root / manifest["files"]["processor"]["path"]
+    try:
+        processor = Processor.load(ppath)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{ppath}: unreadable processor ({exc})") from None
+    ours = json.loads(json.dumps(processor_sections(processor)))  # tuples -> lists, as on disk
+    drift = [k for k, v in ours.items() if manifest.get(k) != v]
+    if drift:
+        raise BundleError(
+            f"{root}: the manifest's {drift} disagree with {ppath.name}; the bundle was edited "
+            "by hand or assembled from two exports"
+        )
+    return processor

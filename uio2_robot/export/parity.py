@@ -1,0 +1,346 @@
+"""Torch vs onnxruntime parity of a deploy bundle, open loop and closed loop.
+
+Open loop (``check_parity``): both policies see the same recorded observations (suite episodes
+driven by the scripted oracle when the sim is installed, synthetic frames otherwise). At every
+step the encoder inputs are built once, by the ONNX policy's own prompt/history code, and both
+networks decode the action tokens greedily under the same constraint; the report gives the
+share of steps whose tokens are all identical, the share of identical tokens, whether the two
+*policies* (queue, clipping and all) returned identical actions, and the largest logit
+difference. fp32 must agree on every step; int8 on at least 99%.
+
+Closed loop (``compare_closed_loop``): both policies run the same seeded episodes through
+``uio2_robot.eval.rollout.evaluate``; the ONNX success rate must fall inside the torch policy's
+95% Wilson interval. This needs a trained checkpoint to say anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from uio2_robot.export.manifest import load_bundle
+from uio2_robot.policies.base import Observation, PromptSegment
+from uio2_robot.tokenize.processor import Processor
+
+PARITY_THRESHOLDS = {"fp32": 1.0, "int8": 0.99, "fp16": 0.99}
+"""Minimum share of control steps whose action tokens must all match torch, per variant."""
+
+
+@dataclass
+class RecordedEpisode:
+    """A prompt, the action space and the observations an episode produced, in order."""
+
+    prompt: list[PromptSegment]
+    action_space: spaces.Box
+    observations: list[Observation] = field(default_factory=list)
+    label: str = ""
+
+
+# ---------------------------------------------------------------------------- observations
+
+
+def synthetic_episodes(
+    processor: Processor,
+    n_episodes: int = 2,
+    steps: int = 4,
+    seed: int = 0,
+    action_mode: str = "primitive",
+) -> list[RecordedEpisode]:
+    """Random camera frames and proprio with a short image-and-text prompt.
+
+    Used when the sim suite is not installed. Frames are twice the model's input size so the
+    resize path runs as it would on real cameras.
+    """
+    from uio2_robot.envs.spaces import action_space
+
+    rng = np.random.default_rng(seed)
+    h, w = processor.image_size
+    episodes = []
+    for e in range(n_episodes):
+        prompt: list[PromptSegment] = ["put "]
+        if processor.max_prompt_images > 0:
+            prompt.append(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+        prompt.append(" in ")
+        if processor.max_prompt_images > 1:
+            prompt.append(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+        observations = []
+        for _ in range(steps):
+            obs: Observation = {
+                key: rng.integers(0, 256, (2 * h, 2 * w, 3), dtype=np.uint8)
+                for key in processor.camera_keys
+            }
+            obs[processor.proprio_key] = rng.normal(size=processor.proprio_dim).astype(np.float32)
+            observations.append(obs)
+        episodes.append(
+            RecordedEpisode(prompt, action_space(action_mode), observations, f"synthetic/{e}")
+        )
+    return episodes
+
+
+def suite_episodes(
+    n_episodes: int = 2,
+    max_steps: int = 4,
+    seed: int = 0,
+    tasks: Sequence[str] = ("visual_manipulation",),
+    level: str = "L1",
+    action_mode: str = "primitive",
+    driver: str = "oracle",
+) -> list[RecordedEpisode]:
+    """Roll out ``driver`` (the scripted oracle) on the sim suite, recording what it saw.
+
+    Raises ImportError when the suite (``uio2_robot.envs.make_env``) is not available.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from uio2_robot.envs import make_env  # ImportError while the suite is not installed
+    from uio2_robot.policies.factory import make_policy
+    from uio2_robot.seeding import episode_seed
+
+    policy = make_policy(driver, seed=seed)
+    episodes = []
+    for i in range(n_episodes):
+        task = tasks[i % len(tasks)]
+        env = make_env(task, level, action_mode=action_mode)
+        try:
+            ep_seed = episode_seed(seed, task, level, i)
+            obs, info = env.reset(seed=ep_seed)
+            policy.reset(info["prompt"], env.action_space, env=env.unwrapped)
+            episode = RecordedEpisode(
+                list(info["prompt"]), env.action_space, [], f"{task}/{level}/{ep_seed}"
+            )
+            for _ in range(max_steps):
+                episode.observations.append(obs)
+                obs, _r, terminated, truncated, _info = env.step(policy.act(obs))
+                if terminated or truncated:
+                    break
+            episodes.append(episode)
+        finally:
+            env.close()
+    return episodes
+
+
+def record_episodes(
+    processor: Processor,
+    n_episodes: int = 2,
+    max_steps: int = 4,
+    seed: int = 0,
+    use_suite: bool = True,
+    **suite_kwargs: Any,
+) -> tuple[list[RecordedEpisode], str]:
+    """Suite episodes if the sim is installed (and ``use_suite``), else synthetic ones; also
+    returns which was used ("suite" or "synthetic: <reason>")."""
+    if use_suite:
+        try:
+            return suite_episodes(n_episodes, max_steps, seed, **suite_kwargs), "suite"
+        except ImportError as exc:
+            reason = f"sim suite unavailable ({exc})"
+    else:
+        reason = "use_suite=False"
+    mode = suite_kwargs.get("action_mode", "primitive")
+    episodes = synthetic_episodes(processor, n_episodes, max_steps, seed, mode)
+    return episodes, f"synthetic: {reason}"
+
+
+# ---------------------------------------------------------------------------- torch reference
+
+
+def torch_greedy(
+    model: Any, arrays: dict[str, np.ndarray], n_tokens: int, allowed: np.ndarray, bos_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``UIO2Model.generate``'s greedy cached loop, also returning the raw logits (B, n, V)."""
+    import torch
+
+    from uio2_robot.train.batching import encoder_inputs_from_numpy
+
+    with torch.no_grad():
+        inputs = encoder_inputs_from_numpy(arrays)
+        enc = model.encode(inputs)
+        cross_k, cross_v = model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+        b = enc.hidden.shape[0]
+        self_k = self_v = model.empty_cache(b)
+        mask = torch.from_numpy(allowed)
+        token = torch.full((b, 1), int(bos_id), dtype=torch.int64)
+        tokens, logits_all = [], []
+        for i in range(n_tokens):
+            position = torch.full((b,), i, dtype=torch.int64)
+            logits, self_k, self_v = model.decode_step(
+                token, position, self_k, self_v, cross_k, cross_v, enc.mask
+            )
+            logits_all.append(logits)
+            token = logits.masked_fill(~mask, float("-inf")).argmax(-1, keepdim=True)
+            tokens.append(token)
+        return torch.cat(tokens, 1).numpy(), torch.stack(logits_all, 1).float().numpy()
+
+
+# ---------------------------------------------------------------------------- open loop
+
+
+def check_parity(
+    checkpoint: str | Path,
+    bundle: str | Path,
+    episodes: list[RecordedEpisode] | None = None,
+    n_episodes: int = 2,
+    max_steps: int = 4,
+    seed: int = 0,
+    use_suite: bool = True,
+    providers: Sequence[str] | None = None,
+    threads: int = 0,
+) -> dict[str, Any]:
+    """Compare the checkpoint (torch) and the bundle (onnxruntime) on recorded observations.
+
+    Returns a JSON-ready report; ``passed`` is True when the share of steps with identical
+    tokens reaches ``PARITY_THRESHOLDS[variant]`` and the policies' actions agree as often.
+    """
+    from uio2_robot.policies.onnx_policy import OnnxPolicy
+    from uio2_robot.policies.uio2 import UIO2Policy
+
+    loaded = load_bundle(bundle)
+    torch_policy = UIO2Policy.from_checkpoint(checkpoint)
+    onnx_policy = OnnxPolicy(loaded, providers=providers, threads=threads)
+    processor = torch_policy.processor
+    if processor != loaded.processor:
+        raise ValueError(
+            f"the bundle {bundle} carries another processor than the checkpoint {checkpoint}: "
+            "they were not exported from each other"
+        )
+    source = "given"
+    if episodes is None:
+        episodes, source = record_episodes(processor, n_episodes, max_steps, seed, use_suite)
+    model = torch_policy.model
+    bos = processor.vocab.bos_id
+    steps = same_steps = same_tokens = n_tokens_total = same_actions = 0
+    max_diff, diffs = 0.0, []
+    for episode in episodes:
+        torch_policy.reset(episode.prompt, episode.action_space)
+        onnx_policy.reset(episode.prompt, episode.action_space)
+        mode = onnx_policy._mode
+        n_tok = processor.n_action_tokens(mode)
+        allowed = np.zeros(model.cfg.vocab_size, dtype=bool)
+        allowed[processor.allowed_action_ids(mode)] = True
+        for obs in episode.observations:
+            arrays = onnx_policy.encoder_arrays(obs)
+            t_tokens, t_logits = torch_greedy(model, arrays, n_tok, allowed, bos)
+            o_tokens, o_logits = onnx_policy.runner.generate(
+                arrays, n_tok, allowed, return_logits=True
+            )
+            equal = t_tokens[0] == o_tokens[0]
+            # logits are comparable up to and including the first divergent token (same prefix)
+            upto = n_tok if equal.all() else int(np.argmin(equal)) + 1
+            diff = np.abs(t_logits[0, :upto] - o_logits[0, :upto])
+            max_diff = max(max_diff, float(diff.max()))
+            diffs.append(float(diff.mean()))
+            steps += 1
+            same_steps += int(equal.all())
+            same_tokens += int(equal.sum())
+            n_tokens_total += n_tok
+            # the policies themselves, end to end (history, queue, decoding, clipping)
+            same_actions += int(np.array_equal(torch_policy.act(obs), onnx_policy.act(obs)))
+    if steps == 0:
+        raise ValueError("no observations to compare: every recorded episode is empty")
+    threshold = PARITY_THRESHOLDS[loaded.variant]
+    step_agreement = same_steps / steps
+    action_agreement = same_actions / steps
+    return {
+        "variant": loaded.variant,
+        "model_hash": loaded.model_hash,
+        "checkpoint": str(checkpoint),
+        "bundle": str(bundle),
+        "observations": source,
+        "episodes": len(episodes),
+        "steps": steps,
+        "tokens": n_tokens_total,
+        "step_agreement": step_agreement,
+        "token_agreement": same_tokens / n_tokens_total,
+        "action_agreement": action_agreement,
+        "max_logit_diff": max_diff,
+        "mean_logit_diff": float(np.mean(diffs)),
+        "threshold": threshold,
+        "providers": onnx_policy.providers,
+        "passed": bool(step_agreement >= threshold and action_agreement >= threshold),
+    }
+
+
+# ---------------------------------------------------------------------------- closed loop
+
+
+def compare_closed_loop(
+    checkpoint: str | Path,
+    bundle: str | Path,
+    tasks: Sequence[str],
+    levels: Sequence[str],
+    episodes: int,
+    seed: int | None = None,
+    action_mode: str = "primitive",
+    image_size: int = 128,
+    providers: Sequence[str] | None = None,
+    threads: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Success of the torch and ONNX policies on the same seeded suite episodes.
+
+    ``onnx_within_torch_ci`` is the check: the ONNX policy's overall success rate lies inside
+    the 95% Wilson interval of the torch policy's. ``same_outcome`` is the share of episodes
+    (same seed) that both policies succeed or fail together.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from uio2_robot.envs import make_env
+    from uio2_robot.eval.rollout import evaluate
+    from uio2_robot.eval.runner import resolve_levels
+    from uio2_robot.eval.stats import wilson_interval
+    from uio2_robot.policies.onnx_policy import OnnxPolicy
+    from uio2_robot.policies.uio2 import UIO2Policy
+    from uio2_robot.seeding import EVAL_SEED_BASE
+
+    seed = EVAL_SEED_BASE if seed is None else int(seed)
+    levels_by_task = resolve_levels(list(tasks), list(levels))
+
+    def build(task: str, level: str) -> Any:
+        return make_env(task, level, action_mode=action_mode, image_size=image_size)
+
+    policies = {
+        "torch": UIO2Policy.from_checkpoint(checkpoint),
+        "onnx": OnnxPolicy(bundle, providers=providers, threads=threads),
+    }
+    reports = {}
+    for name, policy in policies.items():
+        policy.check_eval_seeds(seed, levels_by_task, episodes)
+        reports[name] = evaluate(
+            policy,
+            build,
+            list(levels_by_task),
+            levels_by_task,
+            episodes=episodes,
+            seed=seed,
+            policy_name=name,
+            action_mode=action_mode,
+            progress=progress,
+        )
+    summary: dict[str, Any] = {}
+    for name, report in reports.items():
+        succ = sum(e.success for e in report.episodes)
+        n = len(report.episodes)
+        low, high = wilson_interval(succ, n)
+        summary[name] = {
+            "successes": succ,
+            "episodes": n,
+            "success_rate": succ / n,
+            "ci95": [low, high],
+            "by_level": report.summary_by_level(),
+        }
+    t, o = summary["torch"], summary["onnx"]
+    outcomes = zip(reports["torch"].episodes, reports["onnx"].episodes, strict=True)
+    same = sum(a.success == b.success for a, b in outcomes)
+    return {
+        "torch": t,
+        "onnx": o,
+        "same_outcome": same / t["episodes"],
+        "onnx_within_torch_ci": bool(t["ci95"][0] <= o["success_rate"] <= t["ci95"][1]),
+        "seed": seed,
+        "tasks": list(levels_by_task),
+        "levels": {k: list(v) for k, v in levels_by_task.items()},
+    }

@@ -1,0 +1,41 @@
+"""A seeded, randomly initialised checkpoint folder for a model preset.
+
+Export, parity and latency do not depend on trained weights, so tests and the control-step
+benchmark use this when no trained checkpoint is at hand. The processor is sized from the model
+config (``processor_sizes``) and checked against it, exactly as training does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def make_random_checkpoint(
+    path: str | Path,
+    preset: str = "tiny",
+    seed: int = 0,
+    action_horizon: int = 1,
+    **overrides: Any,
+) -> Path:
+    """Write a checkpoint folder for ``preset`` with seeded random weights; return its path.
+
+    ``action_horizon`` is the processor's chunk length; ``overrides`` change ModelConfig fields.
+    """
+    import torch
+
+    from uio2_robot.model.config import get_config
+    from uio2_robot.model.uio2 import UIO2Model
+    from uio2_robot.tokenize.processor import Processor
+    from uio2_robot.train.batching import check_processor_matches_model, processor_sizes
+    from uio2_robot.train.checkpoint import save_checkpoint
+
+    base = get_config(preset, **overrides)
+    processor = Processor.for_suite(**processor_sizes(base), action_horizon=action_horizon)
+    cfg = base.replace(
+        vocab_size=processor.vocab.size, image_marker_id=processor.vocab.image_marker_id(0)
+    )
+    check_processor_matches_model(processor, cfg)
+    torch.manual_seed(seed)
+    model = UIO2Model(cfg)
+    return save_checkpoint(path, model, {"model": cfg.to_dict()}, processor.to_dict())

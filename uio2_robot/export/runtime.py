@@ -1,0 +1,328 @@
+"""onnxruntime sessions over a deploy bundle: encode once, then greedy constrained decoding.
+
+This is the network half of the ONNX policy (``uio2_robot.policies.onnx_policy`` adds prompts,
+history and action chunks). It imports numpy, onnxruntime and the torch-free parts of the
+package only, so a robot workstation runs it without torch installed.
+
+One control step is one encoder call (prompt + observation + history -> cross-attention K/V)
+and one decoder-step call per action token, each feeding the grown KV cache back in. Logits
+outside the allowed ids (the action bins) are set to -inf in numpy before the argmax, exactly as
+``UIO2Model.generate`` does in torch, so both pick the same token whenever their logits agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from uio2_robot.export.manifest import (
+    DECODER_OUTPUTS,
+    ENCODER_OUTPUTS,
+    GRAPH_IO,
+    Bundle,
+    BundleError,
+    TensorSpec,
+    load_bundle,
+)
+
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+"""Preferred execution providers, fastest first; the available ones are used in this order."""
+PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(bool)": "bool",
+}
+
+
+def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
+    """The execution providers to ask for: ``requested`` (full names or the aliases
+    tensorrt/trt/cuda/cpu) if given, else every available one of TensorRT, CUDA, CPU in that
+    order. A provider that this onnxruntime build lacks is an error, not a silent CPU fallback.
+    """
+    available = ort.get_available_providers()
+    if not requested:
+        return [p for p in PROVIDER_ORDER if p in available]
+    names = [PROVIDER_ALIASES.get(str(p).lower(), str(p)) for p in requested]
+    missing = [p for p in names if p not in available]
+    if missing:
+        hint = ""
+        if any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in missing):
+            hint = (
+                "; GPU providers need the onnxruntime-gpu wheel (`pip install -e .[gpu]` in an "
+                "environment without onnxruntime, see docs/deploy_gpu.md)"
+            )
+        raise ValueError(
+            f"execution providers {missing} are not available in this onnxruntime "
+            f"({ort.__version__}); available: {available}{hint}"
+        )
+    return names
+
+
+def session_options(threads: int = 0) -> ort.SessionOptions:
+    """Full graph optimisation, sequential execution, ``threads`` intra-op threads (0 = ORT's
+    default, one per physical core). One inter-op thread: the graphs are chains of ops."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be an int >= 0 (0 = onnxruntime default), got {threads!r}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only: shape-merge notices are noise on a robot console
+    return opts
+
+
+def _provider_options(providers: list[str], bundle: Bundle) -> list[dict[str, str]]:
+    """TensorRT gets an engine cache (engines take minutes to build) and fp16 for fp16 bundles."""
+    out: list[dict[str, str]] = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider":
+            cache = (
+                Path(
+                    os.environ.get("UIO2_TRT_CACHE", Path.home() / ".cache" / "uio2_robot" / "trt")
+                )
+                / bundle.model_hash[:16]
+            )
+            cache.mkdir(parents=True, exist_ok=True)
+            out.append(
+                {
+                    "trt_engine_cache_enable": "True",
+                    "trt_engine_cache_path": str(cache),
+                    "trt_fp16_enable": str(bundle.variant == "fp16"),
+                }
+            )
+        else:
+            out.append({})
+    return out
+
+
+def check_feed(graph: str, specs: Sequence[TensorSpec], feed: Mapping[str, object]) -> None:
+    """Raise a ValueError naming the first input whose presence, type, dtype or shape is off.
+
+    Dynamic axes (named in the spec, e.g. ``batch``) must take one size across all inputs.
+    """
+    want = [s.name for s in specs]
+    missing = [n for n in want if n not in feed]
+    extra = sorted(set(feed) - set(want))
+    if missing or extra:
+        raise ValueError(f"{graph} inputs: missing {missing}, unexpected {extra}; expected {want}")
+    bound: dict[str, int] = {}
+    for spec in specs:
+        arr = feed[spec.name]
+        shape_text = "(" + ", ".join(str(d) for d in spec.shape) + ")"
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(
+                f"{graph} input {spec.name!r} must be a numpy array {spec.dtype} {shape_text}, "
+                f"got {type(arr).__name__}"
+            )
+        if arr.dtype != np.dtype(spec.dtype):
+            raise ValueError(
+                f"{graph} input {spec.name!r} has dtype {arr.dtype}, expected {spec.dtype} "
+                f"(shape {shape_text})"
+            )
+        ok = arr.ndim == len(spec.shape) and all(
+            # a named (dynamic) axis binds to its first size; later inputs must repeat it
+            bound.setdefault(dim, size) == size if isinstance(dim, str) else size == dim
+            for size, dim in zip(arr.shape, spec.shape, strict=True)
+        )
+        if not ok:
+            got = ", ".join(f"{k}={v}" for k, v in bound.items())
+            raise ValueError(
+                f"{graph} input {spec.name!r} has shape {tuple(arr.shape)}, expected {shape_text}"
+                + (f" with {got}" if got else "")
+            )
+
+
+class BundleRunner:
+    """The two onnxruntime sessions of a bundle, with checked inputs and greedy decoding."""
+
+    def __init__(
+        self,
+        bundle: str | Path | Bundle,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+        warmup: bool = True,
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.requested_providers = choose_providers(providers)
+        opts = session_options(threads)
+        provider_opts = _provider_options(self.requested_providers, self.bundle)
+        self.sessions: dict[str, ort.InferenceSession] = {}
+        for graph in GRAPH_IO:
+            path = self.bundle.graph_path(graph)
+            try:
+                self.sessions[graph] = ort.InferenceSession(
+                    str(path),
+                    opts,
+                    providers=self.requested_providers,
+                    provider_options=provider_opts,
+                )
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise BundleError(f"onnxruntime cannot load {path}: {exc}") from None
+            self._check_session(graph)
+        self.encoder = self.sessions["encoder"]
+        self.decoder = self.sessions["decoder_step"]
+        self.encoder_inputs = self.bundle.inputs("encoder")
+        self.decoder_inputs = self.bundle.inputs("decoder_step")
+        cfg = self.bundle.manifest["model_config"]
+        self.vocab_size = int(cfg["vocab_size"])
+        self.max_dec_len = int(cfg["max_dec_len"])
+        self.bos_id = int(self.bundle.manifest["decoding"]["bos_id"])
+        cache = next(s for s in self.decoder_inputs if s.name == "self_k")
+        self._cache_dtype = np.dtype(cache.dtype)
+        self._cache_dims = (cfg["n_dec_layers"], cfg["n_heads"], cfg["head_dim"])
+        if warmup:
+            self.warmup()
+
+    @property
+    def providers(self) -> list[str]:
+        """Providers the sessions actually run on (``get_providers``, not what is available)."""
+        return list(self.encoder.get_providers())
+
+    def _check_session(self, graph: str) -> None:
+        """The loaded graph must declare exactly the manifest's inputs and outputs."""
+        session = self.sessions[graph]
+        for kind, specs, actual in (
+            ("inputs", self.bundle.inputs(graph), session.get_inputs()),
+            ("outputs", self.bundle.outputs(graph), session.get_outputs()),
+        ):
+            got = [(a.name, _ORT_TYPES.get(a.type, a.type), len(a.shape)) for a in actual]
+            want = [(s.name, s.dtype, len(s.shape)) for s in specs]
+            if got != want:
+                raise BundleError(
+                    f"{self.bundle.graph_path(graph)}: graph {kind} {got} differ from the "
+                    f"manifest's {want}"
+                )
+
+    # ------------------------------------------------------------------ network calls
+    def encode(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Batched EncoderInputs arrays (``Processor.collate``) -> (cross_k, cross_v, enc_mask).
+
+        Only the encoder's inputs are read (a batch dict may carry other keys); each is checked
+        against the manifest so a wrong shape or dtype fails here with its name, not deep inside
+        onnxruntime.
+        """
+        feed = {s.name: arrays[s.name] for s in self.encoder_inputs if s.name in arrays}
+        check_feed("encoder", self.encoder_inputs, feed)
+        outs = self.encoder.run(list(ENCODER_OUTPUTS), feed)
+        return tuple(outs)
+
+    def empty_cache(self, batch_size: int) -> np.ndarray:
+        """A zero-length self-attention cache (n_dec_layers, B, H, 0, Dh) for the first token."""
+        n_layers, heads, head_dim = self._cache_dims
+        return np.zeros((n_layers, batch_size, heads, 0, head_dim), dtype=self._cache_dtype)
+
+    def decode_step(
+        self,
+        token: np.ndarray,  # (B, 1) int64
+        position: np.ndarray,  # (B,) int64
+        self_k: np.ndarray,  # (n_dec, B, H, Lc, Dh)
+        self_v: np.ndarray,
+        cross_k: np.ndarray,  # (n_dec, B, H, S, Dh)
+        cross_v: np.ndarray,
+        enc_mask: np.ndarray,  # (B, S) bool
+        check: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One decoder token: (logits (B, V), self_k, self_v grown to Lc + 1)."""
+        feed = {
+            "token": token,
+            "position": position,
+            "self_k": self_k,
+            "self_v": self_v,
+            "cross_k": cross_k,
+            "cross_v": cross_v,
+            "enc_mask": enc_mask,
+        }
+        if check:
+            check_feed("decoder_step", self.decoder_inputs, feed)
+        logits, k, v = self.decoder.run(list(DECODER_OUTPUTS), feed)
+        return logits, k, v
+
+    def allowed_mask(self, allowed: np.ndarray | Sequence[int] | None) -> np.ndarray | None:
+        """Allowed ids (1-D ints) or a (V,) bool mask -> (V,) bool mask; None stays None."""
+        if allowed is None:
+            return None
+        arr = np.asarray(allowed)
+        if arr.dtype == bool:
+            if arr.shape != (self.vocab_size,):
+                raise ValueError(
+                    f"allowed mask must have shape ({self.vocab_size},), got {arr.shape}"
+                )
+            mask = arr
+        else:
+            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(
+                    f"allowed ids must be a 1-D integer array, got {arr.dtype} {arr.shape}"
+                )
+            if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+                raise ValueError(f"allowed ids must lie in [0, {self.vocab_size})")
+            mask = np.zeros(self.vocab_size, dtype=bool)
+            mask[arr] = True
+        if not mask.any():
+            raise ValueError("allowed permits no token")
+        return mask
+
+    def generate(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        n_tokens: int,
+        allowed: np.ndarray | Sequence[int] | None = None,
+        return_logits: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Greedy decoding of ``n_tokens`` after BOS: tokens (B, n) int64.
+
+        ``allowed``: ids (or a (V,) bool mask) the decoder may emit; the rest get -inf logits.
+        ``return_logits`` also returns the raw (unmasked) logits (B, n, V) of every step.
+        """
+        if not 1 <= n_tokens <= self.max_dec_len:
+            raise ValueError(
+                f"n_tokens must be in [1, max_dec_len={self.max_dec_len}], got {n_tokens}"
+            )
+        mask = self.allowed_mask(allowed)
+        cross_k, cross_v, enc_mask = self.encode(arrays)
+        b = enc_mask.shape[0]
+        self_k = self_v = self.empty_cache(b)
+        token = np.full((b, 1), self.bos_id, dtype=np.int64)
+        tokens = np.empty((b, n_tokens), dtype=np.int64)
+        all_logits = [] if return_logits else None
+        for i in range(n_tokens):
+            position = np.full((b,), i, dtype=np.int64)
+            logits, self_k, self_v = self.decode_step(
+                token, position, self_k, self_v, cross_k, cross_v, enc_mask, check=False
+            )
+            if all_logits is not None:
+                all_logits.append(logits)
+            if mask is not None:
+                logits = np.where(mask, logits, -np.inf)
+            tokens[:, i] = logits.argmax(-1)
+            token = tokens[:, i : i + 1]
+        if all_logits is not None:
+            return tokens, np.stack(all_logits, axis=1)
+        return tokens
+
+    def warmup(self, n_tokens: int | None = None) -> None:
+        """Run one dummy step so the first real control step does not pay for lazy
+        initialisation (memory arenas, kernel selection, TensorRT engines)."""
+        feed = {}
+        for spec in self.encoder_inputs:
+            shape = tuple(1 if isinstance(d, str) else d for d in spec.shape)
+            if spec.dtype == "bool":
+                feed[spec.name] = np.ones(shape, dtype=bool)
+            else:
+                feed[spec.name] = np.zeros(shape, dtype=spec.dtype)
+        modes = self.bundle.manifest["decoding"]["action_modes"].values()
+        n = n_tokens or max(int(m["n_tokens"]) for m in modes)
+        self.generate(feed, min(n, self.max_dec_len))
