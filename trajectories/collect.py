@@ -103,9 +103,13 @@ def collect(
     os.environ.setdefault("MUJOCO_GL", "egl")  # inherited by the workers before mujoco loads
     t0 = time.perf_counter()
 
-    store = (
-        EpisodeStore.open(out, mode="a") if os.path.exists(os.path.join(out, "zarr.json")) else None
-    )
+    store: EpisodeStore | None = None
+    if os.path.exists(os.path.join(out, "zarr.json")):
+        store = EpisodeStore.open(out, mode="a")  # resume; holds the single-writer lock
+    elif os.path.isdir(out) and os.listdir(out):
+        raise StoreError(
+            f"{out} exists and is not a trajectory store; expected a new or store path"
+        )
     done: set[tuple[str, str, str, int]] = set()
     if store is not None:
         done = {(m["task"], m["level"], m["action_mode"], m["seed"]) for m in store.all_meta()}

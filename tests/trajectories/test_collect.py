@@ -103,3 +103,7 @@ def test_policy_that_cannot_be_built_fails_fast(tmp_path: Path) -> None:
                 ["pick"], ["L1"], 3, workers=workers, out=tmp_path / "x.zarr", policy="nope", **TOY
             )
     assert not (tmp_path / "x.zarr").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(StoreError, match="not a trajectory store"):
+        collect(["pick"], ["L1"], 1, workers=0, out=tmp_path / "mine", **TOY)
