@@ -26,7 +26,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         xf = x.to(torch.float32)
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        # x / sqrt(.) rather than x * rsqrt(.): onnxruntime fuses this form into one
+        # SimplifiedLayerNormalization kernel.
+        xf = xf / torch.sqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return xf.to(x.dtype) * self.weight
 
 
@@ -103,7 +105,7 @@ class SelfAttention(_HeadsMixin):
         return self._rotate_q(q, cos, sin), self._rotate_k(k, cos, sin), self._heads(v)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None) -> Tensor:
-        """x (B, L, D) with (B, 1, L, Dh/2) rotations -> (B, L, D)."""
+        """x (B, L, D) with (B, 1, L, Dh) rotations -> (B, L, D)."""
         return self.output(*self.qkv(x, cos, sin), mask)
 
 

@@ -22,7 +22,13 @@ from torch import Tensor, nn
 
 
 class RotaryEmbedding(nn.Module):
-    """Turns (B, S, 2) positions and a (B, S) 1D/2D flag into (cos, sin) for ``apply_rope``."""
+    """Turns (B, S, 2) positions and a (B, S) 1D/2D flag into (cos, sin) for ``apply_rope``.
+
+    Both are returned at full head width (B, 1, S, Dh), each angle repeated for the two dims of
+    its pair, and ``sin`` carries the rotation's sign (-sin on the even dim, +sin on the odd).
+    ``apply_rope`` is then two multiplies, one add and a pair swap: few ops, which is what
+    counts in a one-token decoder step.
+    """
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
@@ -32,9 +38,11 @@ class RotaryEmbedding(nn.Module):
         n_pairs = head_dim // 2
         inv_1d = base ** (-torch.arange(n_pairs, dtype=torch.float32) * 2.0 / head_dim)
         inv_2d = base ** (-torch.arange(n_pairs // 2, dtype=torch.float32) * 2.0 / n_pairs)
+        sign = torch.tensor([-1.0, 1.0]).repeat(n_pairs)
         # Not persistent: derived from the config, constants in an exported graph.
         self.register_buffer("inv_1d", inv_1d, persistent=False)  # (Dh/2,)
         self.register_buffer("inv_2d", inv_2d, persistent=False)  # (Dh/4,)
+        self.register_buffer("sign", sign, persistent=False)  # (Dh,)
 
     def angles(self, positions: Tensor, rope_2d: Tensor) -> Tensor:
         """(B, S, 2) int64, (B, S) bool -> (B, S, Dh/2) float32 rotation angle per pair."""
@@ -43,20 +51,30 @@ class RotaryEmbedding(nn.Module):
         a_2d = torch.cat([p[..., 0:1] * self.inv_2d, p[..., 1:2] * self.inv_2d], dim=-1)
         return torch.where(rope_2d.unsqueeze(-1), a_2d, a_1d)
 
+    def _cos_sin(self, angles: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L, Dh/2) pair angles -> full-width (B, 1, L, Dh) cos and signed sin."""
+        a = torch.stack([angles, angles], dim=-1).flatten(-2).unsqueeze(1)
+        return torch.cos(a), torch.sin(a) * self.sign
+
     def forward(self, positions: Tensor, rope_2d: Tensor) -> tuple[Tensor, Tensor]:
-        """(cos, sin), each (B, 1, S, Dh/2): broadcast over heads."""
-        a = self.angles(positions, rope_2d).unsqueeze(1)
-        return torch.cos(a), torch.sin(a)
+        """(cos, sin) for mixed 1D/2D positions, each (B, 1, S, Dh): broadcast over heads."""
+        return self._cos_sin(self.angles(positions, rope_2d))
 
     def forward_1d(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """(cos, sin) for plain 1D positions (B, L) int64 (decoder tokens): (B, 1, L, Dh/2)."""
-        a = (positions.to(torch.float32).unsqueeze(-1) * self.inv_1d).unsqueeze(1)
-        return torch.cos(a), torch.sin(a)
+        """(cos, sin) for plain 1D positions (B, L) int64 (decoder tokens): (B, 1, L, Dh)."""
+        return self._cos_sin(positions.to(torch.float32).unsqueeze(-1) * self.inv_1d)
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate (B, H, S, Dh) by per-pair angles given as (B, 1, S, Dh/2) cos / sin."""
-    xf = x.to(torch.float32).unflatten(-1, (-1, 2))  # (B, H, S, Dh/2, 2)
-    x0, x1 = xf[..., 0], xf[..., 1]
-    out = torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1)
-    return out.flatten(-2).to(x.dtype)
+    """Rotate (B, H, S, Dh) by ``RotaryEmbedding``'s (B, 1, S, Dh) cos and signed sin.
+
+    Per pair (x0, x1): (x0 cos - x1 sin, x1 cos + x0 sin). Computed in float32.
+    """
+    xf = x.to(torch.float32)
+    swap = _pair_swap_index(x.shape[-1], x.device)  # a constant in an exported graph
+    return (xf * cos + xf.index_select(-1, swap) * sin).to(x.dtype)
+
+
+def _pair_swap_index(head_dim: int, device: torch.device) -> Tensor:
+    """[1, 0, 3, 2, ...]: gathers (x1, x0) for every pair (x0, x1)."""
+    return torch.arange(head_dim, device=device).view(-1, 2).flip(-1).flatten()

@@ -56,7 +56,7 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: Tensor,  # (B, L, D)
-        cos: Tensor,  # (B, 1, L, Dh/2) decoder positions
+        cos: Tensor,  # (B, 1, L, Dh) decoder positions
         sin: Tensor,
         self_mask: Tensor | None,  # (B, 1, L, Lc + L) or None (all allowed)
         cross_k: Tensor,  # (B, H, S, Dh), rotated by encoder positions
@@ -273,7 +273,7 @@ class UIO2Model(nn.Module):
         The cache is only ever appended to (no in-place writes), so the exported graph is a
         pure function with a dynamic cache length.
         """
-        cos, sin = self.rope.forward_1d(position.unsqueeze(1))  # (B, 1, 1, Dh/2)
+        cos, sin = self.rope.forward_1d(position.unsqueeze(1))  # (B, 1, 1, Dh)
         cross_mask = enc_mask.unsqueeze(1).unsqueeze(1)  # (B, 1, 1, S)
         x = self.token_embed(token)  # (B, 1, D)
         new_k, new_v = [], []
