@@ -22,7 +22,6 @@ import random
 import sys
 import time
 import warnings
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,11 +44,21 @@ PolicyFactory = Callable[..., Any]  # (name, **kwargs) -> Policy
 
 
 def episode_seed(seed: int, task: str, level: str, index: int) -> int:
-    """The env seed of episode ``index`` of (task, level): stable across runs and machines."""
-    if seed < 0 or index < 0:
-        raise StoreError(f"seed={seed} and index={index} must be >= 0")
-    words = [seed, zlib.crc32(task.encode()), zlib.crc32(level.encode()), index]
-    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0] >> 1)
+    """The env seed of episode ``index`` of (task, level): `uio2_robot.seeding.episode_seed`,
+    the one derivation rollouts use too, so the trainer can prove evaluation never reuses a
+    training episode. Collection bases must stay below the evaluation range."""
+    from uio2_robot.seeding import EVAL_SEED_BASE, SEED_SPAN
+    from uio2_robot.seeding import episode_seed as derive
+
+    if seed > EVAL_SEED_BASE - SEED_SPAN:
+        raise StoreError(
+            f"collection seed base {seed} reaches into the evaluation range (bases >= "
+            f"{EVAL_SEED_BASE}); use a base <= {EVAL_SEED_BASE - SEED_SPAN}"
+        )
+    try:
+        return derive(seed, task, level, index)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 @dataclass(frozen=True)

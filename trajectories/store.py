@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -118,27 +119,15 @@ class EpisodeStore:
                         f"(no {ROOT_ATTR!r} root attribute), so it may hold someone else's data"
                     )
                 shutil.rmtree(root)
-        attrs = {ROOT_ATTR: {"schema_version": SCHEMA_VERSION, **schema.to_json()}}
-        group = zarr.open_group(root, mode="w", attributes=attrs)
-        for key, spec in schema.keys.items():
-            group.create_array(
-                f"data/{key}",
-                shape=(0, *spec.shape),
-                chunks=(frames_per_chunk(spec, chunk_frames), *spec.shape),
-                dtype=spec.dtype,
-                compressors=_compressor(spec.dtype, compression_level, compressor),
-                fill_value=0,
-            )
-        group.create_array(ENDS, shape=(0,), chunks=(1024,), dtype="int64", fill_value=0)
-        group.create_array(RECORDS, shape=(0,), chunks=(128,), dtype=str)
-        group.create_array(
-            PROMPT_BYTES,
-            shape=(0,),
-            chunks=(PROMPT_CHUNK_BYTES,),
-            dtype="uint8",
-            compressors=_compressor("uint8", compression_level, compressor),
-            fill_value=0,
-        )
+        # Build the empty store beside its destination and rename it into place, so a crash
+        # during creation never leaves a half-made store that readers would reject.
+        tmp = root.with_name(f".{root.name}.creating-{uuid.uuid4().hex[:8]}")
+        try:
+            _build_empty(tmp, schema, chunk_frames, compression_level, compressor)
+            root.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, root)  # replaces an empty folder, if any, atomically
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return cls.open(root, mode="a")
 
     @classmethod
@@ -559,6 +548,32 @@ class EpisodeStore:
                 "records": dropped_records,
                 "prompt_bytes": dropped_bytes,
             }
+
+
+def _build_empty(
+    root: Path, schema: StoreSchema, chunk_frames: int, level: int, compressor: str
+) -> None:
+    attrs = {ROOT_ATTR: {"schema_version": SCHEMA_VERSION, **schema.to_json()}}
+    group = zarr.open_group(root, mode="w", attributes=attrs)
+    for key, spec in schema.keys.items():
+        group.create_array(
+            f"data/{key}",
+            shape=(0, *spec.shape),
+            chunks=(frames_per_chunk(spec, chunk_frames), *spec.shape),
+            dtype=spec.dtype,
+            compressors=_compressor(spec.dtype, level, compressor),
+            fill_value=0,
+        )
+    group.create_array(ENDS, shape=(0,), chunks=(1024,), dtype="int64", fill_value=0)
+    group.create_array(RECORDS, shape=(0,), chunks=(128,), dtype=str)
+    group.create_array(
+        PROMPT_BYTES,
+        shape=(0,),
+        chunks=(PROMPT_CHUNK_BYTES,),
+        dtype="uint8",
+        compressors=_compressor("uint8", level, compressor),
+        fill_value=0,
+    )
 
 
 def _committed_prefix(ends: np.ndarray) -> int:

@@ -141,6 +141,10 @@ def test_foreign_and_corrupt_folders(tmp_path: Path, schema: StoreSchema) -> Non
     with pytest.raises(StoreError, match="refusing to overwrite"):
         EpisodeStore.create(tmp_path / "random", schema, overwrite=True)
     assert (tmp_path / "random" / "notes.txt").exists()
+    (tmp_path / "empty").mkdir()  # an existing empty folder is fine; nothing is left beside it
+    EpisodeStore.create(tmp_path / "empty", schema).close()
+    assert EpisodeStore.open(tmp_path / "empty").n_episodes == 0
+    assert not [p for p in tmp_path.iterdir() if "creating" in p.name]
 
 
 def test_bad_episodes_are_refused_before_writing(filled_store: Path) -> None:
