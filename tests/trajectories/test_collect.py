@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from traj_toy_env import assert_episode_equal, make_toy_env, make_toy_policy
 
+from uio2_robot import seeding
 from uio2_robot.trajectories import EpisodeStore, StoreError, collect, episode_seed
 
 TOY = {
@@ -84,13 +85,19 @@ def test_only_success_and_errors(tmp_path: Path) -> None:
     assert len(summary["errors"]) == 6 and "no such task: broken" in summary["errors"][0]["error"]
 
 
-def test_episode_seed_is_a_stable_function() -> None:
+def test_episode_seed_is_the_shared_collection_derivation() -> None:
     seeds = {
         episode_seed(0, t, lv, i) for t in ("a", "b") for lv in ("L1", "L2") for i in range(50)
     }
-    assert len(seeds) == 200 and all(0 <= s < 2**31 for s in seeds)
+    assert len(seeds) == 200 and all(s >= 0 for s in seeds)
     assert episode_seed(1, "a", "L1", 0) != episode_seed(0, "a", "L1", 0)
-    assert episode_seed(3, "a", "L1", 7) == episode_seed(3, "a", "L1", 7)
+    assert episode_seed(3, "a", "L1", 7) == seeding.episode_seed(3, "a", "L1", 7)
+    # Collection may never draw evaluation episodes.
+    assert not any(seeding.is_eval_base(s) for s in seeds)
+    with pytest.raises(StoreError, match="evaluation range"):
+        episode_seed(seeding.EVAL_SEED_BASE, "a", "L1", 0)
+    with pytest.raises(StoreError, match="index must be"):
+        episode_seed(0, "a", "L1", -1)
 
 
 def test_policy_that_cannot_be_built_fails_fast(tmp_path: Path) -> None:
