@@ -272,6 +272,7 @@ class RemotePolicyClient(_BackgroundClient):
                 compression=None,
                 max_size=2 * self.max_message_bytes,
                 ping_interval=None,  # request timeouts detect a dead server
+                legacy=True,  # a plain connection; this client does its own reconnecting
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"

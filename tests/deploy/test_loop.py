@@ -1,0 +1,267 @@
+"""Server + robot loop end to end on loopback, with the `sim` driver (the suite as digital twin).
+
+The scripted oracle reads privileged sim state, so the server runs it on a sim twin kept in
+lockstep by the actions the robot applied (uio2_robot.deploy.twin): images, proprio, prompt and
+actions all cross the socket. Every loop is bounded in steps and wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from uio2_robot.deploy.cameras import SimCamera
+from uio2_robot.deploy.client import RemotePolicyClient
+from uio2_robot.deploy.drivers import SimDriver
+from uio2_robot.deploy.estop import EmergencyStop
+from uio2_robot.deploy.factory import policy_factory
+from uio2_robot.deploy.loop import ControlLoop, LoopSettings
+from uio2_robot.deploy.metadata import metadata_for
+from uio2_robot.deploy.recording import DeployRecorder
+from uio2_robot.deploy.safety import SafetyLimits
+from uio2_robot.deploy.server import PolicyServer, ServerThread
+from uio2_robot.eval.rollout import run_episode
+from uio2_robot.eval.stats import wilson_interval
+from uio2_robot.seeding import episode_seed
+
+TASK, LEVEL, SIZE, HZ = "visual_manipulation", "L1", 64, 10.0
+SEEDS = [episode_seed(2000, TASK, LEVEL, i) for i in range(3)]
+FAST = {"control_hz": HZ, "speedup": 2.0, "keep_ticks": True}
+
+
+def oracle_server(port: int = 0) -> ServerThread:
+    meta = metadata_for("oracle", image_size=SIZE, control_hz=HZ, privileged_sim=True)
+    return ServerThread(PolicyServer(policy_factory("oracle", HZ), meta, port=port))
+
+
+def sim_loop(
+    url: str, seeds: list[int], settings: dict[str, Any], **kwargs: Any
+) -> tuple[ControlLoop, SimDriver, RemotePolicyClient]:
+    driver = SimDriver(
+        TASK, LEVEL, seeds, image_size=SIZE, control_hz=HZ, max_steps=kwargs.pop("max_steps", None)
+    )
+    client = RemotePolicyClient(url, reconnect_interval_s=0.2, request_timeout_s=2.0)
+    cams = [SimCamera("front", driver), SimCamera("top", driver)]
+    loop = ControlLoop(driver, cams, client, LoopSettings(**settings), **kwargs)
+    try:
+        loop.start()
+    except BaseException:
+        loop.close()
+        client.close()
+        raise
+    return loop, driver, client
+
+
+def test_served_oracle_succeeds_like_the_in_process_rollout(tmp_path: Path) -> None:
+    from uio2_robot.envs import make_env
+    from uio2_robot.policies.factory import make_policy
+
+    env = make_env(TASK, LEVEL, action_mode="delta", image_size=SIZE, control_hz=HZ)
+    try:
+        local = [run_episode(env, make_policy("oracle"), s)[0].success for s in SEEDS]
+    finally:
+        env.close()
+    store = tmp_path / "deployed.zarr"
+    recorder = DeployRecorder(store)
+    with oracle_server() as server:
+        loop, _driver, client = sim_loop(
+            server.url, SEEDS, {**FAST, "max_seconds": 30.0}, recorder=recorder
+        )
+        try:
+            reports = [loop.run_episode() for _ in SEEDS]
+        finally:
+            loop.close()
+            client.close()
+            recorder.close()
+    served = [r.success for r in reports]
+    low, high = wilson_interval(sum(local), len(local))
+    assert low <= sum(served) / len(served) <= high, (local, served)
+    for r in reports:
+        assert r.ended == "done" and not r.server_errors, r.summary()
+        assert r.policy_steps >= 0.8 * r.steps  # the policy drove; holds only on overruns
+        assert r.stages["loop"]["n"] == r.policy_steps and r.stages["inference"]["p50_ms"] > 0
+
+    from uio2_robot.trajectories import EpisodeStore
+
+    with EpisodeStore.open(store) as st:
+        assert st.n_episodes == 3
+        for i, r in enumerate(reports):
+            meta = st.episode_meta(i)
+            assert meta["seed"] == SEEDS[i] and meta["success"] == r.success
+            ep = st.episode(i)
+            assert ep.length == r.steps and ep.steps["front"].shape[1:] == (SIZE, SIZE, 3)
+            applied = np.stack([t.command for t in r.ticks])
+            np.testing.assert_array_equal(ep.steps["action"], applied)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn_server(port: int) -> subprocess.Popen[bytes]:
+    """`run_serve_command` in its own process, so it can be killed for real (SIGKILL)."""
+    code = (
+        "from omegaconf import OmegaConf\n"
+        "from uio2_robot.deploy.commands import run_serve_command\n"
+        f"run_serve_command(OmegaConf.create({{'policy': {{'name': 'oracle'}}, 'port': {port}, "
+        f"'image_size': {SIZE}, 'control_hz': {HZ}, 'duration_s': 60.0, 'log_level': 'WARNING'}}))\n"
+    )
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> float:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, "the server process died while starting"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return time.monotonic()
+        time.sleep(0.05)
+    raise TimeoutError(f"no server on port {port} after {timeout_s} s")
+
+
+def test_killed_server_makes_the_arm_hold_and_the_loop_resumes_after_a_restart() -> None:
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}"
+    watchdog_s = 0.5
+    procs = [_spawn_server(port)]
+    _wait_listening(port, procs[0])
+    events: dict[str, float] = {}
+    loop, driver, client = sim_loop(
+        url,
+        SEEDS[:1],
+        {**FAST, "watchdog_s": watchdog_s, "max_seconds": 25.0, "max_steps": 160},
+        max_steps=200,
+    )
+
+    def chaos() -> None:
+        end = time.monotonic() + 20.0
+        while driver.steps < 8 and time.monotonic() < end:
+            time.sleep(0.005)
+        procs[0].send_signal(signal.SIGKILL)
+        events["kill"] = time.monotonic()
+        procs[0].wait(5)
+        time.sleep(1.0)
+        procs.append(_spawn_server(port))
+        events["restart"] = _wait_listening(port, procs[-1])
+
+    killer = threading.Thread(target=chaos, daemon=True)
+    killer.start()
+    try:
+        report = loop.run_episode()
+    finally:
+        killer.join(30)
+        loop.close()
+        client.close()
+        for p in procs:
+            p.kill()
+            p.wait(5)
+    assert "kill" in events and "restart" in events, events
+    ticks = report.ticks
+    after_kill = [t for t in ticks if t.t > events["kill"]]
+    first_hold = next(t for t in after_kill if t.mode != "policy")
+    assert first_hold.t - events["kill"] <= watchdog_s + 1.0 / (HZ * FAST["speedup"])
+    down = [t for t in ticks if events["kill"] + watchdog_s < t.t < events["restart"]]
+    assert down and all(t.mode != "policy" for t in down)
+    assert any(t.mode == "stopped" for t in down) and driver.stops >= 1
+    moved = np.ptp(np.stack([t.proprio[:3] for t in down]), axis=0)
+    assert np.all(moved < 0.005), moved  # the arm held still while the server was gone
+    resumed = [t for t in ticks if t.t > events["restart"] and t.mode == "policy"]
+    assert len(resumed) >= 5, report.summary()
+    assert client.reconnects >= 2
+
+
+class Overshoot:
+    """A policy gone wrong: huge deltas, wild yaw, tool chattering every step."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def reset(self, prompt: Any, action_space: Any, env: Any = None) -> None:
+        self.n = 0
+
+    def act(self, obs: Any) -> np.ndarray:
+        self.n += 1
+        return np.array([0.9, 0.7, -0.8, 5.0, float(self.n % 2)], np.float32)
+
+
+def test_out_of_bounds_actions_are_clamped_by_the_envelope(tmp_path: Path) -> None:
+    limits = SafetyLimits(workspace_low=(0.3, -0.2, 0.05), workspace_high=(0.6, 0.1, 0.3))
+    meta = metadata_for("overshoot", image_size=SIZE, control_hz=HZ)
+    with ServerThread(PolicyServer(Overshoot, meta)) as server:
+        loop, _driver, client = sim_loop(
+            server.url, SEEDS[:1], {**FAST, "max_steps": 20}, limits=limits
+        )
+        try:
+            report = loop.run_episode()
+        finally:
+            loop.close()
+            client.close()
+    policy = [t for t in report.ticks if t.mode == "policy"]
+    assert len(policy) >= 10
+    cap = min(limits.max_step_m, limits.max_speed_mps / HZ)
+    for t in policy:
+        assert np.linalg.norm(t.command[:3]) <= cap + 1e-6
+        assert abs(t.command[3]) <= limits.max_yaw_step + 1e-6
+        target = t.proprio[:3] + t.command[:3]
+        assert np.all(target >= np.array(limits.workspace_low) - 1e-6)
+        assert np.all(target <= np.array(limits.workspace_high) + 1e-6)
+    final = report.ticks[-1].proprio
+    assert final[0] <= 0.6 + 0.01 and final[1] <= 0.1 + 0.01 and final[2] >= 0.05 - 0.01
+    toggles = np.count_nonzero(np.diff([t.command[4] for t in report.ticks]))
+    assert toggles <= report.wall_s / limits.min_tool_interval_s + 1
+    s = report.safety
+    assert (
+        s.clipped == len(policy) and s.step_limited > 0 and s.box_limited > 0 and s.tool_limited > 0
+    )
+
+
+def test_stop_file_brings_the_arm_to_a_safe_stop(tmp_path: Path) -> None:
+    flag = tmp_path / "STOP"
+    with oracle_server() as server:
+        loop, driver, client = sim_loop(
+            server.url,
+            SEEDS[:1],
+            {**FAST, "max_seconds": 20.0},
+            estop=EmergencyStop(flag),
+        )
+        try:
+
+            def press() -> None:
+                end = time.monotonic() + 15
+                while driver.steps < 6 and time.monotonic() < end:
+                    time.sleep(0.005)
+                flag.touch()
+
+            presser = threading.Thread(target=press, daemon=True)
+            presser.start()
+            report = loop.run_episode()
+            presser.join(5)
+        finally:
+            loop.close()
+            client.close()
+    assert report.ended == "estop" and "STOP" in (report.estop or "")
+    assert 6 <= report.steps <= 9 and driver.stops >= 1
+
+
+def test_loop_refuses_a_policy_built_for_another_rate() -> None:
+    meta = metadata_for("overshoot", image_size=SIZE, control_hz=20.0)
+    expected = "policy expects 20.0 Hz control but the loop runs at 10.0"
+    with (
+        ServerThread(PolicyServer(Overshoot, meta)) as server,
+        pytest.raises(ValueError, match=expected),
+    ):
+        sim_loop(server.url, SEEDS[:1], FAST)
