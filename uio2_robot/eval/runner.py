@@ -77,7 +77,10 @@ def run_rollout_command(cfg: DictConfig) -> int:
         )
 
     if check_seeds is not None:
-        check_seeds(int(cfg.seed), levels_by_task, int(cfg.episodes))
+        try:
+            check_seeds(int(cfg.seed), levels_by_task, int(cfg.episodes))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     name = str(cfg.policy.name)
     report = evaluate(
         policy,
