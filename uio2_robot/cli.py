@@ -96,7 +96,7 @@ def _collect(cfg: DictConfig, _extra: list[str]) -> int:
             image_size=int(cfg.image_size),
             progress=bool(cfg.progress),
         )
-    except (StoreError, ValueError) as exc:
+    except (StoreError, ValueError, RuntimeError) as exc:
         raise CLIError(str(exc)) from None
     print(json.dumps(summary, indent=2, default=str))
     return 0 if not summary.get("errors") else 1

@@ -16,8 +16,14 @@ class MixtureWeights:
     r_text: float = 0.0
     s_text: float = 0.0
     patch_mask_ratio: float = 0.5
+    x_noise_rate: float = 0.5
+    x_mean_span: float = 8.0
+    r_text_noise_rate: float = 0.15
+    r_text_mean_span: float = 3.0
     pack: bool = False
+    pack_capacity: int = 0
     label_smoothing: float = 0.0
+    assignment: str = "all"  # all: every term on the whole batch; split: one term per example
 
 
 @dataclass

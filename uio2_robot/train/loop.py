@@ -41,6 +41,24 @@ PROPRIO = "proprio"
 FINETUNE_MODES = ("full", "frozen_encoder", "lora")
 
 
+class LossModule(torch.nn.Module):
+    """``forward`` = the mixture-of-denoisers losses of a batch.
+
+    DDP synchronises gradients only for computation run through the wrapped module's
+    ``forward``; the objectives call ``embed``/``encode``/``decode`` directly, so the model is
+    wrapped in this module and DDP wraps it.
+    """
+
+    def __init__(self, model: UIO2Model, mixture: MixtureConfig, vocab: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.mixture = mixture
+        self.vocab = vocab
+
+    def forward(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return compute_losses(self.model, batch, self.mixture, generator, self.vocab)
+
+
 class StepBatchSampler(Sampler[list[int]]):
     """Yields the index batches of micro-steps ``start .. total-1``; batch k depends only on
     (seed, k, rank), which is what makes resume exact. Stores are mixed by the dataset's weights.
@@ -192,11 +210,6 @@ class Trainer:
         if weights is not None and lora_resume:
             self.model.load_state_dict(weights)  # the LoRA-wrapped state saved in `last`
         self.model.to(self.device)
-        self.ddp_model: torch.nn.Module = self.model
-        if self.world > 1:
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = self._optimizer(params)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -208,17 +221,15 @@ class Trainer:
             self.scheduler.load_state_dict(train_state["scheduler"])
             self.step = int(train_state["step"])
             torch.set_rng_state(train_state["torch_rng"])
-        m = cfg.mixture
-        self.mixture = MixtureConfig(
-            s_action=m.s_action,
-            r_image=m.r_image,
-            x_text=m.x_text,
-            r_text=m.r_text,
-            s_text=m.s_text,
-            patch_mask_ratio=m.patch_mask_ratio,
-            pack=m.pack,
-            label_smoothing=m.label_smoothing,
+        self.mixture = MixtureConfig(**dataclasses.asdict(cfg.mixture))
+        self.loss_module: torch.nn.Module = LossModule(
+            self.model, self.mixture, self.processor.vocab
         )
+        if self.world > 1:
+            self.loss_module = torch.nn.parallel.DistributedDataParallel(
+                self.loss_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
         keys = [*self.processor.camera_keys, PROPRIO]
         transform = TrainingTransform(self.processor, cfg.action_mode)
         history = self.model_cfg.max_history + 1
@@ -327,9 +338,7 @@ class Trainer:
                     cfg.seed * 1_000_003 + self.step * accum + micro
                 )
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    losses = compute_losses(
-                        self.ddp_model, batch, self.mixture, generator, self.processor.vocab
-                    )
+                    losses = self.loss_module(batch, generator)
                 (losses["loss"] / accum).backward()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) / accum
