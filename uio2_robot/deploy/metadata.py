@@ -164,7 +164,7 @@ def metadata_for(
                 )
         manifest = read_manifest(folder)
         control_hz = float(manifest.get("control_hz", control_hz))
-        for key in ("format_version", "model_hash", "name"):
+        for key in ("format_version", "variant", "model_hash", "name"):
             if key in manifest and isinstance(manifest[key], str | int | float):
                 extra[key] = manifest[key]
     return PolicyMetadata(
