@@ -17,6 +17,7 @@ from .oracle import Oracle, oracle_action
 from .spaces import DEFAULT_CONTROL_HZ
 from .tabletop import TabletopEnv
 from .tasks import TASK_CLASSES
+from .vector import make_vector_env
 
 ENV_ID = "uio2_robot/Tabletop-v0"
 TASKS: tuple[str, ...] = tuple(TASK_CLASSES)
@@ -75,5 +76,6 @@ __all__ = [
     "TabletopEnv",
     "levels_for",
     "make_env",
+    "make_vector_env",
     "oracle_action",
 ]

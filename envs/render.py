@@ -12,6 +12,7 @@ narrow-angle perspective from 2.7 m. Shadows and multisampling are off (software
 from __future__ import annotations
 
 import math
+import os
 
 import cv2
 import mujoco
@@ -23,6 +24,22 @@ from .sim import Placed, Sim
 from .spaces import WORKSPACE_X, WORKSPACE_Y
 
 PROMPT_OBJ_PX = 64  # side of an object's prompt image
+
+# The process that made this process's first EGL context. EGL state does not survive fork(): a
+# forked child that creates a renderer hangs forever, so it gets a clear error instead.
+_RENDER_PID: int | None = None
+
+
+def rendered_in_this_process() -> bool:
+    """Whether this process (not a parent it was forked from) has created a renderer."""
+    return os.getpid() == _RENDER_PID
+
+
+def forked_after_rendering() -> bool:
+    """Whether this process was forked from one that had already created an EGL renderer."""
+    return _RENDER_PID is not None and os.getpid() != _RENDER_PID
+
+
 VIEW_MARGIN = 0.03  # m of table shown around the workspace in the top view
 FRONT_HALF_WIDTH = 0.56  # m of table width the front view spans at its target
 
@@ -63,8 +80,18 @@ class Views:
     @property
     def renderer(self) -> mujoco.Renderer:
         """The lazily created renderer."""
+        global _RENDER_PID
         if self._renderer is None:
+            if forked_after_rendering() and os.environ.get("MUJOCO_GL", "egl") == "egl":
+                raise RuntimeError(
+                    "this process was forked from one that had already rendered with EGL, and EGL "
+                    "contexts do not survive fork (rendering would hang). Start workers with "
+                    "multiprocessing context 'spawn' or 'forkserver' (e.g. "
+                    "gymnasium.vector.AsyncVectorEnv(fns, context='forkserver'), or "
+                    "uio2_robot.envs.make_vector_env), or create the envs before rendering."
+                )
             self._renderer = mujoco.Renderer(self.sim.model, self.height, self.width)
+            _RENDER_PID = os.getpid()
         return self._renderer
 
     def set_segmentation_ids(self, objects: list[Placed]) -> None:

@@ -22,7 +22,10 @@ from .shapes import Box, Cyl, Prism, Shape, shape
 from .spaces import WORKSPACE_X, WORKSPACE_Y
 from .textures import TEX_TILE_M, TEXTURES, pattern_image
 
-PHYSICS_DT = 0.004  # s; 25 sub-steps per 10 Hz control step
+PHYSICS_DT = 0.01  # s; 10 sub-steps per 10 Hz control step (resting drift < 0.01 mm over 10 s)
+# Contact bits: the table is bit 1, objects 1|2, object parts that must not touch the table
+# (container walls) bit 2 only, the tool both. A pair collides if c1 & a2 or c2 & a1.
+BIT_TABLE, BIT_OBJECT = 1, 2
 TOOL_GROUP = 3  # geom group the RGB cameras do not draw: the tool is hidden as in VIMA
 PARK_GROUP = 5  # geom group of parked (unused) pool objects, also not drawn
 STUDIO = (-5.0, 5.0)  # where single objects are photographed for prompt images
@@ -154,9 +157,12 @@ def build_scene(pool: tuple[PoolEntry, ...], tool: str) -> tuple[str, dict[str, 
             if shp.kind == "marker":
                 extra = f'contype="0" conaffinity="0" group="{PARK_GROUP}" material="mat_red"'
             else:
+                bits = BIT_OBJECT
+                if shp.table_parts is None or j in shp.table_parts:
+                    bits |= BIT_TABLE
                 extra = (
-                    f'contype="1" conaffinity="1" group="{PARK_GROUP}" density="{shp.density}" '
-                    'friction="0.6 0.005 0.0001" material="mat_red"'
+                    f'contype="{bits}" conaffinity="{bits}" group="{PARK_GROUP}" '
+                    f'density="{shp.density}" friction="0.6 0.005 0.0001" material="mat_red"'
                 )
             geoms.append(_part_geom(part, mesh_name, extra))
         px, py, pz = park_position(i)
@@ -170,20 +176,22 @@ def build_scene(pool: tuple[PoolEntry, ...], tool: str) -> tuple[str, dict[str, 
                 f'<freejoint name="{entry.name}_free"/>{"".join(geoms)}</body>'
             )
     welds = "".join(
-        f'<weld name="suck_{e.name}" body1="tool" body2="{e.name}" active="false" solref="0.01 1"/>'
+        f'<weld name="suck_{e.name}" body1="tool" body2="{e.name}" active="false" solref="0.02 1"/>'
         for e in pool
         if not e.is_marker
     )
     if tool == "suction":
         tool_geom = (
             f'<geom name="tool_tip" type="cylinder" size="{_f(CUP_RADIUS, 0.01)}" pos="0 0 0.01" '
-            f'group="{TOOL_GROUP}" friction="1 0.005 0.0001" rgba="0.2 0.2 0.2 1"/>'
+            f'group="{TOOL_GROUP}" friction="1 0.005 0.0001" rgba="0.2 0.2 0.2 1" contype="3" '
+            'conaffinity="3"/>'
         )
     else:
         sx, sy, sz = SPATULA_HALF
         tool_geom = (
             f'<geom name="tool_tip" type="box" size="{_f(sx, sy, sz)}" pos="{_f(0, 0, sz)}" '
-            f'group="{TOOL_GROUP}" friction="0.3 0.005 0.0001" rgba="0.2 0.2 0.2 1"/>'
+            f'group="{TOOL_GROUP}" friction="0.3 0.005 0.0001" rgba="0.2 0.2 0.2 1" contype="3" '
+            'conaffinity="3"/>'
         )
     wx0, wx1 = WORKSPACE_X
     wy0, wy1 = WORKSPACE_Y
@@ -207,7 +215,7 @@ def build_scene(pool: tuple[PoolEntry, ...], tool: str) -> tuple[str, dict[str, 
     <light name="sun" directional="true" pos="0.5 0 2" dir="0 0 -1" castshadow="false"
            diffuse="0.35 0.35 0.35" specular="0 0 0"/>
     <geom name="table" type="plane" pos="{_f(wcx, wcy, 0)}" size="3 3 0.05"
-          rgba="0.55 0.47 0.38 1" friction="0.6 0.005 0.0001"/>
+          rgba="0.55 0.47 0.38 1" friction="0.6 0.005 0.0001" contype="1" conaffinity="1"/>
     <geom name="workspace" type="box" pos="{_f(wcx, wcy, -0.0004)}"
           size="{_f(0.5 * (wx1 - wx0), 0.5 * (wy1 - wy0), 0.0005)}"
           rgba="0.78 0.76 0.72 1" contype="0" conaffinity="0"/>

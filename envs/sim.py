@@ -103,6 +103,9 @@ class Sim:
             for k in range(m.nmat)
             if (name := mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_MATERIAL, k)).startswith("mat_")
         }
+        # compiled contact bits of every geom: parked bodies get 0, placed ones these back
+        self._contype0 = m.geom_contype.copy()
+        self._conaffinity0 = m.geom_conaffinity.copy()
         self.active: list[Placed] = []
         self.held: int | None = None  # pool index welded to the tool
         self.tool_on = False
@@ -170,8 +173,8 @@ class Sim:
             d.mocap_pos[self.mocap_ids[i]] = (x, y, 0.0002)
             d.mocap_quat[self.mocap_ids[i]] = quat
         else:
-            m.geom_contype[r.start : r.stop] = 1
-            m.geom_conaffinity[r.start : r.stop] = 1
+            m.geom_contype[r.start : r.stop] = self._contype0[r.start : r.stop]
+            m.geom_conaffinity[r.start : r.stop] = self._conaffinity0[r.start : r.stop]
             m.body_gravcomp[self.body_ids[i]] = 0.0
             q = self.qadr[i]
             d.qpos[q : q + 7] = (x, y, z, *quat)
