@@ -280,8 +280,14 @@ class RemotePolicyClient(_BackgroundClient):
             return
         self._ws = ws
         try:
-            meta = self._roundtrip({"type": "hello"})
-            self.metadata = PolicyMetadata.from_wire(meta.get("metadata"))
+            meta = PolicyMetadata.from_wire(self._roundtrip({"type": "hello"}).get("metadata"))
+            if self.metadata is not None and meta != self.metadata:
+                # Never let a different policy (or contract) take over a running robot.
+                raise ClientError(
+                    f"the server at {self.url} now serves {meta} instead of {self.metadata}; "
+                    "restart the robot loop to accept a new policy"
+                )
+            self.metadata = meta
             if self._log.prompt is not None:  # resume the episode on a new session
                 self._send_reset()
         except Exception as exc:
@@ -296,7 +302,10 @@ class RemotePolicyClient(_BackgroundClient):
     def _drop(self, why: str) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
-            log.warning("connection to %s lost: %s", self.url, why)
+            if self._closing.is_set():
+                log.info("connection to %s closed", self.url)
+            else:
+                log.warning("connection to %s lost: %s", self.url, why)
             self.last_error = why
             with contextlib.suppress(Exception):
                 ws.close()
@@ -399,6 +408,8 @@ class LocalPolicyClient(_BackgroundClient):
         self._jobs.put((lambda: self.session.reset(list(prompt), dict(episode or {})), fut))
         try:
             fut.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise ClientError(f"the policy did not finish reset within {timeout_s} s") from None
         except WireError as exc:
             raise ClientError(f"reset failed: {exc}") from None
 

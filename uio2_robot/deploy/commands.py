@@ -50,9 +50,12 @@ def resolve_policy(spec: PolicySpec, bundle: str | None, checkpoint: str | None)
         spec.name, spec.bundle = "onnx", bundle
     elif checkpoint is not None:
         spec.name, spec.checkpoint = "uio2", checkpoint
-    folder = spec.bundle if spec.name == "onnx" else spec.checkpoint
-    if spec.name in ("onnx", "uio2") and folder is not None and not Path(folder).is_dir():
-        raise FileNotFoundError(f"policy folder not found: {folder}")
+    folder = policy_folder(spec)
+    if folder is not None and not Path(folder).is_dir():
+        raise FileNotFoundError(
+            f"policy folder not found: {folder} (serve a bundle=DIR, a checkpoint=DIR, or a "
+            "scripted policy=NAME)"
+        )
     return spec
 
 
@@ -62,12 +65,23 @@ def _policy_kwargs(spec: PolicySpec) -> dict[str, Any]:
     return kwargs
 
 
+def policy_folder(spec: PolicySpec) -> str | None:
+    """The bundle or checkpoint folder a policy is loaded from (None for scripted ones)."""
+    if spec.name == "onnx":
+        return spec.bundle
+    if spec.name == "default" and spec.checkpoint is None:
+        from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
+
+        return str(DEFAULT_POLICY_DIR)
+    return spec.checkpoint if spec.name in ("uio2", "default") else None
+
+
 def _chunk_size(spec: PolicySpec, serve_mode: str) -> int:
     if serve_mode != "chunk":
         return 1
     from uio2_robot.deploy.metadata import read_processor_json
 
-    folder = spec.bundle if spec.name == "onnx" else spec.checkpoint
+    folder = policy_folder(spec)
     proc = read_processor_json(folder) if folder else None
     if proc is None:
         raise ValueError(
@@ -90,7 +104,7 @@ def build_metadata(
     from uio2_robot.deploy.factory import is_privileged
     from uio2_robot.deploy.metadata import DEFAULT_MAX_MESSAGE_BYTES, metadata_for
 
-    folder = spec.bundle if spec.name == "onnx" else spec.checkpoint
+    folder = policy_folder(spec)
     return metadata_for(
         spec.name,
         folder,

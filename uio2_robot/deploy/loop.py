@@ -109,6 +109,7 @@ class EpisodeReport:
     wall_s: float = 0.0
     stored_index: int | None = None
     ticks: list[TickLog] = field(default_factory=list)
+    samples: StageStats = field(default_factory=StageStats)  # raw per-stage latencies (s)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary (no per-tick log)."""
@@ -354,6 +355,7 @@ class ControlLoop:
             report.dropped_stale = queue.dropped_stale
             report.safety = envelope.counts
             report.stages = stages.summary()
+            report.samples = stages
             report.wall_s = self._clock() - t_begin
             report.success = self.driver.read_state().success if step else None
             if report.ended == "":
