@@ -1,0 +1,165 @@
+"""The tool's motion is physical: suction lifts, released objects fall, the spatula pushes,
+objects stack; and the early-failure conditions fire when they should."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from uio2_robot.envs import make_env
+from uio2_robot.envs.motion import HOVER_Z, Primitive, PrimitiveFollower
+from uio2_robot.envs.shapes import shape
+from uio2_robot.envs.spaces import WORKSPACE_X
+from uio2_robot.envs.tasks.base import grasp_point, pick_place
+from uio2_robot.envs.tasks.sweep_without_exceeding import LINE_X, to_local
+
+SIZE = 32
+
+
+def _drive_to(env, x: float, y: float, z: float, tool: float, steps: int = 40) -> dict:
+    """P-control the tool with delta actions (as a policy would)."""
+    obs = None
+    for _ in range(steps):
+        p = env.unwrapped.sim.proprio()
+        a = np.clip([x - p[0], y - p[1], z - p[2], 0.0, tool], -0.04, 0.04).astype(np.float32)
+        a[4] = tool
+        obs, *_ = env.step(a)
+    return obs
+
+
+def test_suction_lifts_and_release_drops() -> None:
+    env = make_env("rotate", action_mode="delta", image_size=SIZE)
+    env.reset(seed=0)
+    u = env.unwrapped
+    obj = u.episode.one("dragged")
+    gx, gy, _ = grasp_point(u.sim, obj)
+    _drive_to(env, gx, gy, HOVER_Z, 0.0)
+    assert u.sim.held is None
+    obs = _drive_to(env, gx, gy, 0.0, 1.0, steps=12)  # descend with suction on: it seals on contact
+    assert u.sim.held == obj.pool_index and obs["proprio"][5] == 1.0
+    _drive_to(env, gx, gy, HOVER_Z, 1.0, steps=10)
+    assert u.sim.pose(obj)[2] > 0.08, "the held object came up with the cup"
+    obs = _drive_to(env, gx, gy, HOVER_Z, 0.0, steps=8)  # suction off in mid-air: it falls
+    assert u.sim.held is None and obs["proprio"][4] == 0.0
+    assert u.sim.pose(obj)[2] < 0.005, "released object fell back onto the table"
+    env.close()
+
+
+def test_suction_off_does_not_grab() -> None:
+    env = make_env("rotate", action_mode="delta", image_size=SIZE)
+    env.reset(seed=0)
+    u = env.unwrapped
+    obj = u.episode.one("dragged")
+    gx, gy, _ = grasp_point(u.sim, obj)
+    _drive_to(env, gx, gy, HOVER_Z, 0.0)
+    _drive_to(env, gx, gy, 0.0, 0.0, steps=12)
+    # the cup rests on the object (blocked, not through it) and nothing is held
+    assert u.sim.held is None
+    assert u.sim.proprio()[2] > shape(obj.shape).height - 0.005
+    _drive_to(env, gx, gy, HOVER_Z, 0.0, steps=10)
+    assert u.sim.pose(obj)[2] < 0.005
+    env.close()
+
+
+def test_pick_and_place_stacks_on_another_object() -> None:
+    env = make_env("visual_manipulation", image_size=SIZE)
+    env.reset(seed=1)
+    u = env.unwrapped
+    top, bottom = u.episode.one("dragged"), u.episode.one("distractor")
+    bx, by, _, byaw = u.sim.pose(bottom)
+    prim = pick_place(u.sim, top, bx, by, byaw)
+    _, _, terminated, _, info = env.step(prim.as_action())
+    z = u.sim.pose(top)[2]
+    # it rests on the other object, which stays put: no failure, not a success either
+    assert z == pytest.approx(shape(bottom.shape).height, abs=0.006)
+    assert info["failure"] is None and not terminated
+    env.close()
+
+
+def test_spatula_pushes_along_the_line() -> None:
+    env = make_env("sweep_without_exceeding", action_mode="delta", image_size=SIZE)
+    env.reset(seed=2)
+    u = env.unwrapped
+    block = u.episode.with_role("dragged")[0]
+    x0, y0, _, _ = u.sim.pose(block)
+    cx, cy, theta = u.episode.params["frame"]
+    ux, uy = math.cos(theta), math.sin(theta)  # into the rectangle
+    start = (x0 - 0.06 * ux, y0 - 0.06 * uy)
+    end = (x0 + 0.05 * ux, y0 + 0.05 * uy)
+    follower = PrimitiveFollower(Primitive("push", *start, 0.0, *end, 0.0), u.control_hz)
+    while not follower.done:
+        env.step(follower.act(u.sim.proprio()))
+    x1, y1, z1, _ = u.sim.pose(block)
+    along = (x1 - x0) * ux + (y1 - y0) * uy
+    across = -(x1 - x0) * uy + (y1 - y0) * ux
+    assert along > 0.02, "the block was pushed forward"
+    assert abs(across) < 0.02 and z1 < 0.005, "it slid along the table, on the push line"
+    env.close()
+
+
+def test_distractor_disturbed_fails_early() -> None:
+    env = make_env("visual_manipulation", image_size=SIZE)
+    env.reset(seed=3)
+    u = env.unwrapped
+    d = u.episode.one("distractor")
+    x, y, _, yaw = u.sim.pose(d)
+    target_x = x + 0.12 if x < 0.5 else x - 0.12
+    _, reward, terminated, truncated, info = env.step(
+        pick_place(u.sim, d, target_x, y, yaw).as_action()
+    )
+    assert terminated and not truncated and reward == 0.0
+    assert info["failure"] == "distractor disturbed" and not info["is_success"]
+    env.close()
+
+
+def test_sweeping_past_the_line_violates_the_constraint() -> None:
+    env = make_env("sweep_without_exceeding", image_size=SIZE)
+    env.reset(seed=4)
+    u = env.unwrapped
+    block = u.episode.with_role("dragged")[0]
+    cx, cy, theta = u.episode.params["frame"]
+    lx, ly = to_local(u.sim, u.episode, block)
+    c, s = math.cos(theta), math.sin(theta)
+
+    def world(px: float, py: float) -> tuple[float, float]:
+        return cx + c * px - s * py, cy + s * px + c * py
+
+    x0, y0 = world(lx - 0.06, ly)
+    x1, y1 = world(LINE_X + 0.05, ly)  # push straight through the rectangle and over the line
+    _, _, terminated, _, info = env.step(np.array([x0, y0, 0.0, x1, y1, 0.0], np.float32))
+    assert to_local(u.sim, u.episode, block)[0] > LINE_X
+    assert terminated and info["failure"] == "constraint violated"
+    env.close()
+
+
+def test_object_carried_off_the_workspace_fails() -> None:
+    env = make_env("rotate", action_mode="delta", image_size=SIZE)
+    env.reset(seed=5)
+    u = env.unwrapped
+    obj = u.episode.one("dragged")
+    gx, gy, _ = grasp_point(u.sim, obj)
+    # the tool can reach 10 cm past the workspace; the env does not stop a policy carrying an
+    # object there, it ends the episode once the object is out
+    follower = PrimitiveFollower(
+        Primitive("pick_place", gx, gy, 0.0, WORKSPACE_X[1] + 0.08, gy, 0.0), u.control_hz
+    )
+    info, terminated = {}, False
+    while not follower.done and not terminated:
+        _, _, terminated, _, info = env.step(follower.act(u.sim.proprio()))
+    assert u.sim.pose(obj)[0] > WORKSPACE_X[1] + 0.02
+    assert terminated and info["failure"] == "object left workspace"
+    env.close()
+
+
+def test_truncation_at_vima_max_steps_plus_two() -> None:
+    env = make_env("rotate", image_size=SIZE)
+    env.reset(seed=6)
+    idle = np.array([0.74, -0.49, 0.0, 0.74, -0.49, 0.0], np.float32)  # an empty corner
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, _ = env.step(idle)
+        steps += 1
+    assert truncated and not terminated and steps == 3 + 2
+    env.close()
