@@ -39,6 +39,7 @@ class TrainConfig:
     finetune: str = "full"  # full | frozen_encoder | lora
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    cameras: list[str] | None = None  # camera views the policy sees; None = every view stored
     action_mode: str = "primitive"
     action_horizon: int = 1
     n_bins: int = 1000

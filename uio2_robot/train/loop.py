@@ -101,7 +101,7 @@ def build_processor(
     cfg: TrainConfig, model_cfg: ModelConfig, stores: list[EpisodeStore]
 ) -> Processor:
     """The processor for a fresh run: suite bins (or data quantiles) and the data's proprio stats."""
-    cameras = camera_keys(stores[0])
+    cameras = camera_keys(stores[0], cfg.cameras)
     processor = Processor.for_suite(
         n_bins=cfg.n_bins,
         image_size=(model_cfg.image_size, model_cfg.image_size),
@@ -132,9 +132,15 @@ def build_processor(
     return processor
 
 
-def camera_keys(store: EpisodeStore) -> tuple[str, ...]:
+def camera_keys(store: EpisodeStore, wanted: list[str] | None = None) -> tuple[str, ...]:
+    """The camera views to train on: ``wanted`` (each must be stored) or every stored view."""
     from uio2_robot.envs.spaces import CAMERAS
 
+    if wanted:
+        missing = [k for k in wanted if k not in store.data_keys]
+        if missing:
+            raise ValueError(f"cameras {missing} are not in store {store.path}: {store.data_keys}")
+        return tuple(wanted)
     keys = tuple(k for k in CAMERAS if k in store.data_keys)
     if not keys:
         raise ValueError(f"store {store.path} has no camera key among {CAMERAS}: {store.data_keys}")
@@ -187,7 +193,7 @@ class Trainer:
         else:
             weights = None
             self.processor = None  # type: ignore[assignment]
-            cameras = camera_keys(self.stores[0])
+            cameras = camera_keys(self.stores[0], cfg.cameras)
             from uio2_robot.tokenize.vocab import Vocabulary
 
             vocab = Vocabulary(text_size=256)
