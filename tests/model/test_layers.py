@@ -61,3 +61,16 @@ def test_swiglu_is_gated():
     with torch.no_grad():
         mlp.w_in.weight[:16].zero_()  # gate pre-activation 0 -> silu(0) = 0 -> output 0
     assert torch.count_nonzero(mlp(torch.randn(3, 8))) == 0
+
+
+def test_attention_logits_stay_float32_under_bf16_autocast():
+    """Training autocasts matmuls to bf16; the attention logits must not follow."""
+    q = torch.full((1, 1, 1, 64), 3.0)
+    k = torch.full((1, 1, 2, 64), 3.0)
+    k[..., 1, 0] += 0.0625  # exact in bf16: logits 576 vs 576.1875, indistinguishable in bf16
+    v = torch.tensor([[[[0.0] * 64, [1.0] * 64]]])
+    want = torch.sigmoid(torch.tensor(0.1875))  # weight of key 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.matmul(q, k.transpose(-1, -2)).dtype == torch.bfloat16  # autocast is on
+        out = attention(q, k, v, None, 1.0)
+    torch.testing.assert_close(out.float().mean(), want, atol=2e-3, rtol=0)

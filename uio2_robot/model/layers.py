@@ -7,6 +7,7 @@ bf16 model cannot overflow its logits). There is no dropout anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -48,17 +49,34 @@ class SwiGLU(nn.Module):
 def attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | Tensor
 ) -> Tensor:
-    """Softmax attention with float32 logits.
+    """Softmax attention computed in float32, whatever the dtype of q, k, v.
 
     q (B, H, Lq, Dh), k/v (B, H, Lk, Dh), mask broadcastable to (B, H, Lq, Lk) bool (True = may
-    attend) or None. A query row with no allowed key gets uniform weights instead of NaN (its output
-    is padding and is ignored downstream). Returns (B, H, Lq, Dh) in v's dtype.
+    attend) or None; ``scale`` a float or a tensor broadcastable to q (a learned per-head scale).
+    A query row with no allowed key outputs zeros instead of NaN (it is padding). Returns
+    (B, H, Lq, Dh) in v's dtype.
+
+    Autocast is switched off here so bf16 training still gets float32 logits and softmax (UIO2's
+    stability recipe); the fused SDPA kernel then runs on float32 inputs.
     """
-    logits = torch.matmul(q.to(torch.float32), k.to(torch.float32).transpose(-1, -2)) * scale
-    if mask is not None:
-        logits = logits.masked_fill(~mask, torch.finfo(torch.float32).min)
-    probs = torch.softmax(logits, dim=-1)
-    return torch.matmul(probs.to(v.dtype), v)
+    if isinstance(scale, Tensor):
+        q, scale = q * scale, 1.0
+    with _autocast_off(q.device.type):
+        out = F.scaled_dot_product_attention(
+            q.to(torch.float32),
+            k.to(torch.float32),
+            v.to(torch.float32),
+            attn_mask=mask,
+            scale=scale,
+        )
+    return out.to(v.dtype)
+
+
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    # Only touch autocast when it is on: export and plain inference see no context manager.
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class _HeadsMixin(nn.Module):
