@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
 from uio2_robot.cli import CLIError, compose
-from uio2_robot.deploy.commands import build_driver, resolve_policy, run_robot_command
+from uio2_robot.deploy.commands import (
+    build_driver,
+    resolve_policy,
+    run_robot_command,
+    run_serve_command,
+)
 from uio2_robot.deploy.config import PolicySpec, RobotConfig, ServeConfig
+from uio2_robot.deploy.wire import WIRE_VERSION, pack, unpack
 
 
 def test_serve_shorthands_pick_the_policy_kind(tmp_path: Path) -> None:
@@ -70,3 +83,43 @@ def test_robot_command_runs_and_records_an_in_process_episode(
     with EpisodeStore.open(store) as st:
         assert st.n_episodes == 1 and st.episode_meta(0)["success"] is True
         assert st.episode(0).length == summary["steps"]
+
+
+def _serve_process(port: int) -> subprocess.Popen[str]:
+    code = (
+        "import sys\n"
+        "from omegaconf import OmegaConf\n"
+        "from uio2_robot.deploy.commands import run_serve_command\n"
+        f"sys.exit(run_serve_command(OmegaConf.create({{'policy': {{'name': 'random'}}, "
+        f"'port': {port}, 'duration_s': 60.0}})))\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env={**os.environ}
+    )
+
+
+def test_serve_command_stops_cleanly_on_sigint_and_names_a_taken_port() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _serve_process(port)
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        with connect(f"ws://127.0.0.1:{port}", proxy=None, legacy=True) as ws:
+            ws.send(pack({"v": WIRE_VERSION, "id": 1, "type": "hello"}))
+            assert unpack(ws.recv(timeout=10), 1 << 20)["metadata"]["policy"] == "random"
+            # a second server on the same port is a clear user error, not a traceback
+            cfg = compose("serve", ["policy=random", f"port={port}"], ServeConfig)
+            with pytest.raises(ValueError, match=f"cannot listen on 127.0.0.1:{port}"):
+                run_serve_command(cfg)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        assert "server stopped" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        proc.kill()
+        proc.wait(5)

@@ -146,7 +146,10 @@ def run_serve_command(cfg: DictConfig) -> int:
         serve_mode=sc.serve_mode,
         ping_interval_s=sc.ping_interval_s,
     )
-    server.run(duration_s=sc.duration_s)
+    try:
+        server.run(duration_s=sc.duration_s)
+    except OSError as exc:  # port taken, address not on this machine, ...
+        raise ValueError(f"cannot listen on {sc.host}:{sc.port}: {exc}") from None
     log.info("server stopped: %s", json.dumps(server.stats.to_dict()))
     return 0
 
