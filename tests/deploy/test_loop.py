@@ -268,3 +268,33 @@ def test_loop_refuses_a_policy_built_for_another_rate() -> None:
         pytest.raises(ValueError, match=expected),
     ):
         sim_loop(server.url, SEEDS[:1], FAST)
+
+
+def test_two_robots_share_one_server_with_separate_episodes() -> None:
+    """Two loops at once, different seeds: each connection gets its own sim twin and oracle."""
+    reports: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def robot(i: int, url: str) -> None:
+        try:
+            loop, _driver, client = sim_loop(url, [SEEDS[i]], {**REAL_TIME, "max_seconds": 30.0})
+            try:
+                reports[i] = loop.run_episode()
+            finally:
+                loop.close()
+                client.close()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    with oracle_server() as server:
+        threads = [threading.Thread(target=robot, args=(i, server.url)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stats = server.server.stats
+    assert not errors, errors
+    assert stats.connections == 2 and stats.active == 0
+    assert {r.meta["seed"] for r in reports.values()} == {SEEDS[0], SEEDS[1]}
+    for r in reports.values():
+        assert r.ended == "done" and not r.server_errors and r.policy_steps > 0, r.summary()
