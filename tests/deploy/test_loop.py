@@ -298,3 +298,38 @@ def test_two_robots_share_one_server_with_separate_episodes() -> None:
     assert {r.meta["seed"] for r in reports.values()} == {SEEDS[0], SEEDS[1]}
     for r in reports.values():
         assert r.ended == "done" and not r.server_errors and r.policy_steps > 0, r.summary()
+
+
+class FlakySensorDriver(SimDriver):
+    """The sim driver with an encoder glitch: NaN proprio on steps 3, 4 and 5."""
+
+    def read_state(self):  # type: ignore[no-untyped-def]
+        state = super().read_state()
+        if 3 <= self.steps <= 5:
+            state.proprio[:] = np.nan
+        return state
+
+
+def test_nan_state_holds_the_arm_and_is_never_sent() -> None:
+    meta = metadata_for("random", image_size=SIZE, control_hz=HZ)
+    with ServerThread(PolicyServer(policy_factory("random", HZ), meta)) as server:
+        driver = FlakySensorDriver(TASK, LEVEL, SEEDS[:1], image_size=SIZE, control_hz=HZ)
+        client = RemotePolicyClient(server.url)
+        loop = ControlLoop(
+            driver,
+            [SimCamera("front", driver), SimCamera("top", driver)],
+            client,
+            LoopSettings(**FAST, max_steps=10),
+        )
+        try:
+            loop.start()
+            report = loop.run_episode()
+        finally:
+            loop.close()
+            client.close()
+        server_errors = dict(server.server.stats.errors)
+    glitch = [t for t in report.ticks if 3 <= t.step <= 5]
+    assert [t.mode for t in glitch] == ["hold"] * 3
+    assert all(np.all(t.command[:4] == 0) for t in glitch)
+    assert report.server_errors["bad_state"] == 3 and not server_errors
+    assert report.steps == 10 and report.policy_steps >= 5
