@@ -71,10 +71,5 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     Per pair (x0, x1): (x0 cos - x1 sin, x1 cos + x0 sin). Computed in float32.
     """
     xf = x.to(torch.float32)
-    swap = _pair_swap_index(x.shape[-1], x.device)  # a constant in an exported graph
-    return (xf * cos + xf.index_select(-1, swap) * sin).to(x.dtype)
-
-
-def _pair_swap_index(head_dim: int, device: torch.device) -> Tensor:
-    """[1, 0, 3, 2, ...]: gathers (x1, x0) for every pair (x0, x1)."""
-    return torch.arange(head_dim, device=device).view(-1, 2).flip(-1).flatten()
+    swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0) for every pair
+    return (xf * cos + swapped * sin).to(x.dtype)
