@@ -100,3 +100,24 @@ def test_topological_sort_repairs_node_order() -> None:
     topological_sort(model.graph)
     onnx.checker.check_model(model)
     assert [n.op_type for n in model.graph.node] == ["Relu", "Neg", "Abs"]
+
+
+def test_encoder_drops_padding(runner, batch) -> None:
+    """The compacted encoder keeps exactly the positions some batch row really uses."""
+    cfg = runner.bundle.manifest["model_config"]
+    assert runner.bundle.manifest["encoder_drops_padding"] is True
+    _, _, enc_mask = runner.encode(batch)
+    nl, v = cfg["n_latents"], cfg["n_views"]
+    real = (
+        batch["token_mask"].sum()
+        + batch["prompt_image_mask"].sum() * nl
+        + v * (cfg["image_size"] // cfg["patch_size"]) ** 2
+        + batch["history_mask"].sum() * v * nl
+        + 1
+    )
+    assert enc_mask.shape == (1, real) and enc_mask.all()
+    # a second example with more history widens the union; its padding is masked per row
+    fuller = {**batch, "history_mask": np.ones_like(batch["history_mask"])}
+    both = {k: np.concatenate([batch[k], fuller[k]]) for k in batch}
+    _, _, mask2 = runner.encode(both)
+    assert mask2.shape[1] > real and mask2[1].all() and mask2[0].sum() == real

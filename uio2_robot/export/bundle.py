@@ -117,6 +117,7 @@ def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
         raise FileExistsError(f"{out} already exists; pass overwrite=True to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared and copied
     try:
         yield tmp
         if out.exists():
@@ -169,6 +170,7 @@ def export_bundle(
     variant: str = "fp32",
     per_channel: bool = True,
     overwrite: bool = False,
+    compact_encoder: bool = True,
 ) -> Bundle:
     """Export a checkpoint folder (``uio2_robot.train.checkpoint``) to a deploy bundle.
 
@@ -198,7 +200,7 @@ def export_bundle(
 
     def write_fp32(folder: Path) -> None:
         with torch.no_grad():
-            export_encoder(model, folder / GRAPHS["encoder"])
+            export_encoder(model, folder / GRAPHS["encoder"], compact=compact_encoder)
             export_decoder_step(model, folder / GRAPHS["decoder_step"])
 
     extra: dict[str, Any] = {
@@ -207,6 +209,7 @@ def export_bundle(
             "weights_sha256": sha256_file(checkpoint / "model.safetensors"),
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "encoder_drops_padding": compact_encoder,
     }
     if config.get("train_seeds"):
         extra["train_seeds"] = config["train_seeds"]
@@ -242,7 +245,7 @@ def convert_bundle(
         for graph in GRAPHS:
             shutil.copyfile(source.graph_path(graph), folder / GRAPHS[graph])
 
-    keep = ("source_checkpoint", "created_at", "train_seeds")
+    keep = ("source_checkpoint", "created_at", "train_seeds", "encoder_drops_padding")
     extra = {k: source.manifest[k] for k in keep if k in source.manifest}
     extra["derived_from"] = {"model_hash": source.model_hash, "variant": "fp32"}
     exporter = {**source.manifest["exporter"], "converter": exporter_versions()}

@@ -49,7 +49,12 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
         raise CLIError(f"checkpoint folder not found: {c.checkpoint}")
     try:
         bundle = export_bundle(
-            c.checkpoint, c.out, c.variant, per_channel=c.per_channel, overwrite=c.overwrite
+            c.checkpoint,
+            c.out,
+            c.variant,
+            per_channel=c.per_channel,
+            overwrite=c.overwrite,
+            compact_encoder=c.compact_encoder,
         )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:  # CheckpointError included
         raise CLIError(str(exc)) from None

@@ -14,6 +14,7 @@ class ExportConfig:
     variant: str = "fp32"  # fp32 | int8 (CPU) | fp16 (GPU)
     per_channel: bool = True  # int8: per-output-channel weight scales
     overwrite: bool = False  # replace an existing bundle folder
+    compact_encoder: bool = True  # the encoder graph skips padded positions (exact, faster)
     check: bool = False  # run the open-loop parity check after exporting
     parity_episodes: int = 2  # episodes of recorded observations for the check
     parity_steps: int = 4  # observations per episode

@@ -28,6 +28,7 @@ from uio2_robot.export.manifest import (
     OPSET,
 )
 from uio2_robot.model.inputs import EncoderInputs, random_encoder_inputs
+from uio2_robot.model.sequence import EncoderOutput
 from uio2_robot.model.uio2 import UIO2Model
 
 MAX_BATCH = 1024
@@ -43,11 +44,20 @@ if EncoderInputs.names() != ENCODER_INPUTS:  # the manifest spells them out for 
 
 
 class EncoderGraph(nn.Module):
-    """encode + precompute_cross_kv as one pure function of the eight EncoderInputs tensors."""
+    """encode + precompute_cross_kv as one pure function of the eight EncoderInputs tensors.
 
-    def __init__(self, model: UIO2Model) -> None:
+    With ``compact`` (the default) the graph drops the encoder positions that are padding in
+    every batch row (unused prompt tokens, absent prompt images, history slots not yet filled)
+    right after embedding, so the transformer layers run on the S' real tokens instead of the
+    static S. This is exact: a padded key gets a zero softmax weight in the encoder and in
+    cross-attention, and a padded query's output is never read. Only the float summation order
+    changes (~1e-6 on the logits). The outputs' encoder axis is then dynamic (``enc_len``).
+    """
+
+    def __init__(self, model: UIO2Model, compact: bool = True) -> None:
         super().__init__()
         self.model = model
+        self.compact = compact
 
     def forward(
         self,
@@ -70,9 +80,17 @@ class EncoderGraph(nn.Module):
             history_mask,
             proprio,
         )
-        enc = self.model.encode(inputs)
+        emb = self.model.embed(inputs)  # hidden (B, S, D), mask (B, S), positions (B, S, 2)
+        if self.compact:
+            keep = torch.nonzero(emb.mask.any(0)).squeeze(1)  # (S',) real in some row
+            # observation patches and proprio are never padding: a lower bound for the tracer
+            cfg = self.model.cfg
+            torch._check(keep.shape[0] >= cfg.n_views * cfg.n_patches + 1)
+            torch._check(keep.shape[0] <= emb.mask.shape[1])
+            emb = EncoderOutput(*(t.index_select(1, keep) for t in emb))
+        enc = self.model.encode_embedded(emb)
         cross_k, cross_v = self.model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
-        return cross_k, cross_v, enc.mask  # (n_dec, B, H, S, Dh) x2, (B, S)
+        return cross_k, cross_v, enc.mask  # (n_dec, B, H, S', Dh) x2, (B, S')
 
 
 class DecoderStepGraph(nn.Module):
@@ -106,6 +124,7 @@ def _export(
     input_names: tuple[str, ...],
     output_names: tuple[str, ...],
     dynamic_shapes: dict[str, dict[int, torch.export.Dim]],
+    rename: dict[str, str] | None = None,
 ) -> Path:
     """torch.onnx.export(dynamo=True) at the pinned opset, then onnx.checker on the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,24 +147,40 @@ def _export(
     if program is None:  # pragma: no cover - dynamo=True always returns a program
         raise RuntimeError("torch.onnx.export returned no ONNX program")
     program.save(str(path), external_data=external)
+    if rename:
+        proto = onnx.load(str(path), load_external_data=False)  # weights stay where they are
+        _rename_dims(proto.graph, rename)
+        onnx.save(proto, str(path))
     # check_model on the path also works for graphs with external data (> 2 GB)
     onnx.checker.check_model(str(path), full_check=True)
     return path
 
 
-def export_encoder(model: UIO2Model, path: str | Path) -> Path:
-    """Export the fused encoder graph (dynamic batch) to ``path``."""
+def _rename_dims(graph: onnx.GraphProto, names: dict[str, str]) -> None:
+    """Rename symbolic dimensions (torch.export calls a data-dependent size ``u0``)."""
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
+
+
+def export_encoder(model: UIO2Model, path: str | Path, compact: bool = True) -> Path:
+    """Export the fused encoder graph (dynamic batch; with ``compact`` a dynamic encoder
+    length ``enc_len``, see ``EncoderGraph``) to ``path``."""
     cfg = model.cfg
     example = random_encoder_inputs(cfg, batch_size=2, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     dynamic = {name: {0: batch} for name in ENCODER_INPUTS}
+    # some padding in the example, so the traced graph does not assume a full sequence
+    example.token_mask[:, cfg.max_prompt_tokens // 2 :] = False
     return _export(
-        EncoderGraph(model),
+        EncoderGraph(model, compact),
         example.as_tuple(),
         Path(path),
         ENCODER_INPUTS,
         ENCODER_OUTPUTS,
         dynamic,
+        rename={"u0": "enc_len"} if compact else None,
     )
 
 
@@ -153,10 +188,11 @@ def export_decoder_step(model: UIO2Model, path: str | Path) -> Path:
     """Export the decoder-step graph (dynamic batch and cache length) to ``path``.
 
     The example cache has length 2 (torch.export specialises example sizes 0 and 1); the range
-    still starts at 0, the empty cache of the first step.
+    still starts at 0, the empty cache of the first step. The encoder length is dynamic too
+    (``enc_len``: the compacted encoder drops padding).
     """
     cfg = model.cfg
-    b, lc, s = 2, 2, cfg.encoder_seq_len
+    b, lc, s = 2, 2, cfg.encoder_seq_len - 1  # any S' <= S; S - 1 keeps it symbolic
     dtype = next(model.parameters()).dtype
     g = torch.Generator().manual_seed(0)
     cache = (cfg.n_dec_layers, b, cfg.n_heads, lc, cfg.head_dim)
@@ -172,14 +208,17 @@ def export_decoder_step(model: UIO2Model, path: str | Path) -> Path:
     )
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     length = torch.export.Dim("cache", min=0, max=cfg.max_dec_len)
+    enc_len = torch.export.Dim(
+        "enc_len", min=cfg.n_views * cfg.n_patches + 1, max=cfg.encoder_seq_len
+    )
     dynamic = {
         "token": {0: batch},
         "position": {0: batch},
         "self_k": {1: batch, 3: length},
         "self_v": {1: batch, 3: length},
-        "cross_k": {1: batch},
-        "cross_v": {1: batch},
-        "enc_mask": {0: batch},
+        "cross_k": {1: batch, 3: enc_len},
+        "cross_v": {1: batch, 3: enc_len},
+        "enc_mask": {0: batch, 1: enc_len},
     }
     return _export(
         DecoderStepGraph(model), args, Path(path), DECODER_INPUTS, DECODER_OUTPUTS, dynamic

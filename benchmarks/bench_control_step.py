@@ -1,0 +1,153 @@
+"""Latency of one full control step: torch eager vs onnxruntime fp32 and int8, in one process.
+
+A control step is ``policy.act(obs)`` with re-planning at every step: preprocess the camera
+frames and proprio, encode prompt + observation + history, decode every action token greedily
+under the action-bin constraint, detokenize, clip. The three policies take turns on the same
+observations (round-robin, so load spikes on a shared machine hit them alike) with the same
+thread count (``torch.set_num_threads`` and onnxruntime's ``intra_op_num_threads``), after a
+warm-up, and the ratios are against torch eager measured in the same run.
+
+Usage::
+
+    python benchmarks/bench_control_step.py                      # shipped policy or random `small`
+    python benchmarks/bench_control_step.py --checkpoint CKPT --iters 200 --threads 2
+
+Prints a markdown table for the README and which weights were used. The latency does not
+depend on the weights, so a random `small` model stands in when no trained policy ships.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything can import mujoco
+
+import numpy as np  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_POLICY_DIR if (DEFAULT_POLICY_DIR / "config.json").is_file() else None,
+        help="checkpoint folder (default: the shipped policy if present, else random `small`)",
+    )
+    p.add_argument("--preset", default="small", help="preset of the random model (no checkpoint)")
+    p.add_argument("--iters", type=int, default=200, help="timed control steps per policy")
+    p.add_argument("--warmup", type=int, default=20, help="untimed steps per policy first")
+    p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    p.add_argument("--variants", default="fp32,int8", help="ONNX variants to time")
+    p.add_argument("--image", type=int, default=128, help="camera frame size fed to the policy")
+    p.add_argument(
+        "--full-encoder",
+        action="store_true",
+        help="also time an fp32 bundle whose encoder runs on the padded static sequence",
+    )
+    p.add_argument("--work-dir", type=Path, default=None, help="where bundles go (default: temp)")
+    return p.parse_args(argv)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    arr = np.asarray(samples) * 1e3
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from uio2_robot.envs.spaces import CAMERAS, action_space
+    from uio2_robot.export.bundle import convert_bundle, export_bundle
+    from uio2_robot.export.random_checkpoint import make_random_checkpoint
+    from uio2_robot.policies.onnx_policy import OnnxPolicy
+    from uio2_robot.policies.uio2 import UIO2Policy
+
+    torch.set_num_threads(args.threads)
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench_control_step."))
+    if args.checkpoint is not None:
+        checkpoint, weights = args.checkpoint, f"trained checkpoint {args.checkpoint}"
+    else:
+        checkpoint = make_random_checkpoint(work / "ckpt", args.preset, seed=0)
+        weights = f"randomly initialised `{args.preset}` (latency does not depend on weights)"
+    print(f"weights: {weights}", file=sys.stderr)
+    t0 = time.perf_counter()
+    bundles = {"fp32": export_bundle(checkpoint, work / "fp32", overwrite=True)}
+    for variant in args.variants.split(","):
+        if variant != "fp32":
+            bundles[variant] = convert_bundle(
+                bundles["fp32"].root, work / variant, variant, overwrite=True
+            )
+    if args.full_encoder:
+        bundles["fp32 full S"] = export_bundle(
+            checkpoint, work / "fp32_full", overwrite=True, compact_encoder=False
+        )
+    print(f"exported {sorted(bundles)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+    policies = {"torch eager": UIO2Policy.from_checkpoint(checkpoint)}
+    for variant in bundles:
+        policies[f"onnxruntime {variant}"] = OnnxPolicy(bundles[variant].root, threads=args.threads)
+    cfg = bundles["fp32"].manifest["model_config"]
+    processor = policies["torch eager"].processor
+
+    # A VIMA-style prompt (text + two object crops) and camera frames at the suite's size.
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(2)]
+    prompt = ["Put the ", crops[0], " into the ", crops[1], "."]
+    observations = []
+    for _ in range(16):
+        obs = {
+            k: rng.integers(0, 256, (args.image, args.image, 3), dtype=np.uint8) for k in CAMERAS
+        }
+        obs[processor.proprio_key] = rng.normal(size=processor.proprio_dim).astype(np.float32)
+        observations.append(obs)
+    space = action_space("primitive")
+    for policy in policies.values():
+        policy.reset(prompt, space)
+
+    times: dict[str, list[float]] = {name: [] for name in policies}
+    actions: dict[str, list[np.ndarray]] = {name: [] for name in policies}
+    for i in range(args.warmup + args.iters):
+        obs = observations[i % len(observations)]
+        for name, policy in policies.items():
+            start = time.perf_counter()
+            action = policy.act(obs)
+            elapsed = time.perf_counter() - start
+            if i >= args.warmup:
+                times[name].append(elapsed)
+                actions[name].append(action)
+
+    base_p50, _ = percentiles(times["torch eager"])
+    n_tokens = processor.n_action_tokens("primitive")
+    onnx_fp32 = policies["onnxruntime fp32"]
+    _, _, enc_mask = onnx_fp32.runner.encode(onnx_fp32.encoder_arrays(observations[0]))
+    static_len = policies["torch eager"].model.cfg.encoder_seq_len
+    print(
+        f"\nOne control step of the `{cfg['name']}` policy (preprocess 2 x {args.image}px frames, "
+        f"encode prompt + observation + history: {static_len} encoder positions, "
+        f"{enc_mask.shape[1]} of them real), decode {n_tokens} action tokens, detokenize); "
+        f"{args.threads} threads, {args.iters} steps after {args.warmup} warm-up; {weights}.\n"
+    )
+    print("| runtime | p50 ms | p99 ms | speed-up vs torch (p50) | actions equal to torch |")
+    print("|---|---|---|---|---|")
+    for name in policies:
+        p50, p99 = percentiles(times[name])
+        same = np.mean(
+            [
+                np.array_equal(a, b)
+                for a, b in zip(actions[name], actions["torch eager"], strict=True)
+            ]
+        )
+        print(f"| {name} | {p50:.2f} | {p99:.2f} | {base_p50 / p50:.2f}x | {same:.0%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
