@@ -43,6 +43,7 @@ from uio2_robot.policies.base import PromptSegment
 log = logging.getLogger("uio2_robot.deploy.loop")
 
 MIN_HZ, MAX_HZ = 5.0, 50.0
+LOGGED_STAGES = ("capture", "transfer", "inference", "actuation", "loop")
 
 
 @dataclass
@@ -337,16 +338,16 @@ class ControlLoop:
                     break
                 if t_done >= next_log:
                     next_log = t_done + s.log_every_s
+                    p50 = {n: stages.percentile_ms(n, 50) for n in LOGGED_STAGES}
                     log.info(
-                        "tick %d step %d: %d policy / %d hold / %d stopped, %d overruns, loop p50 "
-                        "%.1f ms",
+                        "tick %d step %d: %d policy / %d hold / %d stopped, %d overruns; p50 ms: %s",
                         k,
                         step,
                         report.policy_steps,
                         report.holds,
                         report.stopped_steps,
                         timer.overruns,
-                        stages.percentile_ms("loop", 50),
+                        " ".join(f"{n} {v:.1f}" for n, v in p50.items()),
                     )
         finally:
             self.driver.stop()
