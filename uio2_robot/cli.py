@@ -119,6 +119,32 @@ def _train(cfg: DictConfig, _extra: list[str]) -> int:
     return 0
 
 
+def _library_call(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
+    """Run a library command; user errors (bad paths, values) become CLI errors."""
+    try:
+        return fn(cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _export(cfg: DictConfig, _extra: list[str]) -> int:
+    from uio2_robot.export.command import run_export_command
+
+    return _library_call(run_export_command, cfg)
+
+
+def _serve(cfg: DictConfig, _extra: list[str]) -> int:
+    from uio2_robot.deploy.commands import run_serve_command
+
+    return _library_call(run_serve_command, cfg)
+
+
+def _robot(cfg: DictConfig, _extra: list[str]) -> int:
+    from uio2_robot.deploy.commands import run_robot_command
+
+    return _library_call(run_robot_command, cfg)
+
+
 DATA_ACTIONS = ("info", "validate", "video", "merge")
 
 
@@ -163,6 +189,8 @@ def _commands() -> dict[str, Command]:
         RolloutConfig,
         TrainConfig,
     )
+    from uio2_robot.deploy.config import RobotConfig, ServeConfig
+    from uio2_robot.export.config import ExportConfig
 
     return {
         "rollout": Command(
@@ -189,6 +217,29 @@ def _commands() -> dict[str, Command]:
             _train,
             TrainConfig,
             "train",
+        ),
+        "export": Command(
+            "turn a checkpoint into an ONNX deploy bundle (fp32 | int8 | fp16), optional parity check",
+            "uio2-robot export checkpoint=DIR out=BUNDLE [variant=fp32|int8|fp16] [check=true]",
+            _export,
+            ExportConfig,
+            "export",
+        ),
+        "serve": Command(
+            "serve a policy to robot clients over websockets + msgpack (docs/deploy.md)",
+            "uio2-robot serve bundle=DIR | checkpoint=DIR | policy=oracle [host=127.0.0.1] "
+            "[port=8765] [max_clients=8]",
+            _serve,
+            ServeConfig,
+            "serve",
+        ),
+        "robot": Command(
+            "fixed-rate control loop: cameras -> policy (served or in-process) -> safety -> arm",
+            "uio2-robot robot [server=ws://HOST:PORT | server=null policy=NAME] "
+            "[driver.name=sim|ur] [control_hz=10] [episodes=N] [record.out=STORE] [+deploy=ur5e]",
+            _robot,
+            RobotConfig,
+            "robot",
         ),
         "data": Command(
             "inspect trajectory stores: info, validate, video, merge",
