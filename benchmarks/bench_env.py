@@ -21,10 +21,9 @@ import time
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-from uio2_robot.envs import ENV_ID, Oracle, make_env  # noqa: E402
+from uio2_robot.envs import Oracle, make_env, make_vector_env  # noqa: E402
 
 
 def _oracle_actions(
@@ -97,12 +96,19 @@ def bench_single(task: str, mode: str, size: int, steps: int) -> dict[str, float
 
 
 def bench_vector(kind: str, task: str, size: int, steps: int, num_envs: int) -> float:
-    """Env steps per second (summed over sub-envs) of a gymnasium vector env in delta mode."""
-    fns = [
-        (lambda: gym.make(ENV_ID, task=task, level="L1", action_mode="delta", image_size=size))
-        for _ in range(num_envs)
-    ]
-    venv = gym.vector.SyncVectorEnv(fns) if kind == "sync" else gym.vector.AsyncVectorEnv(fns)
+    """Env steps per second (summed over sub-envs) of a gymnasium vector env in delta mode.
+
+    Built with ``make_vector_env``: this process has rendered already, and a plain forked
+    AsyncVectorEnv worker cannot render after that (EGL does not survive fork).
+    """
+    venv = make_vector_env(
+        task,
+        num_envs,
+        asynchronous=kind == "async",
+        level="L1",
+        action_mode="delta",
+        image_size=size,
+    )
     venv.reset(seed=0)
     rng = np.random.default_rng(0)
     low, high = venv.single_action_space.low, venv.single_action_space.high

@@ -11,13 +11,20 @@ Importing this package registers the gymnasium id ``"uio2_robot/Tabletop-v0"``
 
 from __future__ import annotations
 
-import gymnasium as gym
+import os
 
-from .oracle import Oracle, oracle_action
-from .spaces import DEFAULT_CONTROL_HZ
-from .tabletop import TabletopEnv
-from .tasks import TASK_CLASSES
-from .vector import make_vector_env
+# Offscreen rendering needs EGL on headless machines, and MuJoCo reads this when it is first
+# imported: default it here so every importer (spawned workers included) gets a working renderer.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+import gymnasium as gym  # noqa: E402
+
+from .oracle import Oracle, oracle_action  # noqa: E402
+from .spaces import DEFAULT_CONTROL_HZ  # noqa: E402
+from .tabletop import TabletopEnv  # noqa: E402
+from .tasks import TASK_CLASSES  # noqa: E402
+from .vector import make_vector_env  # noqa: E402
 
 ENV_ID = "uio2_robot/Tabletop-v0"
 TASKS: tuple[str, ...] = tuple(TASK_CLASSES)

@@ -18,7 +18,7 @@ import cv2
 import mujoco
 import numpy as np
 
-from .scene import STUDIO
+from .scene import STUDIO, STUDIO_GROUP
 from .shapes import shape
 from .sim import Placed, Sim
 from .spaces import WORKSPACE_X, WORKSPACE_Y
@@ -72,9 +72,14 @@ class Views:
         half_h = math.atan(FRONT_HALF_WIDTH / dist / aspect)
         m.cam_fovy[self._cam_id["front"]] = math.degrees(2 * half_h)
         self._renderer: mujoco.Renderer | None = None
-        self._option = (
-            mujoco.MjvOption()
-        )  # default: groups 0-2 drawn, tool (3) and parked (5) hidden
+        # The cameras draw group 0 only (see scene.py for the groups); the studio adds its floor.
+        self._option = mujoco.MjvOption()
+        self._option.geomgroup[:] = 0
+        self._option.geomgroup[0] = 1
+        self._studio_option = mujoco.MjvOption()
+        self._studio_option.geomgroup[:] = 0
+        self._studio_option.geomgroup[0] = 1
+        self._studio_option.geomgroup[STUDIO_GROUP] = 1
         self._seg_lut = np.zeros(m.ngeom + 1, dtype=np.int32)
 
     @property
@@ -104,7 +109,8 @@ class Views:
     def render(self, camera: str) -> np.ndarray:
         """RGB (H, W, 3) uint8 from ``camera``."""
         r = self.renderer
-        r.update_scene(self.sim.data, self._cam_id[camera], self._option)
+        option = self._studio_option if camera == "studio" else self._option
+        r.update_scene(self.sim.data, self._cam_id[camera], option)
         return r.render()
 
     def render_segmentation(self, camera: str) -> np.ndarray:

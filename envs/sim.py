@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from .scene import (
+    COLLISION_GROUP,
     PARK_GROUP,
     PHYSICS_DT,
     TOOL_HOME,
@@ -23,7 +24,6 @@ from .scene import (
     park_position,
     yaw_of_quat,
 )
-from .shapes import shape
 from .spaces import WORKSPACE_X, WORKSPACE_Y
 
 TOOL_Z_RANGE = (0.0, 0.3)  # tool tip height above the table the servo will accept
@@ -106,6 +106,10 @@ class Sim:
         # compiled contact bits of every geom: parked bodies get 0, placed ones these back
         self._contype0 = m.geom_contype.copy()
         self._conaffinity0 = m.geom_conaffinity.copy()
+        # group a placed geom returns to: its visual mesh is drawn, its collision parts are not
+        self._group_placed = np.where(self._contype0 == 0, 0, COLLISION_GROUP).astype(
+            m.geom_group.dtype
+        )
         self.active: list[Placed] = []
         self.held: int | None = None  # pool index welded to the tool
         self.tool_on = False
@@ -166,7 +170,7 @@ class Sim:
         i = self.free_pool_index(shape_name)
         m, d = self.model, self.data
         r = self.geom_ranges[i]
-        m.geom_group[r.start : r.stop] = 0
+        m.geom_group[r.start : r.stop] = self._group_placed[r.start : r.stop]
         m.geom_matid[r.start : r.stop] = self._matid[texture]
         quat = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         if self.pool[i].is_marker:
@@ -315,7 +319,3 @@ class Sim:
         m.eq_data[eq, 10] = 1.0
         d.eq_active[eq] = 1
         self.held = i
-
-    def object_shape(self, placed: Placed):
-        """The :class:`~uio2_robot.envs.shapes.Shape` of an active object."""
-        return shape(placed.shape)

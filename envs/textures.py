@@ -26,11 +26,6 @@ class Texture:
     kind: str  # "solid" | "stripes" | "checker" | "dots" | "noise"
     colors: tuple[RGB, ...]
 
-    @property
-    def mean_rgb(self) -> RGB:
-        """Average colour (used for prompt text checks and debugging renders)."""
-        return tuple(float(v) for v in np.mean(np.asarray(self.colors), axis=0))  # type: ignore[return-value]
-
 
 _RED = (0.85, 0.12, 0.12)
 _GREEN = (0.15, 0.65, 0.2)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..levels import object_pairs
+from ..levels import level_shapes, object_pairs
 from ..motion import Primitive
 from ..shapes import shape
 from ..sim import Placed, Sim, wrap_angle
@@ -174,8 +174,6 @@ class Task:
 
     def pool_copies(self, level: str) -> dict[str, int]:
         """{shape: copies} of pool bodies this task needs at ``level``."""
-        from ..levels import level_shapes
-
         out = {s: self.copies for s in level_shapes(level, "dragged")}
         out.update({s: 1 for s in level_shapes(level, "base")})
         return out

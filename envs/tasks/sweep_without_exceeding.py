@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from ..levels import level_textures
 from ..motion import Primitive
 from ..scene import SPATULA_HALF
 from ..shapes import shape
@@ -50,8 +51,6 @@ class SweepWithoutExceeding(Task):
         required = int(ctx.choose([n, 1, 2]))
         swept_s, tex = ctx.choose(ctx.pairs("swept"))
         distractor_tex = ctx.choose([t for _, t in ctx.pairs("swept") if t != tex])
-        from ..levels import level_textures
-
         marks = [t for t in level_textures(ctx.level) if t not in (tex, distractor_tex)]
         bounds_tex = ctx.choose(marks)
         line_tex = ctx.choose([t for t in marks if t != bounds_tex])

@@ -91,6 +91,9 @@ def test_task_level_mode(task: str, level: str, mode: str) -> None:
         _check_obs(env, obs)
         _check_prompt(info, task)
         _check_levels(env, level)
+        u = env.unwrapped
+        assert not u.task.success(u.sim, u.episode), "the episode must not start solved"
+        assert u.task.failure(u.sim, u.episode) is None
         assert info["task"] == task and info["level"] == level and info["seed"] == 11
         assert info["action_mode"] == mode and info["max_steps"] == env.unwrapped.max_steps
         prim_steps = TASK_CLASSES[task].vima_max_steps + 2
