@@ -28,10 +28,9 @@ from .spaces import WORKSPACE_X, WORKSPACE_Y
 
 TOOL_Z_RANGE = (0.0, 0.3)  # tool tip height above the table the servo will accept
 TOOL_XY_MARGIN = 0.1  # the tool may reach this far outside the workspace
-YAW_LEAD = 0.2  # rad, the same for yaw
-TARGET_LEAD = (
-    0.02  # max distance the servo target may run ahead of the measured pose (anti wind-up)
-)
+# Anti wind-up: how far the servo target may run ahead of the measured pose (m, rad).
+TARGET_LEAD = 0.02
+YAW_LEAD = 0.2
 RAMP_FRACTION = 0.5  # the target ramps over this fraction of a control period, then holds
 
 
@@ -61,16 +60,19 @@ class Sim:
         self.tool = tool
         self.control_hz = float(control_hz)
         m = self.model
+        # One control period is n_sub physics steps (10 at 10 Hz); the actual period is
+        # n_sub * PHYSICS_DT when 1 / control_hz is not a multiple of the physics step.
         self.n_sub = max(1, round(1.0 / (control_hz * PHYSICS_DT)))
-        self._ramp_chunks = 3
-        self._ramp_sub = max(1, round(self.n_sub * RAMP_FRACTION / self._ramp_chunks))
-        self._hold_sub = max(0, self.n_sub - self._ramp_chunks * self._ramp_sub)
+        self.control_period = self.n_sub * PHYSICS_DT
+        ramp = max(1, round(self.n_sub * RAMP_FRACTION))
+        chunks = min(3, ramp)
+        self._ramp_chunks = [
+            ramp // chunks + (1 if k < ramp % chunks else 0) for k in range(chunks)
+        ]
+        self._hold_sub = self.n_sub - ramp
         tool_joints = ("tool_x", "tool_y", "tool_z", "tool_yaw")
         self._tool_qadr = np.array(
             [m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j)] for j in tool_joints]
-        )
-        self._tool_dadr = np.array(
-            [m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j)] for j in tool_joints]
         )
         self.tool_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "tool")
         self.tool_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "tool_tip")
@@ -279,9 +281,10 @@ class Sim:
         goal[1] = np.clip(goal[1], WORKSPACE_Y[0] - TOOL_XY_MARGIN, WORKSPACE_Y[1] + TOOL_XY_MARGIN)
         goal[2] = np.clip(goal[2], *TOOL_Z_RANGE)
         self.set_tool(tool_on)
-        for k in range(1, self._ramp_chunks + 1):
-            d.ctrl[:4] = start + (goal - start) * (k / self._ramp_chunks)
-            mujoco.mj_step(m, d, nstep=self._ramp_sub)
+        n = len(self._ramp_chunks)
+        for k, nstep in enumerate(self._ramp_chunks, start=1):
+            d.ctrl[:4] = start + (goal - start) * (k / n)
+            mujoco.mj_step(m, d, nstep=nstep)
             self._suction_update()
         if self._hold_sub:
             mujoco.mj_step(m, d, nstep=self._hold_sub)

@@ -163,3 +163,17 @@ def test_truncation_at_vima_max_steps_plus_two() -> None:
         steps += 1
     assert truncated and not terminated and steps == 3 + 2
     env.close()
+
+
+@pytest.mark.parametrize("hz", [10.0, 20.0, 100.0, 15.0])
+def test_one_control_step_is_one_control_period(hz: float) -> None:
+    env = make_env("rotate", action_mode="delta", image_size=SIZE, control_hz=hz)
+    env.reset(seed=0)
+    sim = env.unwrapped.sim
+    t0 = sim.data.time
+    env.step(np.zeros(5, np.float32))
+    assert sim.data.time - t0 == pytest.approx(sim.control_period)
+    assert sim.control_period == pytest.approx(
+        1.0 / hz, abs=0.5 * 0.01
+    )  # rounded to a physics step
+    env.close()
