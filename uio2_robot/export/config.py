@@ -16,8 +16,8 @@ class ExportConfig:
     overwrite: bool = False  # replace an existing bundle folder
     compact_encoder: bool = True  # the encoder graph skips padded positions (exact, faster)
     check: bool = False  # run the open-loop parity check after exporting
-    parity_episodes: int = 2  # episodes of recorded observations for the check
-    parity_steps: int = 4  # observations per episode
+    parity_episodes: int = 12  # episodes of recorded observations (cycling the suite tasks)
+    parity_steps: int = 8  # at most this many observations per episode
     parity_seed: int = 0
     use_suite: bool = True  # record the observations on the sim suite (else synthetic frames)
     threads: int = 0  # onnxruntime intra-op threads for the check (0 = default)

@@ -87,21 +87,29 @@ def suite_episodes(
     n_episodes: int = 2,
     max_steps: int = 4,
     seed: int = 0,
-    tasks: Sequence[str] = ("visual_manipulation",),
+    tasks: Sequence[str] | None = None,
     level: str = "L1",
     action_mode: str = "primitive",
     driver: str = "oracle",
 ) -> list[RecordedEpisode]:
     """Roll out ``driver`` (the scripted oracle) on the sim suite, recording what it saw.
 
-    Raises ImportError when the suite (``uio2_robot.envs.make_env``) is not available.
+    Episodes cycle through ``tasks`` (default: every suite task that has ``level``), so the
+    observations cover several scenes and prompts. Raises ImportError when the suite
+    (``uio2_robot.envs.make_env``) is not available.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from uio2_robot.envs import make_env  # ImportError while the suite is not installed
+    from uio2_robot.envs import TASKS, levels_for, make_env  # ImportError without the suite
     from uio2_robot.policies.factory import make_policy
     from uio2_robot.seeding import episode_seed
 
-    policy = make_policy(driver, seed=seed)
+    try:
+        policy = make_policy(driver, seed=seed)
+    except ImportError:  # no scripted oracle yet: random actions still give varied frames
+        driver = "random"
+        policy = make_policy(driver, seed=seed)
+    if tasks is None:
+        tasks = [t for t in TASKS if level in levels_for(t)]
     episodes = []
     for i in range(n_episodes):
         task = tasks[i % len(tasks)]
@@ -111,7 +119,7 @@ def suite_episodes(
             obs, info = env.reset(seed=ep_seed)
             policy.reset(info["prompt"], env.action_space, env=env.unwrapped)
             episode = RecordedEpisode(
-                list(info["prompt"]), env.action_space, [], f"{task}/{level}/{ep_seed}"
+                list(info["prompt"]), env.action_space, [], f"{task}/{level}/{ep_seed}/{driver}"
             )
             for _ in range(max_steps):
                 episode.observations.append(obs)
@@ -252,6 +260,7 @@ def check_parity(
         "bundle": str(bundle),
         "observations": source,
         "episodes": len(episodes),
+        "episode_labels": [e.label for e in episodes],
         "steps": steps,
         "tokens": n_tokens_total,
         "step_agreement": step_agreement,
