@@ -191,9 +191,11 @@ PRESETS: dict[str, ModelConfig] = {
     ),
     # The default CPU policy, sized for a short control step (encode + 6 action tokens) on two
     # cores: 273 encoder tokens. 80 prompt tokens hold the suite's longest byte-level prompt (76)
-    # and 4 prompt images its most (3); 2 views x 64 patches keep 8 px detail at 64 x 64.
+    # and 4 prompt images its most (3); 2 views x 64 patches keep 8 px detail at 64 x 64. Width
+    # 192 rather than 256: the encoder is compute-bound on CPU and d=256 measured ~1.5x slower
+    # per control step in onnxruntime (benchmarks/bench_decode.py has the eager figures).
     "small": ModelConfig(
-        name="small", d_model=256, n_heads=4, head_dim=64, mlp_hidden=704,
+        name="small", d_model=192, n_heads=3, head_dim=64, mlp_hidden=512,
         n_enc_layers=4, n_dec_layers=4, image_size=64, patch_size=8, prompt_image_size=32,
         n_views=2, max_history=2, n_latents=8, resampler_dim=128, resampler_heads=4,
         resampler_mlp=256, max_prompt_tokens=80, max_prompt_images=4, max_dec_len=32, **_BYTE,
