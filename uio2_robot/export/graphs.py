@@ -13,6 +13,7 @@ in step; parity with eager torch is checked by ``uio2_robot.export.parity``.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -129,21 +130,28 @@ def _export(
     """torch.onnx.export(dynamo=True) at the pinned opset, then onnx.checker on the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     external = _weight_bytes(module) > EXTERNAL_DATA_BYTES
-    with torch.no_grad(), warnings.catch_warnings():
-        # The exporter warns when two axes share a Dim name ("batch" everywhere): intended.
-        warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        program = torch.onnx.export(
-            module.eval(),
-            args,
-            dynamo=True,
-            opset_version=OPSET,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            dynamic_shapes=dynamic_shapes,
-            optimize=True,
-            verbose=False,
-        )
+    # The exporter logs one warning per torchvision op it cannot register (torchvision is not a
+    # dependency) and warns when two axes share a Dim name ("batch" everywhere, intended).
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            program = torch.onnx.export(
+                module.eval(),
+                args,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_shapes=dynamic_shapes,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        registry_log.setLevel(level)
     if program is None:  # pragma: no cover - dynamo=True always returns a program
         raise RuntimeError("torch.onnx.export returned no ONNX program")
     program.save(str(path), external_data=external)
