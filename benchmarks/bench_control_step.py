@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench_control_step."))
     if args.checkpoint is not None:
-        checkpoint, weights = args.checkpoint, f"trained checkpoint {args.checkpoint}"
+        checkpoint, weights = args.checkpoint, f"checkpoint {args.checkpoint}"
     else:
         checkpoint = make_random_checkpoint(work / "ckpt", args.preset, seed=0)
         weights = f"randomly initialised `{args.preset}` (latency does not depend on weights)"
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for policy in policies.values():
         policy.reset(prompt, space)
 
+    load_before = os.getloadavg()[0]  # other processes on a shared machine skew every row
     times: dict[str, list[float]] = {name: [] for name in policies}
     actions: dict[str, list[np.ndarray]] = {name: [] for name in policies}
     for i in range(args.warmup + args.iters):
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         f"\nOne control step of the `{cfg['name']}` policy (preprocess 2 x {args.image}px frames, "
         f"encode prompt + observation + history: {static_len} encoder positions, "
         f"{enc_mask.shape[1]} of them real), decode {n_tokens} action tokens, detokenize); "
-        f"{args.threads} threads, {args.iters} steps after {args.warmup} warm-up; {weights}.\n"
+        f"{args.threads} threads, {args.iters} steps after {args.warmup} warm-up; {weights}; "
+        f"load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs.\n"
     )
     print("| runtime | p50 ms | p99 ms | speed-up vs torch (p50) | actions equal to torch |")
     print("|---|---|---|---|---|")
