@@ -4,10 +4,11 @@ Measures, in one process and with the same seeds:
 - delta mode (one control period per step) and primitive mode (one whole pick-and-place per step),
   both views rendered at ``--size``;
 - the same env with rendering skipped (physics + task checks only) to split the cost;
-- a gymnasium SyncVectorEnv and AsyncVectorEnv of ``--num-envs`` delta-mode envs.
+- a gymnasium SyncVectorEnv and AsyncVectorEnv of ``--num-envs`` delta-mode envs (random actions).
 
-Ratios are printed against the single-env delta-mode figure measured in this same run (the
-machine is shared and noisy; absolute numbers drift, ratios much less).
+Ratios are printed against a baseline measured in this same run (the machine is shared and noisy;
+absolute numbers drift, ratios much less): the oracle-driven rows against single-env delta mode,
+the vector rows against one env stepping the same random delta actions.
 
     MUJOCO_GL=egl python benchmarks/bench_env.py --size 128 --steps 600
 """
@@ -95,12 +96,31 @@ def bench_single(task: str, mode: str, size: int, steps: int) -> dict[str, float
     }
 
 
-def bench_vector(kind: str, task: str, size: int, steps: int, num_envs: int) -> float:
-    """Env steps per second (summed over sub-envs) of a gymnasium vector env in delta mode.
+def _random_actions(space_low, space_high, steps: int, num_envs: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    shape = (steps, num_envs, len(space_low))
+    return rng.uniform(space_low * 0.5, space_high * 0.5, size=shape).astype(np.float32)
 
-    Built with ``make_vector_env``: this process has rendered already, and a plain forked
+
+def bench_random(kind: str, task: str, size: int, steps: int, num_envs: int) -> float:
+    """Env steps/s (summed over sub-envs) under the same random delta actions.
+
+    ``kind`` is "single" (one env, the baseline of this comparison), "sync" or "async". Vector
+    envs are built with ``make_vector_env``: this process has rendered already, and a plain forked
     AsyncVectorEnv worker cannot render after that (EGL does not survive fork).
     """
+    if kind == "single":
+        env = make_env(task, "L1", "delta", image_size=size)
+        env.reset(seed=0)
+        acts = _random_actions(env.action_space.low, env.action_space.high, steps, 1)[:, 0]
+        t0 = time.perf_counter()
+        for a in acts:
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                env.reset()
+        dt = time.perf_counter() - t0
+        env.close()
+        return steps / dt
     venv = make_vector_env(
         task,
         num_envs,
@@ -110,14 +130,11 @@ def bench_vector(kind: str, task: str, size: int, steps: int, num_envs: int) -> 
         image_size=size,
     )
     venv.reset(seed=0)
-    rng = np.random.default_rng(0)
-    low, high = venv.single_action_space.low, venv.single_action_space.high
-    actions = rng.uniform(low * 0.5, high * 0.5, size=(steps, num_envs, len(low))).astype(
-        np.float32
-    )
-    venv.step(actions[0])
+    space = venv.single_action_space
+    acts = _random_actions(space.low, space.high, steps, num_envs)
+    venv.step(acts[0])
     t0 = time.perf_counter()
-    for a in actions[1:]:
+    for a in acts[1:]:
         venv.step(a)
     dt = time.perf_counter() - t0
     venv.close()
@@ -151,9 +168,14 @@ def main() -> None:
             f"{'  ' + name.split(',')[0] + ' without rendering':38s} "
             f"{r['physics_only_steps_per_s']:9.1f} {r['physics_only_steps_per_s'] / base:9.2f}"
         )
+    print("random delta actions (vector envs auto-reset; compared with one env, same actions):")
+    single = bench_random("single", args.task, args.size, args.steps, 1)
+    print(f"{'  delta, single env':38s} {single:9.1f} {1.0:9.2f}")
     for kind in ("sync", "async"):
-        sps = bench_vector(kind, args.task, args.size, args.steps // 2, args.num_envs)
-        print(f"{f'delta, {kind} vector x{args.num_envs}':38s} {sps:9.1f} {sps / base:9.2f}")
+        sps = bench_random(kind, args.task, args.size, args.steps // 2, args.num_envs)
+        print(
+            f"{f'  delta, {kind} vector x{args.num_envs} (summed)':38s} {sps:9.1f} {sps / single:9.2f}"
+        )
 
 
 if __name__ == "__main__":
