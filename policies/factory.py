@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,9 @@ from uio2_robot.policies.base import Policy
 
 POLICY_NAMES = ("default", "oracle", "random", "replay", "uio2", "onnx")
 
-DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_policy"
-"""Where the shipped default policy (a checkpoint folder) lives inside the installed package."""
+DEFAULT_POLICY_DIR = Path(str(files("uio2_robot") / "assets" / "default_policy"))
+"""Where the shipped default policy (a checkpoint folder) lives inside the installed package
+(package data of ``uio2_robot``, so editable and regular installs find it alike)."""
 
 
 def make_policy(name: str, **kwargs: Any) -> Policy:
