@@ -23,11 +23,16 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything can import mujoco
 
 import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from uio2_robot.export.manifest import Bundle
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time an fp32 bundle whose encoder runs on the padded static sequence",
     )
     p.add_argument("--work-dir", type=Path, default=None, help="where bundles go (default: temp)")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the checkpoint and bundles a previous run left in --work-dir",
+    )
     return p.parse_args(argv)
 
 
@@ -66,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from uio2_robot.envs.spaces import CAMERAS, action_space
     from uio2_robot.export.bundle import convert_bundle, export_bundle
+    from uio2_robot.export.manifest import load_bundle
     from uio2_robot.export.random_checkpoint import make_random_checkpoint
     from uio2_robot.policies.onnx_policy import OnnxPolicy
     from uio2_robot.policies.uio2 import UIO2Policy
@@ -75,19 +86,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint is not None:
         checkpoint, weights = args.checkpoint, f"checkpoint {args.checkpoint}"
     else:
-        checkpoint = make_random_checkpoint(work / "ckpt", args.preset, seed=0)
+        checkpoint = work / "ckpt"
+        if not (args.reuse and (checkpoint / "config.json").is_file()):
+            make_random_checkpoint(checkpoint, args.preset, seed=0)
         weights = f"randomly initialised `{args.preset}` (latency does not depend on weights)"
     print(f"weights: {weights}", file=sys.stderr)
+
+    def bundle(name: str, make: Callable[[Path], Bundle]) -> Bundle:
+        folder = work / name.replace(" ", "_")
+        if args.reuse and (folder / "manifest.json").is_file():
+            return load_bundle(folder)
+        return make(folder)
+
     t0 = time.perf_counter()
-    bundles = {"fp32": export_bundle(checkpoint, work / "fp32", overwrite=True)}
+    bundles = {"fp32": bundle("fp32", lambda f: export_bundle(checkpoint, f, overwrite=True))}
     for variant in args.variants.split(","):
         if variant != "fp32":
-            bundles[variant] = convert_bundle(
-                bundles["fp32"].root, work / variant, variant, overwrite=True
+            bundles[variant] = bundle(
+                variant,
+                lambda f, v=variant: convert_bundle(bundles["fp32"].root, f, v, overwrite=True),
             )
     if args.full_encoder:
-        bundles["fp32 full S"] = export_bundle(
-            checkpoint, work / "fp32_full", overwrite=True, compact_encoder=False
+        bundles["fp32 full S"] = bundle(
+            "fp32_full",
+            lambda f: export_bundle(checkpoint, f, overwrite=True, compact_encoder=False),
         )
     print(f"exported {sorted(bundles)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 

@@ -63,6 +63,11 @@ class OnnxPolicy:
     def bundle(self) -> Bundle:
         return self.runner.bundle
 
+    @property
+    def action_mode(self) -> str | None:
+        """The action mode picked at the last ``reset`` (None before the first)."""
+        return self._mode
+
     # ------------------------------------------------------------------ the Policy contract
     def reset(
         self, prompt: list[PromptSegment], action_space: spaces.Box, env: Any | None = None

@@ -226,7 +226,7 @@ def check_parity(
     for episode in episodes:
         torch_policy.reset(episode.prompt, episode.action_space)
         onnx_policy.reset(episode.prompt, episode.action_space)
-        mode = onnx_policy._mode
+        mode = onnx_policy.action_mode
         n_tok = processor.n_action_tokens(mode)
         allowed = np.zeros(model.cfg.vocab_size, dtype=bool)
         allowed[processor.allowed_action_ids(mode)] = True
