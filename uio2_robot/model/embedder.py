@@ -25,7 +25,12 @@ class EncoderEmbedder(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.cfg = cfg
-        self.obs_patch_embed = PatchEmbed(cfg.patch_size, d)  # position comes from 2D RoPE
+        # A learned absolute (row + column) position on top of 2D RoPE: UIO2's patches come from
+        # a ViT whose own position embeddings make "where" linearly readable; trained from scratch
+        # here, the patchifier needs it too, or coordinates must be inferred from relative phases.
+        self.obs_patch_embed = PatchEmbed(
+            cfg.patch_size, d, max_grid=cfg.image_size // cfg.patch_size
+        )
         # Stands in for an observation patch hidden by the [R] (masked denoising) objective.
         self.mask_embed = nn.Parameter(torch.randn(d) * 0.5)
         self.view_embed = nn.Embedding(cfg.n_views, d)

@@ -46,8 +46,8 @@ def grid_positions(grid: int, device: torch.device | None = None) -> tuple[Tenso
 class PatchEmbed(nn.Module):
     """Linear patch embedding, optionally with a learned factorised (row + column) position.
 
-    The encoder's observation patches need no learned position (2D RoPE gives it); the
-    resampler's inputs do, because the resampler's cosine attention has no RoPE.
+    The resampler's inputs need it because its cosine attention has no RoPE; the encoder's
+    observation patches use it alongside 2D RoPE, as a ViT's patches carry absolute position.
     """
 
     def __init__(
