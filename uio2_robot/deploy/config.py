@@ -9,31 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from uio2_robot.config_schema import PolicyConfig
+
 DEFAULT_PORT = 8765
 
 
-@dataclass
-class PolicySpec:
-    """Which policy to build (`uio2_robot.policies.factory.make_policy`); same fields as the
-    rollout's ``policy`` group so ``policy=oracle`` etc. compose the same way."""
-
-    name: str = "onnx"
-    checkpoint: str | None = None
-    bundle: str | None = None
-    device: str = "cpu"
-    greedy: bool = True
-    temperature: float = 1.0
-    temporal_ensemble: bool = False
-    threads: int = 0
-    providers: list[str] | None = None
-    seed: int = 0
+PolicySpec = PolicyConfig
+"""Which policy to build (`uio2_robot.policies.factory.make_policy`): the rollout's ``policy``
+schema, so ``policy=oracle`` etc. compose the same way in every command."""
 
 
 @dataclass
 class ServeConfig:
     """`uio2-robot serve`: serve one policy to robot clients over websockets + msgpack."""
 
-    policy: PolicySpec = field(default_factory=PolicySpec)
+    policy: PolicySpec = field(default_factory=lambda: PolicySpec(name="onnx"))
     bundle: str | None = None  # shorthand: bundle=DIR serves the ONNX bundle in DIR
     checkpoint: str | None = None  # shorthand: checkpoint=DIR serves a torch checkpoint
     host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 to accept robots on the network
