@@ -53,6 +53,7 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
             greedy=bool(kwargs.get("greedy", True)),
             temperature=float(kwargs.get("temperature") or 1.0),
             temporal_ensemble=bool(kwargs.get("temporal_ensemble", False)),
+            execute_steps=int(kwargs.get("execute_steps") or 1),
             seed=int(kwargs.get("seed") or 0),
         )
     if name == "onnx":
@@ -67,5 +68,7 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
             bundle,
             providers=kwargs.get("providers"),
             threads=int(kwargs.get("threads") or 0),
+            temporal_ensemble=bool(kwargs.get("temporal_ensemble", False)),
+            execute_steps=int(kwargs.get("execute_steps") or 1),
         )
     raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")

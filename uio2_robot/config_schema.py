@@ -45,6 +45,7 @@ class PolicyConfig:
     greedy: bool = True
     temperature: float = 1.0
     temporal_ensemble: bool = False
+    execute_steps: int = 1  # actions executed from each predicted chunk before re-planning
     threads: int = 0
     providers: list[str] | None = None
     seed: int = 0
