@@ -29,3 +29,17 @@ def test_wilson_narrows_with_more_episodes():
 def test_wilson_rejects_impossible_counts(s, n):
     with pytest.raises(ValueError, match="successes"):
         wilson_interval(s, n)
+
+
+def test_report_chart_handles_zero_and_full_success(tmp_path):
+    """Rounding in the interval ends must not break the error bars (0/n and n/n cells)."""
+    from uio2_robot.eval.rollout import CellResult, EvalReport, write_report
+
+    cells = []
+    for task, s in (("a", 0), ("b", 100), ("c", 37)):
+        low, high = wilson_interval(s, 100)
+        cells.append(CellResult(task, "L1", 100, s, s / 100, low, high))
+    report = EvalReport("p", "primitive", cells, [], 0.0)
+    write_report(report, tmp_path)
+    assert (tmp_path / "success.png").stat().st_size > 0
+    assert (tmp_path / "eval_info.json").is_file()

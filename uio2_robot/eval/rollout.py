@@ -240,8 +240,9 @@ def plot_success(report: EvalReport, path: str | Path) -> Path:
                 continue
             xs.append(i + (j - (len(levels) - 1) / 2) * width)
             ys.append(cell.success_rate * 100)
-            lo.append((cell.success_rate - cell.ci95_low) * 100)
-            hi.append((cell.ci95_high - cell.success_rate) * 100)
+            # max(0, .): the interval's ends can miss the rate by a rounding error
+            lo.append(max(0.0, cell.success_rate - cell.ci95_low) * 100)
+            hi.append(max(0.0, cell.ci95_high - cell.success_rate) * 100)
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=level)
     ax.set_xticks(range(len(tasks)), tasks, rotation=25, ha="right", fontsize=8)
     ax.set_ylabel("success %")
