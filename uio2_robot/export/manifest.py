@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uio2_robot.tokenize.processor import Processor
+from uio2_robot.tokenize.processor import Processor, model_mismatches
 
 BUNDLE_FORMAT_VERSION = 1
 """Bumped whenever a bundle written by older code could be misread by newer code."""
@@ -147,38 +147,12 @@ def processor_sections(processor: Processor) -> dict[str, Any]:
 
 
 def check_processor_matches_config(processor: Processor, model_cfg: Mapping[str, Any]) -> None:
-    """Raise a BundleError listing every size on which a processor and a model config disagree.
-
-    The same comparison as ``uio2_robot.train.batching.check_processor_matches_model``, on the
-    config as a plain dict so it runs without torch.
-    """
+    """Raise a BundleError listing every size on which a processor and a model config disagree
+    (`uio2_robot.tokenize.processor.model_mismatches`, torch-free)."""
     try:
-        pairs = {
-            "vocab size": (processor.vocab.size, model_cfg["vocab_size"]),
-            "image size": (
-                tuple(processor.image_size),
-                (model_cfg["image_size"], model_cfg["image_size"]),
-            ),
-            "prompt image size": (
-                tuple(processor.prompt_image_size),
-                (model_cfg["prompt_image_size"], model_cfg["prompt_image_size"]),
-            ),
-            "max prompt tokens": (processor.max_prompt_tokens, model_cfg["max_prompt_tokens"]),
-            "max prompt images": (processor.max_prompt_images, model_cfg["max_prompt_images"]),
-            "max history": (processor.max_history, model_cfg["max_history"]),
-            "camera views": (len(processor.camera_keys), model_cfg["n_views"]),
-            "proprio dim": (processor.proprio_dim, model_cfg["proprio_dim"]),
-        }
-        marker = model_cfg.get("image_marker_id")
-        if marker is not None and model_cfg["max_prompt_images"] > 0:
-            pairs["first image marker id"] = (processor.vocab.image_marker_id(0), marker)
-        max_dec_len = int(model_cfg["max_dec_len"])
+        bad = model_mismatches(processor, model_cfg)
     except KeyError as exc:
         raise BundleError(f"model_config lacks the field {exc}") from None
-    bad = [f"{k}: processor {p} vs model {m}" for k, (p, m) in pairs.items() if p != m]
-    longest = max(processor.n_action_tokens(mode) for mode in processor.action_modes)
-    if longest > max_dec_len:
-        bad.append(f"action tokens per step: processor {longest} > model max_dec_len {max_dec_len}")
     if bad:
         raise BundleError("processor and model config disagree: " + "; ".join(bad))
 

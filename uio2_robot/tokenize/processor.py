@@ -421,3 +421,38 @@ def _hw(value: Any, name: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise ValueError(f"Processor.{name} must be positive, got {(h, w)}")
     return (h, w)
+
+
+def model_mismatches(processor: Processor, model_cfg: Mapping[str, Any]) -> list[str]:
+    """Every size on which ``processor`` and a model config (as a plain dict) disagree.
+
+    A checkpoint's or bundle's processor and model config are saved separately; a mismatch
+    (another vocabulary, image size or history length) would otherwise surface as a shape error
+    deep in the encoder, or worse, as silently wrong token ids. Works on the config dict so the
+    torch-free runtime can run it too. A missing config field raises KeyError.
+    """
+    pairs = {
+        "vocab size": (processor.vocab.size, model_cfg["vocab_size"]),
+        "image size": (
+            tuple(processor.image_size),
+            (model_cfg["image_size"], model_cfg["image_size"]),
+        ),
+        "prompt image size": (
+            tuple(processor.prompt_image_size),
+            (model_cfg["prompt_image_size"], model_cfg["prompt_image_size"]),
+        ),
+        "max prompt tokens": (processor.max_prompt_tokens, model_cfg["max_prompt_tokens"]),
+        "max prompt images": (processor.max_prompt_images, model_cfg["max_prompt_images"]),
+        "max history": (processor.max_history, model_cfg["max_history"]),
+        "camera views": (len(processor.camera_keys), model_cfg["n_views"]),
+        "proprio dim": (processor.proprio_dim, model_cfg["proprio_dim"]),
+    }
+    marker = model_cfg.get("image_marker_id")
+    if marker is not None and model_cfg["max_prompt_images"] > 0:
+        pairs["first image marker id"] = (processor.vocab.image_marker_id(0), marker)
+    bad = [f"{k}: processor {p} vs model {m}" for k, (p, m) in pairs.items() if p != m]
+    max_dec_len = int(model_cfg["max_dec_len"])
+    longest = max(processor.n_action_tokens(mode) for mode in processor.action_modes)
+    if longest > max_dec_len:
+        bad.append(f"action tokens per step: processor {longest} > model max_dec_len {max_dec_len}")
+    return bad

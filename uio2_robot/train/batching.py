@@ -24,7 +24,7 @@ from torch import Tensor
 
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import EncoderInputs
-from uio2_robot.tokenize.processor import Processor
+from uio2_robot.tokenize.processor import Processor, model_mismatches
 
 ACTION_TOKENS = "action_tokens"
 ACTION_MASK = "action_mask"
@@ -82,32 +82,8 @@ def processor_sizes(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def check_processor_matches_model(processor: Processor, cfg: ModelConfig) -> None:
-    """Raise a ValueError listing every size on which a processor and a model disagree.
-
-    A checkpoint's processor and model config are saved separately; a mismatch (another
-    vocabulary, image size or history length) would otherwise surface as a shape error deep in
-    the encoder, or worse, as silently wrong token ids.
-    """
-    pairs = {
-        "vocab size": (processor.vocab.size, cfg.vocab_size),
-        "image size": (processor.image_size, (cfg.image_size, cfg.image_size)),
-        "prompt image size": (
-            processor.prompt_image_size,
-            (cfg.prompt_image_size, cfg.prompt_image_size),
-        ),
-        "max prompt tokens": (processor.max_prompt_tokens, cfg.max_prompt_tokens),
-        "max prompt images": (processor.max_prompt_images, cfg.max_prompt_images),
-        "max history": (processor.max_history, cfg.max_history),
-        "camera views": (len(processor.camera_keys), cfg.n_views),
-        "proprio dim": (processor.proprio_dim, cfg.proprio_dim),
-    }
-    if cfg.image_marker_id is not None and cfg.max_prompt_images > 0:
-        pairs["first image marker id"] = (processor.vocab.image_marker_id(0), cfg.image_marker_id)
-    bad = [f"{k}: processor {p} vs model {m}" for k, (p, m) in pairs.items() if p != m]
-    longest = max(processor.n_action_tokens(mode) for mode in processor.action_modes)
-    if longest > cfg.max_dec_len:
-        bad.append(
-            f"action tokens per step: processor {longest} > model max_dec_len {cfg.max_dec_len}"
-        )
+    """Raise a ValueError listing every size on which a processor and a model disagree
+    (`uio2_robot.tokenize.processor.model_mismatches`)."""
+    bad = model_mismatches(processor, cfg.to_dict())
     if bad:
         raise ValueError("processor and model config disagree: " + "; ".join(bad))

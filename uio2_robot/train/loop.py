@@ -25,6 +25,7 @@ from uio2_robot.model.config import ModelConfig, get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize.actions import ActionTokenizer
 from uio2_robot.tokenize.processor import Processor
+from uio2_robot.train.batching import check_processor_matches_model
 from uio2_robot.train.checkpoint import (
     load_checkpoint,
     load_train_state,
@@ -205,8 +206,7 @@ class Trainer:
                 **dict(cfg.model_overrides),
             )
             self.processor = build_processor(cfg, self.model_cfg, self.stores)
-            if self.processor.vocab.size != self.model_cfg.vocab_size:
-                raise ValueError("processor vocabulary and model vocab_size disagree")
+        check_processor_matches_model(self.processor, self.model_cfg)
 
         self.model = UIO2Model(self.model_cfg)
         lora_resume = cfg.finetune == "lora" and train_state is not None
