@@ -24,6 +24,28 @@ _PAD = 6
 _WHITE = (255, 255, 255)
 
 
+def write_mp4(
+    frames: list[np.ndarray], path: str | os.PathLike[str], fps: float
+) -> tuple[int, int]:
+    """Write RGB uint8 frames to an mp4 (codec mp4v, in opencv-headless); frames of other sizes
+    are padded to the first frame's, both sides rounded up to even. Returns (width, height)."""
+    if not frames:
+        raise StoreError("no frames to write; expected at least one (H, W, 3) uint8 frame")
+    h = frames[0].shape[0] + frames[0].shape[0] % 2
+    w = frames[0].shape[1] + frames[0].shape[1] % 2
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise StoreError(f"cannot open {path} for writing an mp4 (codec mp4v)")
+    try:
+        for frame in frames:
+            frame = frame[:h, :w]
+            frame = np.pad(frame, ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0)))
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return w, h
+
+
 def episode_video(
     path: str | os.PathLike[str],
     episode: int,
@@ -69,16 +91,7 @@ def episode_video(
             width,
         )
         frames.append(np.concatenate([header, _fit_width(row, width), footer], axis=0))
-    h = frames[0].shape[0] + frames[0].shape[0] % 2
-    writer = cv2.VideoWriter(str(out_mp4), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, h))
-    if not writer.isOpened():
-        raise StoreError(f"cannot open {out_mp4} for writing an mp4 (codec mp4v)")
-    try:
-        for frame in frames:
-            frame = np.pad(frame, ((0, h - frame.shape[0]), (0, 0), (0, 0)))
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+    width, h = write_mp4(frames, out_mp4, fps)
     return {"path": str(out_mp4), "frames": len(frames), "width": width, "height": h, "fps": fps}
 
 

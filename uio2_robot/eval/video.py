@@ -33,20 +33,10 @@ def caption(frame: np.ndarray, text: str, height: int = 28) -> np.ndarray:
 
 
 def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10.0) -> Path:
-    """Write RGB uint8 frames of one size to an mp4 (codec mp4v, available in opencv-headless)."""
-    if not frames:
-        raise ValueError("no frames to write")
+    """Write RGB uint8 frames to an mp4, creating the folder (the store's writer does the work)."""
+    from uio2_robot.trajectories.video import write_mp4 as write_frames
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"could not open a video writer for {path}")
-    try:
-        for frame in frames:
-            if frame.shape[:2] != (height, width):
-                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_NEAREST)
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+    write_frames(list(frames), path, fps)
     return path
