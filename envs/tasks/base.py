@@ -288,3 +288,15 @@ def fill_container(sim: Sim, ep: Episode, targets: list[Placed], base: Placed) -
         if p not in inside:
             return place_into(sim, p, base, len(inside))
     return None
+
+
+class FillBaseTask(Task):
+    """Tasks whose goal is "every dragged object rests inside the one base" (same_shape,
+    same_texture): they differ only in which objects are dragged and how the prompt names them."""
+
+    def success(self, sim: Sim, ep: Episode) -> bool:
+        base = ep.one("base")
+        return all(at_rest(sim, p) and in_container(sim, p, base) for p in ep.with_role("dragged"))
+
+    def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
+        return fill_container(sim, ep, ep.with_role("dragged"), ep.one("base"))

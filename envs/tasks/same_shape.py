@@ -7,15 +7,13 @@ distractor with the other profile that must not be moved.
 
 from __future__ import annotations
 
-from ..motion import Primitive
 from ..shapes import shape
-from ..sim import Sim
-from .base import Episode, Segment, SetupContext, Task, at_rest, fill_container, in_container
+from .base import FillBaseTask, Segment, SetupContext
 
 N_DRAGGED = 2
 
 
-class SameShape(Task):
+class SameShape(FillBaseTask):
     name = "same_shape"
     template = "Put all objects with the same profile as {base_obj} into it."
     vima_max_steps = 4
@@ -40,10 +38,3 @@ class SameShape(Task):
             ctx.object_image(ctx.episode.one("base")),
             " into it.",
         ]
-
-    def success(self, sim: Sim, ep: Episode) -> bool:
-        base = ep.one("base")
-        return all(at_rest(sim, p) and in_container(sim, p, base) for p in ep.with_role("dragged"))
-
-    def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
-        return fill_container(sim, ep, ep.with_role("dragged"), ep.one("base"))

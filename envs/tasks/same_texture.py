@@ -6,14 +6,12 @@ container and two dragged objects share a texture; the distractor has another an
 
 from __future__ import annotations
 
-from ..motion import Primitive
-from ..sim import Sim
-from .base import Episode, Segment, SetupContext, Task, at_rest, fill_container, in_container
+from .base import FillBaseTask, Segment, SetupContext
 
 N_DRAGGED = 2
 
 
-class SameTexture(Task):
+class SameTexture(FillBaseTask):
     name = "same_texture"
     template = "Put all objects with the same texture as {base_obj} into it."
     levels = ("L4",)
@@ -37,10 +35,3 @@ class SameTexture(Task):
             ctx.object_image(ctx.episode.one("base")),
             " into it.",
         ]
-
-    def success(self, sim: Sim, ep: Episode) -> bool:
-        base = ep.one("base")
-        return all(at_rest(sim, p) and in_container(sim, p, base) for p in ep.with_role("dragged"))
-
-    def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
-        return fill_container(sim, ep, ep.with_role("dragged"), ep.one("base"))
