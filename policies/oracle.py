@@ -1,8 +1,9 @@
 """The scripted oracle as a `Policy`: privileged simulator state, sim only.
 
 It is the demonstrator for `uio2-robot collect` and the ceiling a learned policy is compared to.
-It needs the env itself (``reset(..., env=env.unwrapped)``); a robot has no such thing, so the
-robot loop never serves it.
+It needs the env itself (``reset(..., env=env.unwrapped)``). A real robot has no such thing; the
+deploy server can still serve it to the `sim` driver by replaying the robot's commands on a sim
+twin of the same seeded episode (`uio2_robot.deploy.twin`).
 """
 
 from __future__ import annotations
