@@ -44,6 +44,23 @@ VIEW_MARGIN = 0.03  # m of table shown around the workspace in the top view
 FRONT_HALF_WIDTH = 0.56  # m of table width the front view spans at its target
 
 
+def top_view_workspace_box(height: int, width: int) -> tuple[float, float, float, float]:
+    """Where the workspace (plus ``VIEW_MARGIN``) lies in a ``height x width`` top view, as
+    fractions (top, left, bottom, right) of the image.
+
+    The top camera is orthographic and frames the whole workspace with the same rule as
+    :class:`Views`, so a square view of the 0.5 m x 1 m workspace shows mostly floor above and
+    below it; a policy's processor crops to this box to spend its pixels on the workspace.
+    """
+    aspect = width / height
+    x_ext = WORKSPACE_X[1] - WORKSPACE_X[0] + 2 * VIEW_MARGIN  # image rows (vertical)
+    y_ext = WORKSPACE_Y[1] - WORKSPACE_Y[0] + 2 * VIEW_MARGIN  # image columns
+    fovy = max(x_ext, y_ext / aspect)  # metres spanned vertically
+    fovx = fovy * aspect
+    rows, cols = min(1.0, x_ext / fovy), min(1.0, y_ext / fovx)
+    return (0.5 - rows / 2, 0.5 - cols / 2, 0.5 + rows / 2, 0.5 + cols / 2)
+
+
 class Views:
     """Renders the configured cameras (and prompt images) of one :class:`Sim`."""
 

@@ -221,3 +221,23 @@ def test_oracle_success_measurement() -> None:
     r = oracle_success("rotate", "L1", "primitive", episodes=2, seed=40)
     assert (r.episodes, r.successes, r.rate) == (2, 2, 1.0)
     assert r.failures == {} and r.failed_seeds == [] and r.mean_steps >= 1.0
+
+
+def test_top_view_workspace_box_frames_exactly_the_workspace():
+    """The crop box of a square top view holds the workspace; outside it is the table's brown."""
+    from uio2_robot.envs.render import top_view_workspace_box
+    from uio2_robot.tokenize.processor import crop_fraction
+
+    top, left, bottom, right = top_view_workspace_box(128, 128)
+    assert (left, right) == (0.0, 1.0) and 0.2 < top < 0.25 and 0.75 < bottom < 0.8
+    assert top_view_workspace_box(64, 128)[0] == 0.0  # a 2:1 view is all workspace already
+    env = make_env("visual_manipulation", "L1", image_size=128, cameras=("top",))
+    obs, _ = env.reset(seed=0)
+    img = obs["top"]
+    env.close()
+    crop = crop_fraction(img, (top, left, bottom, right))
+    # rows just outside the box are table (brown), the crop's middle row is mostly light workspace
+    outside = img[int(top * 128) - 3].astype(int)
+    inside = crop[crop.shape[0] // 2].astype(int)
+    assert (outside[:, 0] - outside[:, 2]).mean() > 30  # brown: red well above blue
+    assert np.median(inside.sum(1)) > np.median(outside.sum(1))

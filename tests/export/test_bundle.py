@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,28 @@ def test_command_config_matches_yaml() -> None:
     assert OmegaConf.to_container(merged) == asdict(ExportConfig())
     with pytest.raises(CLIError, match="unknown export options.*typo_option"):
         run_export_command(OmegaConf.create({"checkpoint": None, "typo_option": 1}))
+
+
+def test_wide_conv_stem_model_exports_with_parity(tmp_path: Path) -> None:
+    """The shipped policy's shape: a 2:1 observation through the conv patch stem."""
+    from uio2_robot.export.random_checkpoint import make_random_checkpoint
+
+    ckpt = make_random_checkpoint(
+        tmp_path / "ckpt", "tiny", seed=1, image_width=64, patch_size=8, patch_stem="conv"
+    )
+    report = tmp_path / "report.json"
+    cfg = ExportConfig(
+        checkpoint=str(ckpt),
+        out=str(tmp_path / "bundle"),
+        check=True,
+        use_suite=False,
+        parity_episodes=1,
+        parity_steps=2,
+        threads=1,
+        report=str(report),
+    )
+    assert run_export_command(cfg) == 0
+    parity = json.loads(report.read_text())["parity"]
+    assert parity["passed"] is True and parity["action_agreement"] == 1.0
+    enc = {s.name: s for s in load_bundle(tmp_path / "bundle").inputs("encoder")}
+    assert tuple(enc["obs_images"].shape[-2:]) == (32, 64)

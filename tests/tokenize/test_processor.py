@@ -178,3 +178,37 @@ def test_load_errors(tmp_path):
         Processor.from_dict(json.loads(json.dumps(d)))
     with pytest.raises(ValueError, match="image markers"):
         _proc(max_prompt_images=9)
+
+
+def test_crop_keeps_only_the_region_of_interest():
+    proc = _proc(camera_keys=("top",), crops={"top": (0.25, 0.0, 0.75, 0.5)}, frame_size=(48, 64))
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[12:36, :32] = 255  # exactly the crop box: white
+    out = proc.encode_frame({"top": frame})
+    np.testing.assert_allclose(out, 1.0)  # nothing of the black surround survives
+    uncropped = _proc(camera_keys=("top",)).encode_frame({"top": frame})
+    assert uncropped.min() < 0
+
+
+def test_crop_round_trips_and_old_files_without_it_still_load(tmp_path):
+    proc = _proc(crops={"top": [0.1, 0.0, 0.9, 1.0]}, frame_size=(128, 128))
+    back = Processor.load(proc.save(tmp_path / "p.json"))
+    assert back == proc and back.crops == {"top": (0.1, 0.0, 0.9, 1.0)}
+    assert back.frame_size == (128, 128)
+    old = proc.to_dict()
+    del old["crops"], old["frame_size"]
+    legacy = Processor.from_dict(old)
+    assert legacy.crops == {} and legacy.frame_size is None
+
+
+@pytest.mark.parametrize(
+    "crops, message",
+    [
+        ({"top": (0.5, 0.0, 0.4, 1.0)}, "0 <= top < bottom <= 1"),
+        ({"top": (0.0, 0.0, 1.0)}, "must be 4 fractions"),
+        ({"wrist": (0.0, 0.0, 1.0, 1.0)}, "not in camera_keys"),
+    ],
+)
+def test_bad_crops_are_refused(crops, message):
+    with pytest.raises(ValueError, match=message):
+        _proc(crops=crops)

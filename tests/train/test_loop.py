@@ -123,3 +123,39 @@ def test_bad_config_is_a_clear_error(store_path, tmp_path):
         Trainer(_cfg(store_path, tmp_path / "x", steps=1, finetune="half"))
     with pytest.raises(ValueError, match="stores"):
         Trainer(TrainConfig(stores=[], out=str(tmp_path / "y")))
+
+
+def test_workspace_crop_and_gaussian_bin_targets_train(store_path, tmp_path):
+    """crop_workspace stores the top view's crop in the processor; HL-Gauss targets train."""
+    from uio2_robot.envs.render import top_view_workspace_box
+
+    cfg = _cfg(store_path, tmp_path / "crop", steps=2, cameras=["top"], crop_workspace=True)
+    cfg.mixture = MixtureWeights(r_image=0.0, action_bin_sigma=0.75)
+    trainer = Trainer(cfg)
+    assert trainer.processor.crops == {"top": top_view_workspace_box(32, 32)}
+    assert trainer.processor.frame_size == (32, 32)
+    assert trainer.mixture.action_n_bins == trainer.processor.action_tokenizer("primitive").n_bins
+    metrics = trainer.train()
+    assert np.isfinite(metrics["loss"])
+    with pytest.raises(ValueError, match="crop_workspace crops the 'top' view"):
+        Trainer(_cfg(store_path, tmp_path / "c2", steps=1, cameras=["front"], crop_workspace=True))
+
+
+def test_finetune_can_refit_proprio_stats_to_the_new_data(store_path, tmp_path):
+    base = Trainer(_cfg(store_path, tmp_path / "base", steps=1))
+    base.train()
+    init = str(tmp_path / "base" / "checkpoints" / "policy")
+    shifted = tmp_path / "shifted.zarr"
+    src = EpisodeStore.open(store_path)
+    out = EpisodeStore.create(shifted, src.schema)
+    for i in range(src.n_episodes):
+        ep = src.episode(i)
+        ep.steps["proprio"] = ep.steps["proprio"] + 5.0
+        out.append_episode(ep)
+    out.close()
+    kept = Trainer(_cfg(str(shifted), tmp_path / "a", steps=1, init_from=init))
+    refit = Trainer(
+        _cfg(str(shifted), tmp_path / "b", steps=1, init_from=init, refit_proprio_stats=True)
+    )
+    np.testing.assert_allclose(kept.processor.proprio_mean, base.processor.proprio_mean)
+    np.testing.assert_allclose(refit.processor.proprio_mean, base.processor.proprio_mean + 5.0)

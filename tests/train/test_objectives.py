@@ -343,3 +343,38 @@ def test_split_assignment_uses_each_example_once():
     assert torch.allclose(out["loss"], expected)
     with pytest.raises(ValueError, match="assignment"):
         MixtureConfig(assignment="sample")
+
+
+def test_gaussian_bin_targets_spread_over_neighbours_and_keep_other_ids_one_hot():
+    from uio2_robot.train.objectives import BinSmoothing, gaussian_bin_targets
+
+    first, n, vocab_size = 10, 8, 30
+    targets = torch.tensor([[10 + 3, 10 + 0, 2]])  # a middle bin, the first bin, a non-bin id
+    soft = gaussian_bin_targets(targets, vocab_size, BinSmoothing(first, n, 0.75))
+    assert soft.shape == (1, 3, vocab_size)
+    torch.testing.assert_close(soft.sum(-1), torch.ones(1, 3))
+    mid = soft[0, 0]
+    assert int(mid.argmax()) == 13 and 0.4 < float(mid[13]) < 0.6
+    torch.testing.assert_close(mid[12], mid[14])  # symmetric
+    assert float(mid[:first].sum() + mid[first + n :].sum()) == 0.0  # only valid bins
+    assert int(soft[0, 1].argmax()) == 10  # truncated at the edge, renormalised
+    assert float(soft[0, 2, 2]) == 1.0
+
+
+def test_bin_smoothing_makes_near_misses_cheaper_than_far_ones():
+    from uio2_robot.train.objectives import BinSmoothing, masked_cross_entropy
+
+    first, n = 10, 8
+    targets = torch.tensor([[14]])
+    mask = torch.ones_like(targets, dtype=torch.bool)
+    near, far = torch.full((1, 1, 30), -5.0), torch.full((1, 1, 30), -5.0)
+    near[0, 0, 15], far[0, 0, 10] = 5.0, 5.0  # predicts one bin off vs four bins off
+    smooth = BinSmoothing(first, n, 1.0)
+    loss_near = masked_cross_entropy(near, targets, mask, bin_smoothing=smooth).loss
+    loss_far = masked_cross_entropy(far, targets, mask, bin_smoothing=smooth).loss
+    assert float(loss_near) < float(loss_far)
+    # plain CE cannot tell the two apart
+    plain = [masked_cross_entropy(x, targets, mask).loss for x in (near, far)]
+    torch.testing.assert_close(plain[0], plain[1])
+    with pytest.raises(ValueError, match="action_bin_sigma"):
+        MixtureConfig(action_bin_sigma=-1.0)

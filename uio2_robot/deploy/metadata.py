@@ -155,7 +155,8 @@ def metadata_for(
         proc = read_processor_json(folder)
         if proc is not None:
             cameras = tuple(proc.get("camera_keys", cameras))
-            size = tuple(proc.get("image_size", size))
+            # a cropping processor wants whole frames at the size its crops were defined on
+            size = tuple(proc.get("frame_size") or proc.get("image_size", size))
             modes = tuple(proc.get("action_tokenizers", {}) or ("delta",))
             if "delta" not in modes:
                 raise ValueError(

@@ -55,12 +55,16 @@ def synthetic_episodes(
     """Random camera frames and proprio with a short image-and-text prompt.
 
     Used when the sim suite is not installed. Frames are twice the model's input size so the
-    resize path runs as it would on real cameras.
+    resize path runs as it would on real cameras (a cropping processor gets frames of the size
+    its crops were defined on).
     """
     from uio2_robot.envs.spaces import action_space
 
     rng = np.random.default_rng(seed)
-    h, w = processor.image_size
+    if processor.frame_size is not None:
+        h, w = (v // 2 for v in processor.frame_size)
+    else:
+        h, w = processor.image_size
     episodes = []
     for e in range(n_episodes):
         prompt: list[PromptSegment] = ["put "]

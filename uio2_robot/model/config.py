@@ -25,7 +25,8 @@ UIO2_IMAGE_MARKER_ID = 33207  # Vocabulary(text_size=32000).image_marker_id(0)
 
 @dataclass
 class ModelConfig:
-    """Every size the network needs. Images are square: ``image_size`` is H = W.
+    """Every size the network needs. Observation images are ``image_size`` high and
+    ``image_width`` wide (None: square); prompt images are square.
 
     Static sizes (``max_prompt_tokens``, ``max_prompt_images``, ``max_history``) fix the encoder
     sequence length, so the encoder is one static graph; shorter inputs are padded with masks.
@@ -39,7 +40,7 @@ class ModelConfig:
     n_enc_layers: int
     n_dec_layers: int
     vocab_size: int
-    image_size: int  # H = W of the observation images
+    image_size: int  # H of the observation images (and W unless image_width is set)
     patch_size: int
     prompt_image_size: int  # H = W of prompt images
     n_views: int
@@ -53,6 +54,13 @@ class ModelConfig:
     max_prompt_tokens: int = 64
     max_prompt_images: int = 4
     max_dec_len: int = 32
+    # W of the observation images when they are not square: a 2:1 view frames the suite's
+    # 0.5 m x 1 m workspace without wasting half the pixels on floor.
+    image_width: int | None = None
+    # "linear": a patch is its pixels through one matrix (ViT); "conv": a small conv stem
+    # (uio2_robot.model.patches.ConvStem) for from-scratch training. Prompt images and history
+    # frames share the choice.
+    patch_stem: str = "linear"
     rope_base: float = 10000.0
     scaled_cosine_resampler: bool = True
     # Id of ``<img_0>``; ``<img_k>`` is ``image_marker_id + k``. Marker tokens get the same learned
@@ -94,8 +102,14 @@ class ModelConfig:
                 f"ModelConfig.head_dim must be a multiple of 4 (2D RoPE rotates pairs in each "
                 f"half of a head), got {self.head_dim}"
             )
-        for name in ("image_size", "prompt_image_size"):
-            if getattr(self, name) % self.patch_size:
+        if self.patch_stem not in ("linear", "conv"):
+            raise ValueError(
+                f"ModelConfig.patch_stem must be 'linear' or 'conv', got {self.patch_stem!r}"
+            )
+        if self.image_width is not None:
+            _check_int(self, "image_width", minimum=1)
+        for name in ("image_size", "image_width", "prompt_image_size"):
+            if getattr(self, name) is not None and getattr(self, name) % self.patch_size:
                 raise ValueError(
                     f"ModelConfig.{name}={getattr(self, name)} must be a multiple of "
                     f"patch_size={self.patch_size}"
@@ -123,9 +137,21 @@ class ModelConfig:
 
     # ---- derived sizes ------------------------------------------------------------------------
     @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the observation images."""
+        return self.image_size, self.image_size if self.image_width is None else self.image_width
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        """(rows, columns) of an observation view's patch grid."""
+        h, w = self.image_hw
+        return h // self.patch_size, w // self.patch_size
+
+    @property
     def n_patches(self) -> int:
         """Observation patches per view (Np)."""
-        return (self.image_size // self.patch_size) ** 2
+        rows, cols = self.grid_hw
+        return rows * cols
 
     @property
     def n_prompt_patches(self) -> int:

@@ -29,7 +29,7 @@ class EncoderEmbedder(nn.Module):
         # a ViT whose own position embeddings make "where" linearly readable; trained from scratch
         # here, the patchifier needs it too, or coordinates must be inferred from relative phases.
         self.obs_patch_embed = PatchEmbed(
-            cfg.patch_size, d, max_grid=cfg.image_size // cfg.patch_size
+            cfg.patch_size, d, max_grid=max(cfg.grid_hw), stem=cfg.patch_stem
         )
         # Stands in for an observation patch hidden by the [R] (masked denoising) objective.
         self.mask_embed = nn.Parameter(torch.randn(d) * 0.5)

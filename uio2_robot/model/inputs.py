@@ -75,14 +75,15 @@ _FLOAT = "a floating dtype (float32, normalised to [-1, 1])"
 
 def expected_shapes(cfg: ModelConfig, batch_size: int) -> dict[str, tuple[int, ...]]:
     """The shape each EncoderInputs field must have for a config and batch size."""
-    b, h, hp = batch_size, cfg.image_size, cfg.prompt_image_size
+    b, hp = batch_size, cfg.prompt_image_size
+    h, w = cfg.image_hw
     return {
         "tokens": (b, cfg.max_prompt_tokens),
         "token_mask": (b, cfg.max_prompt_tokens),
         "prompt_images": (b, cfg.max_prompt_images, 3, hp, hp),
         "prompt_image_mask": (b, cfg.max_prompt_images),
-        "obs_images": (b, cfg.n_views, 3, h, h),
-        "history_images": (b, cfg.max_history, cfg.n_views, 3, h, h),
+        "obs_images": (b, cfg.n_views, 3, h, w),
+        "history_images": (b, cfg.max_history, cfg.n_views, 3, h, w),
         "history_mask": (b, cfg.max_history),
         "proprio": (b, cfg.proprio_dim),
     }

@@ -127,11 +127,12 @@ class ImageResampler(nn.Module):
         n_layers: int,
         n_latents: int,
         out_dim: int,
+        patch_stem: str = "linear",
         **attn_kwargs,
     ) -> None:
         super().__init__()
         self.n_latents = n_latents
-        self.patch_embed = PatchEmbed(patch_size, dim, max_grid=max_grid)
+        self.patch_embed = PatchEmbed(patch_size, dim, max_grid=max_grid, stem=patch_stem)
         self.resampler = PerceiverResampler(
             dim, n_heads, mlp_hidden, n_layers, n_latents, **attn_kwargs
         )

@@ -61,7 +61,7 @@ def encoder_positions(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
     latents: (frame t, latent l), views likewise; proprio: 1D position 0.
     """
     nl, v = cfg.n_latents, cfg.n_views
-    grid = cfg.image_size // cfg.patch_size
+    grid_h, grid_w = cfg.grid_hw
     parts: list[tuple[Tensor, Tensor, bool]] = []
 
     tok = torch.arange(cfg.max_prompt_tokens)
@@ -70,7 +70,7 @@ def encoder_positions(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
     k = torch.arange(cfg.max_prompt_images).repeat_interleave(nl)
     parts.append((k, torch.arange(nl).repeat(cfg.max_prompt_images), True))
 
-    rows, cols = grid_positions(grid)
+    rows, cols = grid_positions(grid_h, grid_w)
     parts.append((rows.repeat(v), cols.repeat(v), True))
 
     t = torch.arange(cfg.max_history).repeat_interleave(v * nl)

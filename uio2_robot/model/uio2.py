@@ -89,13 +89,14 @@ class UIO2Model(nn.Module):
         self.token_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # tied with the output head
         self.resampler = ImageResampler(
             patch_size=cfg.patch_size,
-            max_grid=max(cfg.image_size, cfg.prompt_image_size) // cfg.patch_size,
+            max_grid=max(*cfg.image_hw, cfg.prompt_image_size) // cfg.patch_size,
             dim=cfg.resampler_dim,
             n_heads=cfg.resampler_heads,
             mlp_hidden=cfg.resampler_mlp,
             n_layers=cfg.resampler_layers,
             n_latents=cfg.n_latents,
             out_dim=cfg.d_model,
+            patch_stem=cfg.patch_stem,
             scaled_cosine=cfg.scaled_cosine_resampler,
             logit_scale_init=cfg.logit_scale_init,
             logit_scale_max=cfg.logit_scale_max,

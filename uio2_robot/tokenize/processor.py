@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from uio2_robot.tokenize.actions import ActionTokenizer
-from uio2_robot.tokenize.images import preprocess_image
+from uio2_robot.tokenize.images import check_rgb_image, preprocess_image
 from uio2_robot.tokenize.prompt import OVERFLOW_MODES, encode_prompt
 from uio2_robot.tokenize.text import (
     ByteTokenizer,
@@ -62,6 +62,13 @@ class Processor:
     max_history: int = 0
     action_horizon: int = 1  # action steps per decoder target (chunk length)
     prompt_overflow: str = "error"
+    # Region of interest per camera key, as fractions (top, left, bottom, right) of the frame,
+    # cut out before the resize to ``image_size``: a camera that frames more than the workspace
+    # gives its pixels to the workspace only (Diffusion Policy and LeRobot crop likewise).
+    crops: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    # (H, W) of the camera frames the crops were defined on (the training data's frames); a
+    # served policy asks clients for frames of this size. None: frames arrive at ``image_size``.
+    frame_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.image_size = _hw(self.image_size, "image_size")
@@ -101,6 +108,15 @@ class Processor:
                 f"max_prompt_images={self.max_prompt_images} exceeds the vocabulary's "
                 f"{self.vocab.n_image_markers} image markers"
             )
+        self.crops = {str(k): _crop_box(k, v) for k, v in dict(self.crops).items()}
+        unknown_crops = sorted(set(self.crops) - set(self.camera_keys))
+        if unknown_crops:
+            raise ValueError(
+                f"Processor.crops names cameras {unknown_crops} that are not in camera_keys "
+                f"{self.camera_keys}"
+            )
+        if self.frame_size is not None:
+            self.frame_size = _hw(self.frame_size, "frame_size")
         if self.prompt_overflow not in OVERFLOW_MODES:
             raise ValueError(
                 f"prompt_overflow must be one of {OVERFLOW_MODES}, got {self.prompt_overflow!r}"
@@ -219,7 +235,10 @@ class Processor:
                     f"{what} has no camera image {key!r}; expected keys {self.camera_keys}, "
                     f"got {sorted(obs)}"
                 )
-            views.append(preprocess_image(obs[key], self.image_size, what=f"{what}[{key!r}]"))
+            image = obs[key]
+            if key in self.crops:
+                image = crop_fraction(check_rgb_image(image, f"{what}[{key!r}]"), self.crops[key])
+            views.append(preprocess_image(image, self.image_size, what=f"{what}[{key!r}]"))
         return np.stack(views)  # (V, 3, H, W)
 
     def encode_observation(
@@ -363,6 +382,8 @@ class Processor:
             "max_history": int(self.max_history),
             "action_horizon": int(self.action_horizon),
             "prompt_overflow": self.prompt_overflow,
+            "crops": {k: list(v) for k, v in self.crops.items()},
+            "frame_size": None if self.frame_size is None else list(self.frame_size),
         }
 
     @classmethod
@@ -373,7 +394,7 @@ class Processor:
                 f"processor format_version {version!r} is not supported; expected {FORMAT_VERSION}"
             )
         required = set(cls.__dataclass_fields__) | {"format_version"}
-        missing = sorted(required - set(d))
+        missing = sorted(required - set(d) - _OPTIONAL_KEYS)
         unknown = sorted(set(d) - required)
         if missing or unknown:
             raise ValueError(f"processor dict: missing keys {missing}, unknown keys {unknown}")
@@ -410,6 +431,36 @@ class Processor:
         return self.to_dict() == other.to_dict()
 
 
+# Fields added after format version 1 was first written: older files simply lack them.
+_OPTIONAL_KEYS = frozenset({"crops", "frame_size"})
+
+
+def _crop_box(camera: str, box: Any) -> tuple[float, float, float, float]:
+    """A crop as fractions (top, left, bottom, right) with 0 <= top < bottom <= 1, likewise x."""
+    try:
+        top, left, bottom, right = (float(v) for v in box)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"Processor.crops[{camera!r}] must be 4 fractions (top, left, bottom, right), "
+            f"got {box!r}"
+        ) from e
+    if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
+        raise ValueError(
+            f"Processor.crops[{camera!r}] = {(top, left, bottom, right)} must satisfy "
+            "0 <= top < bottom <= 1 and 0 <= left < right <= 1"
+        )
+    return (top, left, bottom, right)
+
+
+def crop_fraction(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of an (H, W, C) image inside a fractional (top, left, bottom, right) box."""
+    h, w = image.shape[:2]
+    top, left, bottom, right = box
+    y0, y1 = int(round(top * h)), max(int(round(bottom * h)), int(round(top * h)) + 1)
+    x0, x1 = int(round(left * w)), max(int(round(right * w)), int(round(left * w)) + 1)
+    return image[y0:y1, x0:x1]
+
+
 def _hw(value: Any, name: str) -> tuple[int, int]:
     """An image size given as an int (square) or (H, W)."""
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
@@ -435,7 +486,7 @@ def model_mismatches(processor: Processor, model_cfg: Mapping[str, Any]) -> list
         "vocab size": (processor.vocab.size, model_cfg["vocab_size"]),
         "image size": (
             tuple(processor.image_size),
-            (model_cfg["image_size"], model_cfg["image_size"]),
+            (model_cfg["image_size"], model_cfg.get("image_width") or model_cfg["image_size"]),
         ),
         "prompt image size": (
             tuple(processor.prompt_image_size),

@@ -73,7 +73,7 @@ def encoder_inputs_from_numpy(
 def processor_sizes(cfg: ModelConfig) -> dict[str, Any]:
     """The Processor fields a model config fixes: pass as ``Processor.for_suite(**sizes)``."""
     return {
-        "image_size": cfg.image_size,
+        "image_size": cfg.image_hw,
         "prompt_image_size": cfg.prompt_image_size,
         "max_prompt_tokens": cfg.max_prompt_tokens,
         "max_prompt_images": cfg.max_prompt_images,

@@ -23,6 +23,7 @@ class MixtureWeights:
     pack: bool = False
     pack_capacity: int = 0
     label_smoothing: float = 0.0
+    action_bin_sigma: float = 0.0  # HL-Gauss width in bins for action targets; 0 = one-hot
     assignment: str = "all"  # all: every term on the whole batch; split: one term per example
 
 
@@ -36,10 +37,17 @@ class TrainConfig:
     model: str = "small"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # a checkpoint folder to fine-tune from
+    # With init_from: normalise proprio with the new stores' statistics instead of the
+    # checkpoint's (e.g. a primitive-mode policy, whose arm rests between steps, fine-tuned on
+    # delta-mode data where the arm moves).
+    refit_proprio_stats: bool = False
     finetune: str = "full"  # full | frozen_encoder | lora
     lora_rank: int = 8
     lora_alpha: float = 16.0
     cameras: list[str] | None = None  # camera views the policy sees; None = every view stored
+    # Crop the top view to the workspace before resizing (the suite's square top view is half
+    # floor); the crop is stored in the processor, so rollout and serving apply it too.
+    crop_workspace: bool = False
     action_mode: str = "primitive"
     action_horizon: int = 1
     n_bins: int = 1000

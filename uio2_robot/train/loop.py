@@ -105,13 +105,14 @@ def build_processor(
     cameras = camera_keys(stores[0], cfg.cameras)
     processor = Processor.for_suite(
         n_bins=cfg.n_bins,
-        image_size=(model_cfg.image_size, model_cfg.image_size),
+        image_size=model_cfg.image_hw,
         prompt_image_size=(model_cfg.prompt_image_size, model_cfg.prompt_image_size),
         camera_keys=cameras,
         max_prompt_tokens=model_cfg.max_prompt_tokens,
         max_prompt_images=model_cfg.max_prompt_images,
         max_history=model_cfg.max_history,
         action_horizon=cfg.action_horizon,
+        **(workspace_crop(stores[0], cameras) if cfg.crop_workspace else {}),
     )
     proprio = np.concatenate([s.read_key(PROPRIO) for s in stores])
     processor = processor.with_proprio_stats(proprio)
@@ -131,6 +132,16 @@ def build_processor(
     elif cfg.action_bins != "uniform":
         raise ValueError(f"action_bins must be 'uniform' or 'quantile', got {cfg.action_bins!r}")
     return processor
+
+
+def workspace_crop(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, Any]:
+    """Processor fields that crop the stored top view to the workspace (``crop_workspace``)."""
+    from uio2_robot.envs.render import top_view_workspace_box
+
+    if "top" not in cameras:
+        raise ValueError(f"crop_workspace crops the 'top' view, but the cameras are {cameras}")
+    h, w = store.schema.keys["top"].shape[:2]
+    return {"crops": {"top": top_view_workspace_box(h, w)}, "frame_size": (h, w)}
 
 
 def camera_keys(store: EpisodeStore, wanted: list[str] | None = None) -> tuple[str, ...]:
@@ -191,6 +202,9 @@ class Trainer:
             weights, saved, proc = load_checkpoint(cfg.init_from)
             self.model_cfg = ModelConfig.from_dict(saved["model"])
             self.processor = Processor.from_dict(proc)
+            if cfg.refit_proprio_stats:
+                proprio = np.concatenate([s.read_key(PROPRIO) for s in self.stores])
+                self.processor = self.processor.with_proprio_stats(proprio)
         else:
             weights = None
             self.processor = None  # type: ignore[assignment]
@@ -227,7 +241,10 @@ class Trainer:
             self.scheduler.load_state_dict(train_state["scheduler"])
             self.step = int(train_state["step"])
             torch.set_rng_state(train_state["torch_rng"])
-        self.mixture = MixtureConfig(**dataclasses.asdict(cfg.mixture))
+        self.mixture = MixtureConfig(
+            **dataclasses.asdict(cfg.mixture),
+            action_n_bins=self.processor.action_tokenizer(cfg.action_mode).n_bins,
+        )
         self.loss_module: torch.nn.Module = LossModule(
             self.model, self.mixture, self.processor.vocab
         )

@@ -38,6 +38,7 @@ reproducible from its seed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -103,6 +104,12 @@ class MixtureConfig:
     # is the mean over examples, so the weights act as proportions only.
     assignment: str = "all"
     label_smoothing: float = 0.0
+    # HL-Gauss (Imani & White 2018; Farebrother et al. 2024): the action term's target for a
+    # value bin is a Gaussian of this width (in bins) integrated over the bins, instead of a
+    # one-hot. A prediction one bin off then costs little, so coordinates are learnt coarse to
+    # fine rather than as 256 unrelated classes. 0 = plain one-hot cross-entropy.
+    action_bin_sigma: float = 0.0
+    action_n_bins: int = 0  # bins the action tokenizer uses; 0 = every value bin of the vocab
 
     def __post_init__(self) -> None:
         for term in TERMS:
@@ -133,6 +140,12 @@ class MixtureConfig:
             )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (np.isfinite(self.action_bin_sigma) and self.action_bin_sigma >= 0):
+            raise ValueError(f"action_bin_sigma must be >= 0 bins, got {self.action_bin_sigma}")
+        if isinstance(self.action_n_bins, bool) or not (
+            isinstance(self.action_n_bins, int) and self.action_n_bins >= 0
+        ):
+            raise ValueError(f"action_n_bins must be an int >= 0, got {self.action_n_bins!r}")
 
 
 class SequenceLoss(NamedTuple):
@@ -249,17 +262,56 @@ def with_prefix(
     return dataclasses.replace(inputs, tokens=tok, token_mask=mask)
 
 
+class BinSmoothing(NamedTuple):
+    """Where the value bins are and how wide their Gaussian targets are (HL-Gauss)."""
+
+    first_bin_id: int
+    n_bins: int
+    sigma: float  # in bins
+
+
+def gaussian_bin_targets(targets: Tensor, vocab_size: int, smoothing: BinSmoothing) -> Tensor:
+    """(B, L) ids -> (B, L, V) target distributions: value-bin ids become a Gaussian over the
+    ``n_bins`` bins (each bin gets the Gaussian's mass between its edges, renormalised to the
+    valid range); every other id stays one-hot."""
+    first, n, sigma = smoothing
+    soft = F.one_hot(targets, vocab_size).float()
+    is_bin = (targets >= first) & (targets < first + n)
+    if not bool(is_bin.any()):
+        return soft
+    centre = (targets - first).float().unsqueeze(-1)  # (B, L, 1)
+    edges = torch.arange(n + 1, device=targets.device, dtype=torch.float32) - 0.5  # (n + 1,)
+    cdf = 0.5 * (1 + torch.special.erf((edges - centre) / (sigma * math.sqrt(2.0))))
+    mass = cdf[..., 1:] - cdf[..., :-1]  # (B, L, n)
+    mass = mass / mass.sum(-1, keepdim=True).clamp_min(1e-12)
+    gauss = torch.zeros_like(soft)
+    gauss[..., first : first + n] = mass
+    return torch.where(is_bin.unsqueeze(-1), gauss, soft)
+
+
 def masked_cross_entropy(
-    logits: Tensor, targets: Tensor, loss_mask: Tensor, label_smoothing: float = 0.0
+    logits: Tensor,
+    targets: Tensor,
+    loss_mask: Tensor,
+    label_smoothing: float = 0.0,
+    bin_smoothing: BinSmoothing | None = None,
 ) -> SequenceLoss:
-    """Mean CE over positions with loss_mask True. logits (B, L, V), targets/mask (B, L)."""
+    """Mean CE over positions with loss_mask True. logits (B, L, V), targets/mask (B, L).
+
+    With ``bin_smoothing`` value-bin targets are Gaussians over neighbouring bins (HL-Gauss);
+    accuracy is still argmax == target.
+    """
     n = int(loss_mask.sum())
-    ce = F.cross_entropy(
-        logits.float().flatten(0, 1),
-        targets.flatten(),
-        reduction="none",
-        label_smoothing=label_smoothing,
-    ).view_as(targets)
+    if bin_smoothing is not None and bin_smoothing.sigma > 0:
+        soft = gaussian_bin_targets(targets, logits.shape[-1], bin_smoothing)
+        ce = -(soft * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    else:
+        ce = F.cross_entropy(
+            logits.float().flatten(0, 1),
+            targets.flatten(),
+            reduction="none",
+            label_smoothing=label_smoothing,
+        ).view_as(targets)
     m = loss_mask.to(ce.dtype)
     loss = (ce * m).sum() / max(n, 1)
     with torch.no_grad():
@@ -279,6 +331,7 @@ def sequence_loss(
     pack: bool = False,
     pack_capacity: int = 0,
     label_smoothing: float = 0.0,
+    bin_smoothing: BinSmoothing | None = None,
 ) -> SequenceLoss:
     """Teacher-forced CE of ``targets`` (B, L) given the encoder inputs.
 
@@ -300,7 +353,7 @@ def sequence_loss(
     if not pack:
         enc = model.encode(inputs, obs_patch_mask)
         logits = model.decode(dec_in, enc, self_attn_mask=self_mask)
-        return masked_cross_entropy(logits, targets, loss_mask, label_smoothing)
+        return masked_cross_entropy(logits, targets, loss_mask, label_smoothing, bin_smoothing)
     emb = model.embed(inputs, obs_patch_mask)
     # only positions up to the last real target are decoded: later ones cannot affect them
     pos = torch.arange(targets.shape[1], device=targets.device)
@@ -320,7 +373,9 @@ def sequence_loss(
     logits = model.decode(
         pdec.tokens, enc, pdec.positions, pdec.self_attn_mask, pdec.cross_attn_mask
     )
-    return masked_cross_entropy(logits, pdec.targets, pdec.loss_mask, label_smoothing)
+    return masked_cross_entropy(
+        logits, pdec.targets, pdec.loss_mask, label_smoothing, bin_smoothing
+    )
 
 
 def encode_maybe_packed(
@@ -399,6 +454,9 @@ def _s_action(model, inputs, tensors, cfg, generator, vocab) -> SequenceLoss:
         pack=cfg.pack,
         pack_capacity=cfg.pack_capacity,
         label_smoothing=cfg.label_smoothing,
+        bin_smoothing=BinSmoothing(
+            vocab.first_bin_id, cfg.action_n_bins or vocab.n_bins, cfg.action_bin_sigma
+        ),
     )
 
 
