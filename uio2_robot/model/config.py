@@ -215,16 +215,20 @@ PRESETS: dict[str, ModelConfig] = {
         n_views=2, max_history=2, n_latents=4, resampler_dim=32, resampler_heads=2,
         resampler_mlp=64, max_prompt_tokens=16, max_prompt_images=2, max_dec_len=16, **_BYTE,
     ),
-    # The default CPU policy, sized for a short control step (encode + 6 action tokens) on two
-    # cores: 273 encoder tokens. 80 prompt tokens hold the suite's longest byte-level prompt (76)
-    # and 4 prompt images its most (3); 2 views x 64 patches keep 8 px detail at 64 x 64. Width
-    # 192 rather than 256: the encoder is compute-bound on CPU and d=256 measured ~1.5x slower
-    # per control step in onnxruntime (benchmarks/bench_decode.py has the eager figures).
+    # The default CPU policy (the shipped one), sized for a short control step on two cores
+    # and for training from scratch on a CPU. Observations are 64 x 128 (H x W): the top view
+    # cropped to the 0.5 m x 1 m workspace (objects ~8-10 px), cut into 16 px patches by a conv
+    # stem (4 x 8 = 32 tokens per view; the stem keeps sub-patch detail that a linear 16 px
+    # patchifier trained from scratch would lose). 96 prompt tokens hold the suite's longest
+    # byte-level prompt (88) and 4 prompt images its most (3). No history: a primitive-mode
+    # step is a whole pick-and-place; set max_history for delta mode. Width 192 rather than
+    # 256: the encoder is compute-bound on CPU. The trainer sets n_views from its cameras.
     "small": ModelConfig(
         name="small", d_model=192, n_heads=3, head_dim=64, mlp_hidden=512,
-        n_enc_layers=4, n_dec_layers=4, image_size=64, patch_size=8, prompt_image_size=32,
-        n_views=2, max_history=2, n_latents=8, resampler_dim=128, resampler_heads=4,
-        resampler_mlp=256, max_prompt_tokens=80, max_prompt_images=4, max_dec_len=32, **_BYTE,
+        n_enc_layers=4, n_dec_layers=4, image_size=64, image_width=128, patch_size=16,
+        patch_stem="conv", prompt_image_size=64, n_views=2, max_history=0, n_latents=8,
+        resampler_dim=128, resampler_heads=4, resampler_mlp=256, max_prompt_tokens=96,
+        max_prompt_images=4, max_dec_len=32, **_BYTE,
     ),
     # A GPU fine-tuning size between small and the paper's models.
     "base": ModelConfig(
