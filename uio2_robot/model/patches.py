@@ -58,6 +58,10 @@ class ConvStem(nn.Module):
     Why: UIO2's patches come from a pre-trained ViT; a from-scratch linear patchifier must learn
     edges and colours from a single matrix and trains slowly. A few convolutions give it local
     features from the start, which lets 16 px patches stay precise (4x fewer tokens than 8 px).
+
+    The input gets two extra channels, the pixel's row and column in [-1, 1] (CoordConv, Liu et
+    al. 2018): convolutions are translation-equivariant, so without them a token says *what* is
+    in its patch but only coarsely *where*, and the policy's outputs are coordinates.
     """
 
     def __init__(self, patch_size: int, out_dim: int, width: int = 32) -> None:
@@ -69,7 +73,7 @@ class ConvStem(nn.Module):
                 f"the conv stem needs a power-of-two patch_size >= 4, got {patch_size}"
             )
         layers: list[nn.Module] = []
-        c_in = 3
+        c_in = 3 + 2  # RGB + (row, column) coordinates
         for i in range(n_halvings - 1):
             c_out = width * 2**i
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
@@ -80,7 +84,12 @@ class ConvStem(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """(..., 3, H, W) -> (..., Np, out_dim), patches row-major."""
         *lead, c, h, w = images.shape
-        x = self.net(images.reshape(-1, c, h, w))  # (N, D, gh, gw)
+        flat = images.reshape(-1, c, h, w)
+        rows = torch.linspace(-1.0, 1.0, h, dtype=images.dtype, device=images.device)
+        cols = torch.linspace(-1.0, 1.0, w, dtype=images.dtype, device=images.device)
+        coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"))  # (2, h, w)
+        coords = coords.unsqueeze(0).expand(flat.shape[0], 2, h, w)
+        x = self.net(torch.cat([flat, coords], dim=1))  # (N, D, gh, gw)
         n_patches = (h // self.patch_size) * (w // self.patch_size)
         return x.flatten(2).transpose(1, 2).reshape(*lead, n_patches, x.shape[1])
 
