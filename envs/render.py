@@ -61,6 +61,23 @@ def top_view_workspace_box(height: int, width: int) -> tuple[float, float, float
     return (0.5 - rows / 2, 0.5 - cols / 2, 0.5 + rows / 2, 0.5 + cols / 2)
 
 
+def top_view_point_map() -> tuple[float, float, float, float, float, float]:
+    """The affine map from a table point (x, y) in metres to where it appears in the top view
+    cropped to :func:`top_view_workspace_box`, as fractions (row, column) of the crop:
+    ``row = a*x + b*y + c``, ``column = d*x + e*y + f``, returned as (a, b, c, d, e, f).
+
+    The top camera looks down with image up = +x and image right = -y (see ``scene.py``), so the
+    far edge of the workspace is the crop's first row and its left edge (+y) the first column.
+    A policy's processor keeps this to turn demonstrated pick and place points into image
+    locations (the pointing objective, ``mixture.point_weight``).
+    """
+    x_top = WORKSPACE_X[1] + VIEW_MARGIN
+    y_left = WORKSPACE_Y[1] + VIEW_MARGIN
+    x_ext = WORKSPACE_X[1] - WORKSPACE_X[0] + 2 * VIEW_MARGIN
+    y_ext = WORKSPACE_Y[1] - WORKSPACE_Y[0] + 2 * VIEW_MARGIN
+    return (-1.0 / x_ext, 0.0, x_top / x_ext, 0.0, -1.0 / y_ext, y_left / y_ext)
+
+
 class Views:
     """Renders the configured cameras (and prompt images) of one :class:`Sim`."""
 

@@ -241,3 +241,26 @@ def test_top_view_workspace_box_frames_exactly_the_workspace():
     inside = crop[crop.shape[0] // 2].astype(int)
     assert (outside[:, 0] - outside[:, 2]).mean() > 30  # brown: red well above blue
     assert np.median(inside.sum(1)) > np.median(outside.sum(1))
+
+
+def test_top_view_point_map_lands_oracle_picks_on_objects():
+    """Mapped through the crop, the oracle's pick point is an object pixel, not bare table."""
+    from uio2_robot.envs.render import top_view_point_map, top_view_workspace_box
+    from uio2_robot.tokenize.processor import crop_fraction
+
+    a, b, c, d, e, f = top_view_point_map()
+    env = make_env("visual_manipulation", "L1", image_size=128, cameras=("top",))
+    hits = 0
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        crop = crop_fraction(obs["top"], top_view_workspace_box(128, 128))
+        x, y = oracle_action(env)[:2]
+        row, col = (
+            int((a * x + b * y + c) * crop.shape[0]),
+            int((d * x + e * y + f) * crop.shape[1]),
+        )
+        pixel = crop[row, col].astype(int)
+        empty = crop[crop.shape[0] // 2, 2].astype(int)  # workspace colour at the left edge
+        hits += int(np.abs(pixel - empty).sum() > 60)
+    env.close()
+    assert hits == 5

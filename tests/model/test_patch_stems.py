@@ -65,3 +65,13 @@ def test_patch_embed_refuses_a_grid_larger_than_its_positions() -> None:
         embed(torch.zeros(1, 3, 32, 40))
     # the [R] objective's targets keep the linear layout whatever the stem
     assert patchify(torch.zeros(2, 3, 32, 64), 8).shape == (2, 32, 192)
+
+
+def test_conv_patch_tokens_are_on_the_token_embedding_scale() -> None:
+    """Unnormalised, the conv stem's tokens were ~20x smaller than prompt-token embeddings and
+    vanished in the residual stream; the stem's RMSNorm puts them at unit RMS per channel."""
+    torch.manual_seed(0)
+    embed = PatchEmbed(16, 64, stem="conv")  # no positions: content only
+    tokens = embed(torch.rand(2, 3, 32, 64) * 2 - 1)
+    rms = tokens.pow(2).mean(-1).sqrt()
+    assert torch.allclose(rms, torch.ones_like(rms), atol=0.05)

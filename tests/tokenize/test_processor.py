@@ -212,3 +212,17 @@ def test_crop_round_trips_and_old_files_without_it_still_load(tmp_path):
 def test_bad_crops_are_refused(crops, message):
     with pytest.raises(ValueError, match=message):
         _proc(crops=crops)
+
+
+def test_point_targets_map_pick_and_place_points_to_patches():
+    # identity-like map: row = x, col = y on a 2 x 4 grid per view; the top view is view 1
+    proc = _proc(point_maps={"top": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)})
+    action = np.array([0.6, 0.3, 0.0, 0.1, 0.9, 0.0])
+    idx = proc.point_targets(action, "primitive", (2, 4))
+    assert idx.tolist() == [8 + 1 * 4 + 1, 8 + 0 * 4 + 3]  # view offset 8, (row, col)
+    outside = proc.point_targets(np.array([1.5, 0.3, 0, 0.1, -0.2, 0]), "primitive", (2, 4))
+    assert outside.tolist() == [-1, -1]
+    assert proc.point_targets(action, "delta", (2, 4)).tolist() == [-1, -1]
+    assert _proc().point_targets(action, "primitive", (2, 4)).tolist() == [-1, -1]
+    with pytest.raises(ValueError, match="6 finite floats"):
+        _proc(point_maps={"top": (1.0, 0.0, float("nan"), 0.0, 1.0, 0.0)})

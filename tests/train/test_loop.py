@@ -159,3 +159,16 @@ def test_finetune_can_refit_proprio_stats_to_the_new_data(store_path, tmp_path):
     )
     np.testing.assert_allclose(kept.processor.proprio_mean, base.processor.proprio_mean)
     np.testing.assert_allclose(refit.processor.proprio_mean, base.processor.proprio_mean + 5.0)
+
+
+def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):
+    cfg = _cfg(store_path, tmp_path / "pt", steps=2, cameras=["top"], crop_workspace=True)
+    cfg.mixture = MixtureWeights(r_image=0.0, point_weight=1.0)
+    trainer = Trainer(cfg)
+    assert trainer.model_cfg.point_heads == 2 and set(trainer.processor.point_maps) == {"top"}
+    metrics = trainer.train()
+    assert np.isfinite(metrics["loss"])
+    no_maps = _cfg(store_path, tmp_path / "pt2", steps=1, cameras=["top"])
+    no_maps.mixture = MixtureWeights(r_image=0.0, point_weight=1.0)
+    with pytest.raises(ValueError, match="needs a processor with point_maps"):
+        Trainer(no_maps)

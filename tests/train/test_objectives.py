@@ -378,3 +378,26 @@ def test_bin_smoothing_makes_near_misses_cheaper_than_far_ones():
     torch.testing.assert_close(plain[0], plain[1])
     with pytest.raises(ValueError, match="action_bin_sigma"):
         MixtureConfig(action_bin_sigma=-1.0)
+
+
+def test_pointing_term_rewards_the_patch_that_holds_the_point():
+    from uio2_robot.train.batching import POINT_TARGETS
+
+    cfg_model = CFG.replace(point_heads=2)
+    proc = _processor()
+    torch.manual_seed(0)
+    model = UIO2Model(cfg_model)
+    batch = _batch(proc, n=4, seed=3)
+    batch[POINT_TARGETS] = np.array([[0, 5], [3, -1], [-1, -1], [7, 2]], dtype=np.int64)
+    mix = MixtureConfig(s_action=1.0, r_image=0.0, point_weight=1.0)
+    g = torch.Generator().manual_seed(0)
+    with_points = compute_losses(model, batch, mix, g, proc.vocab)["loss"]
+    without = compute_losses(model, batch, MixtureConfig(s_action=1.0, r_image=0.0), g, proc.vocab)[
+        "loss"
+    ]
+    assert with_points.item() > without.item()  # the pointing CE (~log 2*16 patches) is added
+    del batch[POINT_TARGETS]
+    with pytest.raises(ValueError, match="point_targets"):
+        compute_losses(model, batch, mix, g, proc.vocab)
+    with pytest.raises(ValueError, match="does not support pack"):
+        MixtureConfig(point_weight=1.0, pack=True)

@@ -61,6 +61,9 @@ class ModelConfig:
     # (uio2_robot.model.patches.ConvStem) for from-scratch training. Prompt images and history
     # frames share the choice.
     patch_stem: str = "linear"
+    # Training-only heads that score every observation patch as "the k-th demonstrated point"
+    # (the pointing objective, mixture.point_weight); 0 = none. Not exported.
+    point_heads: int = 0
     rope_base: float = 10000.0
     scaled_cosine_resampler: bool = True
     # Id of ``<img_0>``; ``<img_k>`` is ``image_marker_id + k``. Marker tokens get the same learned
@@ -95,7 +98,7 @@ class ModelConfig:
         ]
         for name in positive:
             _check_int(self, name, minimum=1)
-        for name in ("max_history", "max_prompt_images"):
+        for name in ("max_history", "max_prompt_images", "point_heads"):
             _check_int(self, name, minimum=0)
         if self.head_dim % 4:
             raise ValueError(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from uio2_robot.model.layers import RMSNorm
+
 
 def patchify(images: Tensor, patch_size: int) -> Tensor:
     """(..., 3, H, W) -> (..., (H/p)*(W/p), p*p*3).
@@ -121,17 +123,23 @@ class PatchEmbed(nn.Module):
             self.proj = nn.Linear(patch_size * patch_size * 3, out_dim)
         else:
             self.conv = ConvStem(patch_size, out_dim)
+            # The conv stem's output is ~20x smaller than a token embedding (RMS ~0.05 vs 1);
+            # in a pre-norm residual stream next to prompt tokens, that drowns the image in
+            # the first layer. Normalising each patch (as CLIP's ln_pre) puts it on their scale.
+            self.norm = RMSNorm(out_dim)
         self.max_grid = max_grid
         if max_grid is not None:
-            self.row_embed = nn.Parameter(torch.randn(max_grid, out_dim) * init_std)
-            self.col_embed = nn.Parameter(torch.randn(max_grid, out_dim) * init_std)
+            # on unit-RMS conv patches a 0.02 position would be noise; match their scale
+            std = init_std if stem == "linear" else 0.5
+            self.row_embed = nn.Parameter(torch.randn(max_grid, out_dim) * std)
+            self.col_embed = nn.Parameter(torch.randn(max_grid, out_dim) * std)
 
     def forward(self, images: Tensor) -> Tensor:
         """(..., 3, H, W) -> (..., Np, out_dim)."""
         if self.stem == "linear":
             x = self.proj(patchify(images, self.patch_size))
         else:
-            x = self.conv(images)
+            x = self.norm(self.conv(images))
         if self.max_grid is not None:
             gh, gw = images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size
             if max(gh, gw) > self.max_grid:

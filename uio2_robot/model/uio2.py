@@ -109,6 +109,8 @@ class UIO2Model(nn.Module):
         self.decoder_layers = nn.ModuleList([DecoderLayer(cfg) for _ in range(cfg.n_dec_layers)])
         self.decoder_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.recon_head = nn.Linear(cfg.d_model, cfg.patch_dim)  # [R] objective, MAE-style
+        # pointing objective: which observation patch holds demonstrated point k
+        self.point_head = nn.Linear(cfg.d_model, cfg.point_heads) if cfg.point_heads else None
         self.logit_scale = 1.0 / math.sqrt(cfg.d_model)
         self._init_weights()
 
@@ -181,6 +183,14 @@ class UIO2Model(nn.Module):
         sl = group_slices(self.cfg)["obs_patches"]
         out = self.recon_head(enc.hidden[:, sl])  # (B, V*Np, p*p*3)
         return out.unflatten(1, (self.cfg.n_views, self.cfg.n_patches))
+
+    def point_logits(self, enc: EncoderOutput) -> Tensor:
+        """Scores of every observation patch (all views, view-major) for each pointing head:
+        (B, point_heads, V*Np)."""
+        if self.point_head is None:
+            raise ValueError("this model has no pointing heads (ModelConfig.point_heads = 0)")
+        sl = group_slices(self.cfg)["obs_patches"]
+        return self.point_head(enc.hidden[:, sl]).transpose(1, 2)
 
     def obs_patch_targets(self, inputs: EncoderInputs) -> Tensor:
         """The observation pixels in the reconstruction layout: (B, V, Np, p*p*3)."""

@@ -69,6 +69,10 @@ class Processor:
     # (H, W) of the camera frames the crops were defined on (the training data's frames); a
     # served policy asks clients for frames of this size. None: frames arrive at ``image_size``.
     frame_size: tuple[int, int] | None = None
+    # Per camera key, the affine map (a, b, c, d, e, f) from a table point (x, y) to where it
+    # appears in the processed view as fractions: row = a*x + b*y + c, col = d*x + e*y + f.
+    # Training uses it to point at demonstrated pick/place locations (the pointing objective).
+    point_maps: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.image_size = _hw(self.image_size, "image_size")
@@ -117,6 +121,13 @@ class Processor:
             )
         if self.frame_size is not None:
             self.frame_size = _hw(self.frame_size, "frame_size")
+        self.point_maps = {str(k): _point_map(k, v) for k, v in dict(self.point_maps).items()}
+        unknown_maps = sorted(set(self.point_maps) - set(self.camera_keys))
+        if unknown_maps:
+            raise ValueError(
+                f"Processor.point_maps names cameras {unknown_maps} that are not in camera_keys "
+                f"{self.camera_keys}"
+            )
         if self.prompt_overflow not in OVERFLOW_MODES:
             raise ValueError(
                 f"prompt_overflow must be one of {OVERFLOW_MODES}, got {self.prompt_overflow!r}"
@@ -364,6 +375,25 @@ class Processor:
                 out.append(t)
         return self.text_tokenizer.decode(out)
 
+    def point_targets(self, action: np.ndarray, mode: str, grid_hw: tuple[int, int]) -> np.ndarray:
+        """The observation patches that hold a primitive action's pick (x0, y0) and place
+        (x1, y1) points: (2,) int64 indices into the view-major patch sequence of a
+        ``grid_hw`` patch grid per view, -1 where a point falls outside the view (or no camera
+        has a point map, or the mode has no points)."""
+        out = np.full((2,), -1, dtype=np.int64)
+        mapped = [i for i, k in enumerate(self.camera_keys) if k in self.point_maps]
+        if mode != "primitive" or not mapped:
+            return out
+        view = mapped[0]
+        a, b, c, d, e, f = self.point_maps[self.camera_keys[view]]
+        rows, cols = grid_hw
+        act = np.asarray(action, dtype=np.float64).reshape(-1)
+        for k, (x, y) in enumerate(((act[0], act[1]), (act[3], act[4]))):
+            r, q = a * x + b * y + c, d * x + e * y + f
+            if 0.0 <= r < 1.0 and 0.0 <= q < 1.0:
+                out[k] = view * rows * cols + int(r * rows) * cols + int(q * cols)
+        return out
+
     # ---- serialisation ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -384,6 +414,7 @@ class Processor:
             "prompt_overflow": self.prompt_overflow,
             "crops": {k: list(v) for k, v in self.crops.items()},
             "frame_size": None if self.frame_size is None else list(self.frame_size),
+            "point_maps": {k: list(v) for k, v in self.point_maps.items()},
         }
 
     @classmethod
@@ -432,7 +463,23 @@ class Processor:
 
 
 # Fields added after format version 1 was first written: older files simply lack them.
-_OPTIONAL_KEYS = frozenset({"crops", "frame_size"})
+_OPTIONAL_KEYS = frozenset({"crops", "frame_size", "point_maps"})
+
+
+def _point_map(camera: str, coeffs: Any) -> tuple[float, ...]:
+    """Six finite floats (a, b, c, d, e, f); see ``Processor.point_maps``."""
+    try:
+        out = tuple(float(v) for v in coeffs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"Processor.point_maps[{camera!r}] must be 6 floats (a, b, c, d, e, f), got {coeffs!r}"
+        ) from e
+    if len(out) != 6 or not all(np.isfinite(out)):
+        raise ValueError(
+            f"Processor.point_maps[{camera!r}] must be 6 finite floats (a, b, c, d, e, f), "
+            f"got {coeffs!r}"
+        )
+    return out
 
 
 def _crop_box(camera: str, box: Any) -> tuple[float, float, float, float]:

@@ -28,6 +28,7 @@ from uio2_robot.tokenize.processor import Processor, model_mismatches
 
 ACTION_TOKENS = "action_tokens"
 ACTION_MASK = "action_mask"
+POINT_TARGETS = "point_targets"  # (B, 2) int64 patch of the pick/place point, -1 = none
 
 
 def _to_tensor(name: str, value: np.ndarray | Tensor, device: torch.device | str | None) -> Tensor:
@@ -37,7 +38,7 @@ def _to_tensor(name: str, value: np.ndarray | Tensor, device: torch.device | str
         t = torch.from_numpy(np.ascontiguousarray(value))
     else:
         raise ValueError(f"batch[{name!r}] must be a numpy array or tensor, got {type(value)}")
-    if name == "tokens" or name == ACTION_TOKENS:
+    if name in ("tokens", ACTION_TOKENS, POINT_TARGETS):
         if t.dtype.is_floating_point or t.dtype == torch.bool:
             raise ValueError(f"batch[{name!r}] must be integer ids, got {t.dtype}")
         t = t.to(torch.int64)

@@ -24,6 +24,7 @@ class MixtureWeights:
     pack_capacity: int = 0
     label_smoothing: float = 0.0
     action_bin_sigma: float = 0.0  # HL-Gauss width in bins for action targets; 0 = one-hot
+    point_weight: float = 0.0  # pointing objective (needs crop_workspace or point maps); 0 = off
     assignment: str = "all"  # all: every term on the whole batch; split: one term per example
 
 

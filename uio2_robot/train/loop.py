@@ -136,12 +136,16 @@ def build_processor(
 
 def workspace_crop(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, Any]:
     """Processor fields that crop the stored top view to the workspace (``crop_workspace``)."""
-    from uio2_robot.envs.render import top_view_workspace_box
+    from uio2_robot.envs.render import top_view_point_map, top_view_workspace_box
 
     if "top" not in cameras:
         raise ValueError(f"crop_workspace crops the 'top' view, but the cameras are {cameras}")
     h, w = store.schema.keys["top"].shape[:2]
-    return {"crops": {"top": top_view_workspace_box(h, w)}, "frame_size": (h, w)}
+    return {
+        "crops": {"top": top_view_workspace_box(h, w)},
+        "frame_size": (h, w),
+        "point_maps": {"top": top_view_point_map()},
+    }
 
 
 def camera_keys(store: EpisodeStore, wanted: list[str] | None = None) -> tuple[str, ...]:
@@ -217,6 +221,7 @@ class Trainer:
                 vocab_size=vocab.size,
                 image_marker_id=vocab.image_marker_id(0),
                 n_views=len(cameras),
+                **({"point_heads": 2} if cfg.mixture.point_weight > 0 else {}),
                 **dict(cfg.model_overrides),
             )
             self.processor = build_processor(cfg, self.model_cfg, self.stores)
@@ -254,7 +259,15 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
             )
         keys = [*self.processor.camera_keys, PROPRIO]
-        transform = TrainingTransform(self.processor, cfg.action_mode)
+        pointing = cfg.mixture.point_weight > 0
+        if pointing and (not self.processor.point_maps or self.model_cfg.point_heads < 2):
+            raise ValueError(
+                "mixture.point_weight > 0 needs a processor with point_maps (crop_workspace=true) "
+                f"and a model with 2 pointing heads (has {self.model_cfg.point_heads})"
+            )
+        transform = TrainingTransform(
+            self.processor, cfg.action_mode, self.model_cfg.grid_hw if pointing else None
+        )
         history = self.model_cfg.max_history + 1
         self.train_set = WindowDataset(
             cfg.stores,

@@ -55,6 +55,7 @@ from uio2_robot.tokenize.vocab import Vocabulary
 from uio2_robot.train.batching import (
     ACTION_MASK,
     ACTION_TOKENS,
+    POINT_TARGETS,
     batch_to_torch,
     encoder_inputs_from_numpy,
 )
@@ -110,6 +111,12 @@ class MixtureConfig:
     # fine rather than as 256 unrelated classes. 0 = plain one-hot cross-entropy.
     action_bin_sigma: float = 0.0
     action_n_bins: int = 0  # bins the action tokenizer uses; 0 = every value bin of the vocab
+    # Pointing: a cross-entropy over the observation patches for "which patch holds the
+    # demonstrated pick / place point", added to the action term with this weight. A policy
+    # that decodes coordinates from pixels must first learn *where* things are; from scratch,
+    # through the decoder's cross-attention alone, that stalls at chance for thousands of steps
+    # (a blob-localisation toy did not move in 600 steps; with pointing it did in 150). 0 = off.
+    point_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for term in TERMS:
@@ -140,6 +147,10 @@ class MixtureConfig:
             )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (np.isfinite(self.point_weight) and self.point_weight >= 0):
+            raise ValueError(f"point_weight must be a finite float >= 0, got {self.point_weight}")
+        if self.point_weight > 0 and self.pack:
+            raise ValueError("the pointing objective (point_weight > 0) does not support pack")
         if not (np.isfinite(self.action_bin_sigma) and self.action_bin_sigma >= 0):
             raise ValueError(f"action_bin_sigma must be >= 0 bins, got {self.action_bin_sigma}")
         if isinstance(self.action_n_bins, bool) or not (
@@ -445,6 +456,11 @@ def _s_action(model, inputs, tensors, cfg, generator, vocab) -> SequenceLoss:
             f"batch[{ACTION_MASK!r}] {tuple(mask.shape)} must match action_tokens {tuple(targets.shape)}"
         )
     inp = with_prefix(inputs, *PREFIXES["s_action"], vocab)
+    smoothing = BinSmoothing(
+        vocab.first_bin_id, cfg.action_n_bins or vocab.n_bins, cfg.action_bin_sigma
+    )
+    if cfg.point_weight > 0:
+        return _action_with_pointing(model, inp, targets, mask, tensors, cfg, vocab, smoothing)
     return sequence_loss(
         model,
         inp,
@@ -454,10 +470,36 @@ def _s_action(model, inputs, tensors, cfg, generator, vocab) -> SequenceLoss:
         pack=cfg.pack,
         pack_capacity=cfg.pack_capacity,
         label_smoothing=cfg.label_smoothing,
-        bin_smoothing=BinSmoothing(
-            vocab.first_bin_id, cfg.action_n_bins or vocab.n_bins, cfg.action_bin_sigma
-        ),
+        bin_smoothing=smoothing,
     )
+
+
+def _action_with_pointing(
+    model, inp, targets, mask, tensors, cfg, vocab, smoothing: BinSmoothing
+) -> SequenceLoss:
+    """The action CE plus ``point_weight`` x the pointing CE, from one encoder pass."""
+    if POINT_TARGETS not in tensors:
+        raise ValueError(
+            f"point_weight > 0 needs batch[{POINT_TARGETS!r}] (B, K) int64 patch indices "
+            "(TrainingTransform with point_grid, a processor with point_maps)"
+        )
+    points = tensors[POINT_TARGETS]
+    enc = model.encode(inp)
+    logits = model.decode(shift_right(targets, vocab.bos_id), enc)
+    action = masked_cross_entropy(logits, targets, mask, cfg.label_smoothing, smoothing)
+    scores = model.point_logits(enc)  # (B, heads, V*Np)
+    heads = scores.shape[1]
+    if points.dim() != 2 or points.shape[0] != scores.shape[0] or points.shape[1] > heads:
+        raise ValueError(
+            f"batch[{POINT_TARGETS!r}] must be (B={scores.shape[0]}, K<={heads}), got "
+            f"{tuple(points.shape)}"
+        )
+    scores = scores[:, : points.shape[1]]
+    valid = points >= 0
+    if not bool(valid.any()):
+        return action
+    point = F.cross_entropy(scores[valid].float(), points[valid])
+    return SequenceLoss(action.loss + cfg.point_weight * point, action.n_tokens, action.accuracy)
 
 
 def _r_image(model, inputs, tensors, cfg, generator, vocab) -> Tensor:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from uio2_robot.tokenize.processor import Processor
-from uio2_robot.train.batching import ACTION_MASK, ACTION_TOKENS
+from uio2_robot.train.batching import ACTION_MASK, ACTION_TOKENS, POINT_TARGETS
 
 _PROMPT_CACHE = 2048
 
@@ -20,9 +20,12 @@ _PROMPT_CACHE = 2048
 class TrainingTransform:
     """Turns one window (history of n frames, chunk of m actions, prompt) into model arrays."""
 
-    def __init__(self, processor: Processor, action_mode: str) -> None:
+    def __init__(
+        self, processor: Processor, action_mode: str, point_grid: tuple[int, int] | None = None
+    ) -> None:
         self.processor = processor
         self.action_mode = action_mode
+        self.point_grid = point_grid  # the model's patch grid: emit point targets (pointing)
         self._prompts: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
 
     def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,6 +51,8 @@ class TrainingTransform:
         dim = p.action_tokenizer(self.action_mode).dim
         out[ACTION_TOKENS] = p.action_target_tokens(actions, self.action_mode)
         out[ACTION_MASK] = np.repeat(mask, dim)
+        if self.point_grid is not None:
+            out[POINT_TARGETS] = p.point_targets(actions[0], self.action_mode, self.point_grid)
         out["episode_key"] = np.array(
             [int(meta.get("store", 0)), int(meta.get("episode", 0))], dtype=np.int64
         )
