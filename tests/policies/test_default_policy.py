@@ -19,7 +19,9 @@ def test_shipped_policy_loads_and_acts_in_bounds_with_its_workspace_crop() -> No
     obs, info = env.reset(seed=EVAL_SEED_BASE + 7)
     policy.reset(info["prompt"], env.action_space)
     first = policy.act(obs)
-    assert first.shape == (6,) and np.all(first >= PRIMITIVE_LOW) and np.all(first <= PRIMITIVE_HIGH)
+    assert (
+        first.shape == (6,) and np.all(first >= PRIMITIVE_LOW) and np.all(first <= PRIMITIVE_HIGH)
+    )
     # greedy decoding is deterministic: the same observation gives the same action
     policy.reset(info["prompt"], env.action_space)
     np.testing.assert_array_equal(policy.act(obs), first)
