@@ -112,26 +112,25 @@ class Processor:
                 f"max_prompt_images={self.max_prompt_images} exceeds the vocabulary's "
                 f"{self.vocab.n_image_markers} image markers"
             )
-        self.crops = {str(k): _crop_box(k, v) for k, v in dict(self.crops).items()}
-        unknown_crops = sorted(set(self.crops) - set(self.camera_keys))
-        if unknown_crops:
-            raise ValueError(
-                f"Processor.crops names cameras {unknown_crops} that are not in camera_keys "
-                f"{self.camera_keys}"
-            )
+        self.crops = self._per_camera("crops", _crop_box)
+        self.point_maps = self._per_camera("point_maps", _point_map)
         if self.frame_size is not None:
             self.frame_size = _hw(self.frame_size, "frame_size")
-        self.point_maps = {str(k): _point_map(k, v) for k, v in dict(self.point_maps).items()}
-        unknown_maps = sorted(set(self.point_maps) - set(self.camera_keys))
-        if unknown_maps:
-            raise ValueError(
-                f"Processor.point_maps names cameras {unknown_maps} that are not in camera_keys "
-                f"{self.camera_keys}"
-            )
         if self.prompt_overflow not in OVERFLOW_MODES:
             raise ValueError(
                 f"prompt_overflow must be one of {OVERFLOW_MODES}, got {self.prompt_overflow!r}"
             )
+
+    def _per_camera(self, name: str, parse: Any) -> dict[str, Any]:
+        """A camera-keyed field, each value parsed; every key must be one of ``camera_keys``."""
+        value = {str(k): parse(k, v) for k, v in dict(getattr(self, name)).items()}
+        unknown = sorted(set(value) - set(self.camera_keys))
+        if unknown:
+            raise ValueError(
+                f"Processor.{name} names cameras {unknown} that are not in camera_keys "
+                f"{self.camera_keys}"
+            )
+        return value
 
     # ---- construction ---------------------------------------------------------------------------
     @classmethod
