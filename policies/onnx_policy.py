@@ -1,7 +1,7 @@
 """The ONNX runtime policy: the torch `UIO2Policy`, run from a deploy bundle without torch.
 
 Behaviour is the torch policy's, step for step: the prompt is tokenized once per episode by the
-bundle's Processor, each step's frames join a rolling history (kept as preprocessed frames), the
+bundle's Processor (and, for a prefix-encoding bundle, encoded once per episode too), each step's frames join a rolling history (kept as preprocessed frames), the
 action mode is picked from the action space's shape, greedy decoding is constrained to the action
 bins, chunks go through the same `ActionQueue` or `TemporalEnsembler`, and actions are clipped to
 the action space. Only the network calls differ (onnxruntime sessions from
@@ -61,9 +61,13 @@ class OnnxPolicy(TokenPolicy):
     def plan_tokens(self, obs: Observation) -> np.ndarray:
         """Greedy action tokens (n_tokens,) for ``obs``."""
         assert self._mode is not None
+        arrays = self.encoder_arrays(obs)
+        if self.runner.has_prompt_cache and self._prompt_cache is None:
+            self._prompt_cache = self.runner.encode_prompt(arrays)  # once per episode
         tokens = self.runner.generate(
-            self.encoder_arrays(obs),
+            arrays,
             self.processor.n_action_tokens(self._mode),
             allowed=self._allowed,
+            prompt=self._prompt_cache,
         )
         return tokens[0]

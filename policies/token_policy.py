@@ -36,6 +36,9 @@ class TokenPolicy:
         self._mode: str | None = None
         self._space: spaces.Box | None = None
         self._prompt: dict[str, np.ndarray] | None = None
+        # the network's encoding of this episode's prompt, for prefix-encoding models: built by
+        # the subclass at the first plan of an episode, dropped at reset
+        self._prompt_cache: Any = None
         self._history: list[np.ndarray] = []
         self._queue = ActionQueue(execute_steps)
         self._ensembler: TemporalEnsembler | None = None
@@ -53,6 +56,7 @@ class TokenPolicy:
         self._mode = self._mode_for(action_space)
         self._space = action_space
         self._prompt = self.processor.encode_prompt(prompt)
+        self._prompt_cache = None
         self._history = []
         self._queue.reset()
         tok = self.processor.action_tokenizer(self._mode)

@@ -64,6 +64,12 @@ class UIO2Policy(TokenPolicy):
         """Constrained decoding of one action chunk's tokens (n_tokens,) for ``obs``."""
         assert self._mode is not None
         inputs = encoder_inputs_from_numpy(self.encoder_arrays(obs), self.device)
+        if self.model.cfg.prompt_prefix and self._prompt_cache is None:  # once per episode
+            self._prompt_cache = self.model.encode_prompt(
+                self.model.embed_prompt(
+                    inputs.tokens, inputs.token_mask, inputs.prompt_images, inputs.prompt_image_mask
+                )
+            )
         allowed = torch.zeros(self.model.cfg.vocab_size, dtype=torch.bool, device=self.device)
         allowed[torch.from_numpy(self.processor.allowed_action_ids(self._mode))] = True
         tokens = self.model.generate(
@@ -74,5 +80,6 @@ class UIO2Policy(TokenPolicy):
             greedy=self.greedy,
             temperature=self.temperature,
             generator=self._generator,
+            prompt=self._prompt_cache,
         )
         return tokens[0].cpu().numpy()

@@ -25,9 +25,11 @@ from uio2_robot.export.manifest import (
     GRAPHS,
     MANIFEST_FILE,
     OPSET,
+    PREFIX_GRAPHS,
     PROCESSOR_FILE,
     VARIANTS,
     Bundle,
+    bundle_graphs,
     load_bundle,
     model_hash,
     processor_sections,
@@ -90,7 +92,8 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest of the graphs and processor already written in ``folder``."""
     files: dict[str, dict[str, Any]] = {}
-    for graph, name in GRAPHS.items():
+    graphs = bundle_graphs(model_config)
+    for graph, name in graphs.items():
         path = folder / name
         files[graph] = {"path": name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
     proc = folder / PROCESSOR_FILE
@@ -99,9 +102,9 @@ def build_manifest(
         "format_version": BUNDLE_FORMAT_VERSION,
         "variant": variant,
         "opset": OPSET,
-        "model_hash": model_hash({g: files[g]["sha256"] for g in GRAPHS}),
+        "model_hash": model_hash({g: files[g]["sha256"] for g in graphs}),
         "files": files,
-        "graphs": {g: graph_io(folder / name) for g, name in GRAPHS.items()},
+        "graphs": {g: graph_io(folder / name) for g, name in graphs.items()},
         "model_config": model_config,
         **processor_sections(processor),
         "exporter": exporter,
@@ -152,7 +155,7 @@ def _write_bundle(
         fp32 = tmp / "_fp32"
         fp32.mkdir()
         write_fp32_graphs(fp32)
-        for name in GRAPHS.values():
+        for name in bundle_graphs(model_config).values():
             make_variant(variant, fp32 / name, tmp / name, per_channel=per_channel)
         shutil.rmtree(fp32)
         processor.save(tmp / PROCESSOR_FILE)
@@ -181,7 +184,12 @@ def export_bundle(
     """
     import torch
 
-    from uio2_robot.export.graphs import export_decoder_step, export_encoder
+    from uio2_robot.export.graphs import (
+        export_decoder_step,
+        export_encoder,
+        export_prompt_encoder,
+        export_step_encoder,
+    )
     from uio2_robot.model.config import ModelConfig
     from uio2_robot.model.uio2 import UIO2Model
     from uio2_robot.train.batching import check_processor_matches_model
@@ -202,6 +210,9 @@ def export_bundle(
         with torch.no_grad():
             export_encoder(model, folder / GRAPHS["encoder"], compact=compact_encoder)
             export_decoder_step(model, folder / GRAPHS["decoder_step"])
+            if cfg.prompt_prefix:
+                export_prompt_encoder(model, folder / PREFIX_GRAPHS["prompt_encoder"])
+                export_step_encoder(model, folder / PREFIX_GRAPHS["step_encoder"])
 
     extra: dict[str, Any] = {
         "source_checkpoint": {
@@ -242,8 +253,8 @@ def convert_bundle(
         )
 
     def copy_fp32(folder: Path) -> None:
-        for graph in GRAPHS:
-            shutil.copyfile(source.graph_path(graph), folder / GRAPHS[graph])
+        for graph, name in bundle_graphs(source.manifest["model_config"]).items():
+            shutil.copyfile(source.graph_path(graph), folder / name)
 
     keep = ("source_checkpoint", "created_at", "train_seeds", "encoder_drops_padding")
     extra = {k: source.manifest[k] for k in keep if k in source.manifest}

@@ -7,7 +7,15 @@
   (``UIO2Model.decode_step``): the cache goes in with length Lc and comes out with Lc + 1.
   Batch and cache length are dynamic axes, so one graph serves every step of any batch.
 
-Both wrap the model's own methods, so there is no second implementation of the network to keep
+A prefix-encoding model (``ModelConfig.prompt_prefix``) also gets its encoder in two halves:
+
+- **prompt_encoder**: the four prompt inputs -> the prompt's keys/values at every encoder layer,
+  its mask and its decoder cross K/V (``UIO2Model.encode_prompt``), once per episode;
+- **step_encoder**: the step inputs + that prompt cache -> ``cross_k, cross_v, enc_mask`` over
+  [prompt; step] (``UIO2Model.encode_step``), once per control step: the same outputs as the
+  encoder graph, for about half its work.
+
+All wrap the model's own methods, so there is no second implementation of the network to keep
 in step; parity with eager torch is checked by ``uio2_robot.export.parity``.
 """
 
@@ -27,10 +35,13 @@ from uio2_robot.export.manifest import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
     OPSET,
+    PROMPT_INPUTS,
+    PROMPT_OUTPUTS,
+    STEP_INPUTS,
 )
 from uio2_robot.model.inputs import EncoderInputs, random_encoder_inputs
 from uio2_robot.model.sequence import EncoderOutput
-from uio2_robot.model.uio2 import UIO2Model
+from uio2_robot.model.uio2 import PromptCache, UIO2Model
 
 MAX_BATCH = 1024
 """Upper bound of the dynamic batch axis (torch.export wants a finite range)."""
@@ -89,9 +100,64 @@ class EncoderGraph(nn.Module):
             torch._check(keep.shape[0] >= cfg.n_views * cfg.n_patches + 1)
             torch._check(keep.shape[0] <= emb.mask.shape[1])
             emb = EncoderOutput(*(t.index_select(1, keep) for t in emb))
-        enc = self.model.encode_embedded(emb)
+            is_prompt = keep < cfg.prompt_seq_len  # where the prefix mask applies
+        else:
+            is_prompt = None
+        enc = self.model.encode_embedded(emb, is_prompt=is_prompt)
         cross_k, cross_v = self.model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
         return cross_k, cross_v, enc.mask  # (n_dec, B, H, S', Dh) x2, (B, S')
+
+
+def drop_padding(emb: EncoderOutput, lower_bound: int) -> EncoderOutput:
+    """Keep the positions that are real in some batch row (exact: see ``EncoderGraph``)."""
+    keep = torch.nonzero(emb.mask.any(0)).squeeze(1)
+    torch._check(keep.shape[0] >= lower_bound)  # bounds for the tracer's symbolic size
+    torch._check(keep.shape[0] <= emb.mask.shape[1])
+    return EncoderOutput(*(t.index_select(1, keep) for t in emb))
+
+
+class PromptEncoderGraph(nn.Module):
+    """``encode_prompt`` of the prompt without its padding: (prompt_k, prompt_v, prompt_mask,
+    prompt_cross_k, prompt_cross_v), the prompt axis dynamic (``prompt_len``)."""
+
+    def __init__(self, model: UIO2Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        tokens: Tensor,  # (B, L) int64
+        token_mask: Tensor,  # (B, L) bool
+        prompt_images: Tensor,  # (B, K, 3, Hp, Wp) float32
+        prompt_image_mask: Tensor,  # (B, K) bool
+    ) -> tuple[Tensor, ...]:
+        emb = self.model.embed_prompt(tokens, token_mask, prompt_images, prompt_image_mask)
+        # every prompt starts with its paradigm and target-modality tokens (tokenize.prompt)
+        return tuple(self.model.encode_prompt(drop_padding(emb, lower_bound=2)))
+
+
+class StepEncoderGraph(nn.Module):
+    """``encode_step``: the step inputs + a prompt cache -> (cross_k, cross_v, enc_mask)."""
+
+    def __init__(self, model: UIO2Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        obs_images: Tensor,  # (B, V, 3, H, W) float32
+        history_images: Tensor,  # (B, T, V, 3, H, W) float32
+        history_mask: Tensor,  # (B, T) bool
+        proprio: Tensor,  # (B, P) float32
+        prompt_k: Tensor,  # (n_enc, B, H, Sp, Dh)
+        prompt_v: Tensor,
+        prompt_mask: Tensor,  # (B, Sp) bool
+        prompt_cross_k: Tensor,  # (n_dec, B, H, Sp, Dh)
+        prompt_cross_v: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        emb = self.model.embed_step(obs_images, history_images, history_mask, proprio)
+        cache = PromptCache(prompt_k, prompt_v, prompt_mask, prompt_cross_k, prompt_cross_v)
+        return self.model.encode_step(cache, emb)
 
 
 class DecoderStepGraph(nn.Module):
@@ -230,4 +296,57 @@ def export_decoder_step(model: UIO2Model, path: str | Path) -> Path:
     }
     return _export(
         DecoderStepGraph(model), args, Path(path), DECODER_INPUTS, DECODER_OUTPUTS, dynamic
+    )
+
+
+def _prompt_example(model: UIO2Model) -> tuple[EncoderInputs, PromptCache]:
+    """Example inputs with padding (so nothing is traced as always-real) and their cache."""
+    cfg = model.cfg
+    example = random_encoder_inputs(cfg, batch_size=2, generator=torch.Generator().manual_seed(0))
+    example.token_mask[:, cfg.max_prompt_tokens // 2 :] = False
+    with torch.no_grad():
+        cache = PromptCache(*PromptEncoderGraph(model).eval()(*example.as_tuple()[:4]))
+    return example, cache
+
+
+def export_prompt_encoder(model: UIO2Model, path: str | Path) -> Path:
+    """Export the prompt half of a prefix model's encoder (dynamic batch, ``prompt_len``)."""
+    example, _ = _prompt_example(model)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    return _export(
+        PromptEncoderGraph(model),
+        example.as_tuple()[:4],
+        Path(path),
+        PROMPT_INPUTS,
+        PROMPT_OUTPUTS,
+        {name: {0: batch} for name in PROMPT_INPUTS},
+        rename={"u0": "prompt_len"},
+    )
+
+
+def export_step_encoder(model: UIO2Model, path: str | Path) -> Path:
+    """Export the step half of a prefix model's encoder (dynamic batch and ``prompt_len``)."""
+    cfg = model.cfg
+    example, cache = _prompt_example(model)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    prompt_len = torch.export.Dim("prompt_len", min=2, max=cfg.prompt_seq_len)
+    cached = {3: prompt_len, 1: batch}
+    dynamic = {
+        "obs_images": {0: batch},
+        "history_images": {0: batch},
+        "history_mask": {0: batch},
+        "proprio": {0: batch},
+        "prompt_k": cached,
+        "prompt_v": cached,
+        "prompt_mask": {0: batch, 1: prompt_len},
+        "prompt_cross_k": cached,
+        "prompt_cross_v": cached,
+    }
+    return _export(
+        StepEncoderGraph(model),
+        (*example.as_tuple()[4:], *cache),
+        Path(path),
+        STEP_INPUTS,
+        ENCODER_OUTPUTS,
+        dynamic,
     )

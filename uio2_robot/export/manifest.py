@@ -8,6 +8,12 @@ checkpoint it came from::
     decoder_step.onnx    one decoder token with an explicit, growing self-attention KV cache
     processor.json       the numpy Processor (vocabulary, tokenizers, action bins, stats)
 
+and, for a prefix-encoding model (``model_config.prompt_prefix``), the same encoder split in
+two so a controller encodes the prompt once per episode::
+
+    prompt_encoder.onnx  prompt inputs -> the prompt's per-layer keys/values and cross K/V
+    step_encoder.onnx    observation inputs + that prompt cache -> cross_k, cross_v, enc_mask
+
 The manifest repeats the processor's vocabulary, action bins, normalisation statistics and image
 preprocessing so a reader in another language (a C++ robot stack) needs only ``manifest.json``;
 loading checks those copies against ``processor.json`` so the two can never drift apart.
@@ -42,7 +48,12 @@ MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder_step.onnx"
 PROCESSOR_FILE = "processor.json"
+PROMPT_ENCODER_FILE = "prompt_encoder.onnx"
+STEP_ENCODER_FILE = "step_encoder.onnx"
 GRAPHS = {"encoder": ENCODER_FILE, "decoder_step": DECODER_FILE}
+"""The graphs of every bundle."""
+PREFIX_GRAPHS = {"prompt_encoder": PROMPT_ENCODER_FILE, "step_encoder": STEP_ENCODER_FILE}
+"""The extra graphs of a prefix-encoding model's bundle."""
 
 ENCODER_INPUTS = (
     "tokens",
@@ -58,10 +69,23 @@ ENCODER_INPUTS = (
 ENCODER_OUTPUTS = ("cross_k", "cross_v", "enc_mask")
 DECODER_INPUTS = ("token", "position", "self_k", "self_v", "cross_k", "cross_v", "enc_mask")
 DECODER_OUTPUTS = ("logits", "self_k_out", "self_v_out")
+PROMPT_INPUTS = ENCODER_INPUTS[:4]
+PROMPT_OUTPUTS = ("prompt_k", "prompt_v", "prompt_mask", "prompt_cross_k", "prompt_cross_v")
+STEP_INPUTS = (*ENCODER_INPUTS[4:], *PROMPT_OUTPUTS)
 GRAPH_IO = {
     "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
     "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),
+    "prompt_encoder": (PROMPT_INPUTS, PROMPT_OUTPUTS),
+    "step_encoder": (STEP_INPUTS, ENCODER_OUTPUTS),
 }
+
+
+def bundle_graphs(model_config: Mapping[str, Any]) -> dict[str, str]:
+    """Graph name -> file name of the bundle of a model with this config."""
+    if model_config.get("prompt_prefix"):
+        return {**GRAPHS, **PREFIX_GRAPHS}
+    return dict(GRAPHS)
+
 
 REQUIRED_KEYS = (
     "format_version",
@@ -192,6 +216,11 @@ class Bundle:
     def model_hash(self) -> str:
         return str(self.manifest["model_hash"])
 
+    @property
+    def graphs(self) -> tuple[str, ...]:
+        """The graphs in this bundle (``bundle_graphs`` of its model config)."""
+        return tuple(bundle_graphs(self.manifest["model_config"]))
+
     def graph_path(self, graph: str) -> Path:
         return self.root / self.manifest["files"][graph]["path"]
 
@@ -245,7 +274,8 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
 
 def _check_files(root: Path, manifest: dict[str, Any], verify_hashes: bool) -> None:
     files = manifest["files"]
-    wanted = [*GRAPHS, "processor"]
+    graphs = bundle_graphs(manifest.get("model_config") or {})
+    wanted = [*graphs, "processor"]
     absent_entries = [k for k in wanted if k not in files]
     if absent_entries:
         raise BundleError(f"{root}/{MANIFEST_FILE}: 'files' lacks the entries {absent_entries}")
@@ -265,13 +295,14 @@ def _check_files(root: Path, manifest: dict[str, Any], verify_hashes: bool) -> N
                     f"{str(entry.get('sha256'))[:16]}...: the file was changed or corrupted "
                     "after export"
                 )
-    graph_hashes = {g: files[g]["sha256"] for g in GRAPHS}
+    graph_hashes = {g: files[g]["sha256"] for g in graphs}
     if model_hash(graph_hashes) != manifest["model_hash"]:
         raise BundleError(f"{root}: model_hash does not match the graph hashes in the manifest")
 
 
 def _check_graph_specs(manifest: dict[str, Any]) -> None:
-    for graph, (ins, outs) in GRAPH_IO.items():
+    for graph in bundle_graphs(manifest["model_config"]):
+        ins, outs = GRAPH_IO[graph]
         spec = manifest["graphs"].get(graph)
         if not isinstance(spec, dict):
             raise BundleError(f"manifest 'graphs' lacks {graph!r}")

@@ -234,11 +234,15 @@ def check_parity(
         n_tok = processor.n_action_tokens(mode)
         allowed = np.zeros(model.cfg.vocab_size, dtype=bool)
         allowed[processor.allowed_action_ids(mode)] = True
+        runner = onnx_policy.runner
+        prompt = None
         for obs in episode.observations:
             arrays = onnx_policy.encoder_arrays(obs)
             t_tokens, t_logits = torch_greedy(model, arrays, n_tok, allowed, bos)
-            o_tokens, o_logits = onnx_policy.runner.generate(
-                arrays, n_tok, allowed, return_logits=True
+            if runner.has_prompt_cache and prompt is None:
+                prompt = runner.encode_prompt(arrays)  # the path the ONNX policy runs
+            o_tokens, o_logits = runner.generate(
+                arrays, n_tok, allowed, return_logits=True, prompt=prompt
             )
             equal = t_tokens[0] == o_tokens[0]
             # logits are comparable up to and including the first divergent token (same prefix)
@@ -263,6 +267,9 @@ def check_parity(
         "checkpoint": str(checkpoint),
         "bundle": str(bundle),
         "observations": source,
+        "encoder_path": "prompt_encoder + step_encoder"
+        if onnx_policy.runner.has_prompt_cache
+        else "encoder",
         "episodes": len(episodes),
         "episode_labels": [e.label for e in episodes],
         "steps": steps,

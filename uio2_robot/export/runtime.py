@@ -22,7 +22,7 @@ import onnxruntime as ort
 from uio2_robot.export.manifest import (
     DECODER_OUTPUTS,
     ENCODER_OUTPUTS,
-    GRAPH_IO,
+    PROMPT_OUTPUTS,
     Bundle,
     BundleError,
     TensorSpec,
@@ -161,7 +161,7 @@ class BundleRunner:
         opts = session_options(threads)
         provider_opts = _provider_options(self.requested_providers, self.bundle)
         self.sessions: dict[str, ort.InferenceSession] = {}
-        for graph in GRAPH_IO:
+        for graph in self.bundle.graphs:
             path = self.bundle.graph_path(graph)
             try:
                 self.sessions[graph] = ort.InferenceSession(
@@ -177,6 +177,11 @@ class BundleRunner:
         self.decoder = self.sessions["decoder_step"]
         self.encoder_inputs = self.bundle.inputs("encoder")
         self.decoder_inputs = self.bundle.inputs("decoder_step")
+        self.prompt_inputs: tuple[TensorSpec, ...] = ()
+        self.step_inputs: tuple[TensorSpec, ...] = ()
+        if self.has_prompt_cache:
+            self.prompt_inputs = self.bundle.inputs("prompt_encoder")
+            self.step_inputs = self.bundle.inputs("step_encoder")
         cfg = self.bundle.manifest["model_config"]
         self.vocab_size = int(cfg["vocab_size"])
         self.max_dec_len = int(cfg["max_dec_len"])
@@ -186,6 +191,12 @@ class BundleRunner:
         self._cache_dims = (cfg["n_dec_layers"], cfg["n_heads"], cfg["head_dim"])
         if warmup:
             self.warmup()
+
+    @property
+    def has_prompt_cache(self) -> bool:
+        """True for a prefix-encoding bundle: the prompt can be encoded once per episode
+        (``encode_prompt``) and each step encoded against it (``encode_step``)."""
+        return "prompt_encoder" in self.sessions
 
     @property
     def providers(self) -> list[str]:
@@ -219,6 +230,35 @@ class BundleRunner:
         check_feed("encoder", self.encoder_inputs, feed)
         outs = self.encoder.run(list(ENCODER_OUTPUTS), feed)
         return tuple(outs)
+
+    def encode_prompt(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The prompt inputs of batched encoder arrays -> the prompt cache (``PROMPT_OUTPUTS``:
+        per-layer keys, values, mask, decoder cross K/V). Prefix bundles only."""
+        if not self.has_prompt_cache:
+            raise ValueError(
+                f"{self.bundle.root} has no prompt_encoder graph: its model was not trained with "
+                "prompt_prefix, so the prompt cannot be encoded on its own; use encode()"
+            )
+        feed = {s.name: arrays[s.name] for s in self.prompt_inputs if s.name in arrays}
+        check_feed("prompt_encoder", self.prompt_inputs, feed)
+        return tuple(self.sessions["prompt_encoder"].run(list(PROMPT_OUTPUTS), feed))
+
+    def encode_step(
+        self, arrays: Mapping[str, np.ndarray], prompt: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, ...]:
+        """The step inputs of batched encoder arrays + ``encode_prompt``'s cache ->
+        (cross_k, cross_v, enc_mask), as ``encode`` gives for the whole sequence."""
+        if not self.has_prompt_cache:
+            raise ValueError(f"{self.bundle.root} has no step_encoder graph; use encode()")
+        if len(prompt) != len(PROMPT_OUTPUTS):
+            raise ValueError(
+                f"prompt cache must be the {len(PROMPT_OUTPUTS)} arrays {PROMPT_OUTPUTS} from "
+                f"encode_prompt, got {len(prompt)}"
+            )
+        feed = {s.name: arrays[s.name] for s in self.step_inputs if s.name in arrays}
+        feed.update(zip(PROMPT_OUTPUTS, prompt, strict=True))
+        check_feed("step_encoder", self.step_inputs, feed)
+        return tuple(self.sessions["step_encoder"].run(list(ENCODER_OUTPUTS), feed))
 
     def empty_cache(self, batch_size: int) -> np.ndarray:
         """A zero-length self-attention cache (n_dec_layers, B, H, 0, Dh) for the first token."""
@@ -281,18 +321,23 @@ class BundleRunner:
         n_tokens: int,
         allowed: np.ndarray | Sequence[int] | None = None,
         return_logits: bool = False,
+        prompt: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Greedy decoding of ``n_tokens`` after BOS: tokens (B, n) int64.
 
         ``allowed``: ids (or a (V,) bool mask) the decoder may emit; the rest get -inf logits.
         ``return_logits`` also returns the raw (unmasked) logits (B, n, V) of every step.
+        ``prompt``: this episode's ``encode_prompt`` cache; only the step is then encoded.
         """
         if not 1 <= n_tokens <= self.max_dec_len:
             raise ValueError(
                 f"n_tokens must be in [1, max_dec_len={self.max_dec_len}], got {n_tokens}"
             )
         mask = self.allowed_mask(allowed)
-        cross_k, cross_v, enc_mask = self.encode(arrays)
+        if prompt is not None:
+            cross_k, cross_v, enc_mask = self.encode_step(arrays, prompt)
+        else:
+            cross_k, cross_v, enc_mask = self.encode(arrays)
         b = enc_mask.shape[0]
         self_k = self_v = self.empty_cache(b)
         token = np.full((b, 1), self.bos_id, dtype=np.int64)
@@ -324,5 +369,7 @@ class BundleRunner:
             else:
                 feed[spec.name] = np.zeros(shape, dtype=spec.dtype)
         modes = self.bundle.manifest["decoding"]["action_modes"].values()
-        n = n_tokens or max(int(m["n_tokens"]) for m in modes)
-        self.generate(feed, min(n, self.max_dec_len))
+        n = min(n_tokens or max(int(m["n_tokens"]) for m in modes), self.max_dec_len)
+        self.generate(feed, n)
+        if self.has_prompt_cache:
+            self.generate(feed, n, prompt=self.encode_prompt(feed))

@@ -64,6 +64,12 @@ class ModelConfig:
     # Training-only heads that score every observation patch as "the k-th demonstrated point"
     # (the pointing objective, mixture.point_weight); 0 = none. Not exported.
     point_heads: int = 0
+    # Prefix encoding: prompt tokens and prompt-image latents attend only to the prompt, while
+    # the observation, history and proprio attend to everything. The prompt's encoding then
+    # does not depend on the observation, so a controller encodes it once per episode and each
+    # step encodes only the new tokens against the cached prompt keys/values
+    # (UIO2Model.encode_prompt / encode_step): roughly half the encoder work of a step.
+    prompt_prefix: bool = False
     rope_base: float = 10000.0
     scaled_cosine_resampler: bool = True
     # Id of ``<img_0>``; ``<img_k>`` is ``image_marker_id + k``. Marker tokens get the same learned
@@ -164,6 +170,11 @@ class ModelConfig:
     def patch_dim(self) -> int:
         """Pixels per patch: patch_size * patch_size * 3."""
         return self.patch_size * self.patch_size * 3
+
+    @property
+    def prompt_seq_len(self) -> int:
+        """The prompt part of the encoder sequence: prompt tokens + prompt-image latents."""
+        return self.max_prompt_tokens + self.max_prompt_images * self.n_latents
 
     @property
     def encoder_seq_len(self) -> int:

@@ -53,13 +53,36 @@ class EncoderEmbedder(nn.Module):
         history_latents: Tensor,  # (B, T*V, Q, D) resampled history frames, (t, v) row-major
         obs_patch_mask: Tensor | None = None,  # (B, V, Np) bool, True = replace by mask_embed
     ) -> EncoderOutput:
+        """The whole encoder sequence: the prompt groups, then the step groups."""
+        prompt = self.prompt_groups(
+            inputs.tokens, inputs.token_mask, token_emb, prompt_latents, inputs.prompt_image_mask
+        )
+        step = self.step_groups(
+            inputs.obs_images, history_latents, inputs.history_mask, inputs.proprio, obs_patch_mask
+        )
+        return EncoderOutput(*(torch.cat([a, b], dim=1) for a, b in zip(prompt, step, strict=True)))
+
+    def _layout(self, sl: slice, b: int) -> tuple[Tensor, Tensor]:
+        """Static positions (B, n, 2) and 2D flags (B, n) of the sequence slice ``sl``."""
+        pos, flag = self.positions[sl], self.rope_2d[sl]
+        return pos.unsqueeze(0).expand(b, *pos.shape), flag.unsqueeze(0).expand(b, *flag.shape)
+
+    def prompt_groups(
+        self,
+        tokens: Tensor,  # (B, L) int64
+        token_mask: Tensor,  # (B, L) bool
+        token_emb: Tensor,  # (B, L, D) embeddings of tokens
+        prompt_latents: Tensor,  # (B, K, Q, D) resampled prompt images
+        prompt_image_mask: Tensor,  # (B, K) bool
+    ) -> EncoderOutput:
+        """Prompt tokens then prompt-image latents: the part fixed for a whole episode."""
         cfg = self.cfg
         b = token_emb.shape[0]
-        k_img, q, v = cfg.max_prompt_images, cfg.n_latents, cfg.n_views
+        k_img, q = cfg.max_prompt_images, cfg.n_latents
 
         tok = token_emb
         if cfg.image_marker_id is not None and k_img > 0:
-            k = inputs.tokens - cfg.image_marker_id  # (B, L): marker index where in range
+            k = tokens - cfg.image_marker_id  # (B, L): marker index where in range
             is_marker = (k >= 0) & (k < k_img)
             index_emb = self.image_index_embed(k.clamp(0, k_img - 1))
             tok = tok + torch.where(is_marker.unsqueeze(-1), index_emb, torch.zeros_like(index_emb))
@@ -68,7 +91,27 @@ class EncoderEmbedder(nn.Module):
         prompt = prompt_latents + self.image_index_embed.weight[:k_img].unsqueeze(1)
         prompt = self._tag(prompt.flatten(1, 2), "prompt_images")  # (B, K*Q, D)
 
-        obs = self.obs_patch_embed(inputs.obs_images.to(tok.dtype))  # (B, V, Np, D)
+        hidden = torch.cat([tok, prompt], dim=1)
+        mask = torch.cat(
+            [token_mask, prompt_image_mask.unsqueeze(-1).expand(b, k_img, q).flatten(1)], dim=1
+        )
+        return EncoderOutput(hidden, mask, *self._layout(slice(0, cfg.prompt_seq_len), b))
+
+    def step_groups(
+        self,
+        obs_images: Tensor,  # (B, V, 3, H, W)
+        history_latents: Tensor,  # (B, T*V, Q, D) resampled history frames, (t, v) row-major
+        history_mask: Tensor,  # (B, T) bool
+        proprio: Tensor,  # (B, P)
+        obs_patch_mask: Tensor | None = None,  # (B, V, Np) bool, True = replace by mask_embed
+    ) -> EncoderOutput:
+        """Observation patches, history latents and proprio: the part new at every step."""
+        cfg = self.cfg
+        b = obs_images.shape[0]
+        v, q = cfg.n_views, cfg.n_latents
+        dtype = history_latents.dtype
+
+        obs = self.obs_patch_embed(obs_images.to(dtype))  # (B, V, Np, D)
         if obs_patch_mask is not None:
             obs = torch.where(obs_patch_mask.unsqueeze(-1), self.mask_embed.to(obs.dtype), obs)
         obs = obs + self.view_embed.weight.unsqueeze(1)
@@ -78,25 +121,18 @@ class EncoderEmbedder(nn.Module):
         hist = hist + self.view_embed.weight.unsqueeze(1)
         hist = self._tag(hist.flatten(1, 3), "history")  # (B, T*V*Q, D)
 
-        prop = self.proprio_proj(inputs.proprio.to(tok.dtype)).unsqueeze(1)
+        prop = self.proprio_proj(proprio.to(dtype)).unsqueeze(1)
         prop = self._tag(prop, "proprio")  # (B, 1, D)
 
-        hidden = torch.cat([tok, prompt, obs, hist, prop], dim=1)  # (B, S, D)
+        hidden = torch.cat([obs, hist, prop], dim=1)
         always = torch.ones((b, v * cfg.n_patches + 1), dtype=torch.bool, device=hidden.device)
         mask = torch.cat(
             [
-                inputs.token_mask,
-                inputs.prompt_image_mask.unsqueeze(-1).expand(b, k_img, q).flatten(1),
                 always[:, :-1],  # observation patches
-                inputs.history_mask.unsqueeze(-1).expand(b, cfg.max_history, v * q).flatten(1),
+                history_mask.unsqueeze(-1).expand(b, cfg.max_history, v * q).flatten(1),
                 always[:, -1:],  # proprio
             ],
             dim=1,
         )
-        s = self.positions.shape[0]
-        return EncoderOutput(
-            hidden=hidden,
-            mask=mask,
-            positions=self.positions.unsqueeze(0).expand(b, s, 2),
-            rope_2d=self.rope_2d.unsqueeze(0).expand(b, s),
-        )
+        layout = self._layout(slice(cfg.prompt_seq_len, cfg.encoder_seq_len), b)
+        return EncoderOutput(hidden, mask, *layout)

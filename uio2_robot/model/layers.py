@@ -79,6 +79,11 @@ def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _is_one(size: int | torch.SymInt) -> bool:
+    """A size that is 1 for sure: a plain int (a symbolic size under export never is)."""
+    return isinstance(size, int) and size == 1
+
+
 class _HeadsMixin(nn.Module):
     """QK-norm, head split and output projection shared by self- and cross-attention."""
 
@@ -92,7 +97,14 @@ class _HeadsMixin(nn.Module):
         self.scale = 1.0 / math.sqrt(head_dim)
 
     def _heads(self, x: Tensor) -> Tensor:
-        """(B, L, H*Dh) -> (B, H, L, Dh)."""
+        """(B, L, H*Dh) -> (B, H, L, Dh).
+
+        A single token (L = 1, every decoder step) needs no transpose, only a reshape: one graph
+        node instead of two per projection in the exported decoder step, where per-node overhead
+        is most of the cost.
+        """
+        if _is_one(x.shape[1]):
+            return x.reshape(x.shape[0], self.n_heads, 1, self.head_dim)
         return x.unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
 
     def _rotate_q(self, q: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -104,6 +116,10 @@ class _HeadsMixin(nn.Module):
     def output(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """Attend and project back: (B, H, Lq, Dh) -> (B, Lq, D)."""
         out = attention(q, k, v, mask, self.scale)
+        if _is_one(
+            out.shape[2]
+        ):  # one query token: (B, H, 1, Dh) reshapes straight to (B, 1, H*Dh)
+            return self.wo(out.reshape(out.shape[0], 1, -1))
         return self.wo(out.transpose(1, 2).flatten(2))
 
 

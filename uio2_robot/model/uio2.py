@@ -9,6 +9,7 @@ ONNX export wraps them as they are.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +23,17 @@ from uio2_robot.model.resampler import ImageResampler
 from uio2_robot.model.rope import RotaryEmbedding
 from uio2_robot.model.sequence import EncoderOutput, group_slices
 
-__all__ = ["EncoderOutput", "UIO2Model"]
+__all__ = ["EncoderOutput", "PromptCache", "UIO2Model"]
+
+
+class PromptCache(NamedTuple):
+    """A prompt encoded once per episode (``UIO2Model.encode_prompt``, prefix models only)."""
+
+    keys: Tensor  # (n_enc_layers, B, H, Sp, Dh): the prompt's self-attention keys per layer
+    values: Tensor  # (n_enc_layers, B, H, Sp, Dh)
+    mask: Tensor  # (B, Sp) bool, True = real prompt position
+    cross_k: Tensor  # (n_dec_layers, B, H, Sp, Dh): decoder cross-attention keys of the prompt
+    cross_v: Tensor
 
 
 class EncoderLayer(nn.Module):
@@ -38,6 +49,26 @@ class EncoderLayer(nn.Module):
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
         x = x + self.attn(self.norm_attn(x), cos, sin, mask)
         return x + self.mlp(self.norm_mlp(x))
+
+    def forward_kv(
+        self,
+        x: Tensor,  # (B, L, D)
+        cos: Tensor,  # (B, 1, L, Dh)
+        sin: Tensor,
+        mask: Tensor,  # (B, 1, 1 | L, Lp + L) over [past keys; own keys]
+        past_k: Tensor | None = None,  # (B, H, Lp, Dh) keys of an earlier (prefix) segment
+        past_v: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The layer over x attending to ``past`` keys/values and its own: (x, own k, own v).
+
+        Prefix encoding (``ModelConfig.prompt_prefix``) runs the prompt with no past and keeps
+        its k, v; each step then runs only the new tokens with the prompt's as the past.
+        """
+        q, k, v = self.attn.qkv(self.norm_attn(x), cos, sin)
+        keys = k if past_k is None else torch.cat([past_k, k], dim=2)
+        values = v if past_v is None else torch.cat([past_v, v], dim=2)
+        x = x + self.attn.output(q, keys, values, mask)
+        return x + self.mlp(self.norm_mlp(x)), k, v
 
 
 class DecoderLayer(nn.Module):
@@ -154,29 +185,129 @@ class UIO2Model(nn.Module):
                     f"obs_patch_mask must be bool with shape {want}, got "
                     f"{obs_patch_mask.dtype} {tuple(obs_patch_mask.shape)}"
                 )
+        prompt = self.embed_prompt(
+            inputs.tokens, inputs.token_mask, inputs.prompt_images, inputs.prompt_image_mask
+        )
+        step = self.embed_step(
+            inputs.obs_images,
+            inputs.history_images,
+            inputs.history_mask,
+            inputs.proprio,
+            obs_patch_mask,
+        )
+        return EncoderOutput(*(torch.cat([a, b], dim=1) for a, b in zip(prompt, step, strict=True)))
+
+    def embed_prompt(
+        self, tokens: Tensor, token_mask: Tensor, prompt_images: Tensor, prompt_image_mask: Tensor
+    ) -> EncoderOutput:
+        """The prompt part of the encoder sequence (B, cfg.prompt_seq_len, D), not validated
+        (``embed`` validates a whole ``EncoderInputs``)."""
         dtype = self.token_embed.weight.dtype
-        prompt_latents = self.resampler(inputs.prompt_images.to(dtype))  # (B, K, Q, D)
-        history = inputs.history_images.to(dtype).flatten(1, 2)  # (B, T*V, 3, H, W)
-        history_latents = self.resampler(history)  # (B, T*V, Q, D)
-        return self.embedder(
-            inputs, self.token_embed(inputs.tokens), prompt_latents, history_latents, obs_patch_mask
+        prompt_latents = self.resampler(prompt_images.to(dtype))  # (B, K, Q, D)
+        return self.embedder.prompt_groups(
+            tokens, token_mask, self.token_embed(tokens), prompt_latents, prompt_image_mask
         )
 
-    def encode_embedded(self, emb: EncoderOutput, attn_mask: Tensor | None = None) -> EncoderOutput:
+    def embed_step(
+        self,
+        obs_images: Tensor,
+        history_images: Tensor,
+        history_mask: Tensor,
+        proprio: Tensor,
+        obs_patch_mask: Tensor | None = None,
+    ) -> EncoderOutput:
+        """The per-step part of the encoder sequence: observation patches, history, proprio."""
+        dtype = self.token_embed.weight.dtype
+        history = history_images.to(dtype).flatten(1, 2)  # (B, T*V, 3, H, W)
+        history_latents = self.resampler(history)  # (B, T*V, Q, D)
+        return self.embedder.step_groups(
+            obs_images, history_latents, history_mask, proprio, obs_patch_mask
+        )
+
+    def encode_embedded(
+        self,
+        emb: EncoderOutput,
+        attn_mask: Tensor | None = None,
+        is_prompt: Tensor | None = None,
+    ) -> EncoderOutput:
         """Run the encoder layers. attn_mask (B, S, S) bool is ANDed with the padding mask, e.g.
-        to keep attention inside each example of a packed row."""
+        to keep attention inside each example of a packed row.
+
+        With ``cfg.prompt_prefix`` prompt positions may only attend to prompt positions;
+        ``is_prompt`` (S,) bool says which they are (default: the static layout, which needs
+        S = cfg.encoder_seq_len).
+        """
         x, mask = emb.hidden, emb.mask
         full = mask.unsqueeze(1)  # (B, 1, S): a query may look at every real key
         if attn_mask is not None:
             _check_mask("attn_mask", attn_mask, (x.shape[0], x.shape[1], x.shape[1]))
             full = full & attn_mask
+        if self.cfg.prompt_prefix:
+            full = full & self.prefix_mask(x.shape[1], is_prompt, x.device)
         cos, sin = self.rope(emb.positions, emb.rope_2d)
         for layer in self.encoder_layers:
             x = layer(x, cos, sin, full.unsqueeze(1))
         return emb._replace(hidden=self.encoder_norm(x))
 
+    def prefix_mask(
+        self, seq_len: int, is_prompt: Tensor | None = None, device: torch.device | None = None
+    ) -> Tensor:
+        """(S, S) bool: query i may attend key j unless i is a prompt position and j is not."""
+        if is_prompt is None:
+            if seq_len != self.cfg.encoder_seq_len:
+                raise ValueError(
+                    f"prefix encoding of a {seq_len}-position sequence needs is_prompt (the "
+                    f"static layout has {self.cfg.encoder_seq_len}); packed rows are not supported"
+                )
+            is_prompt = torch.arange(seq_len, device=device) < self.cfg.prompt_seq_len
+        return ~(is_prompt.unsqueeze(1) & ~is_prompt.unsqueeze(0))
+
     def encode(self, inputs: EncoderInputs, obs_patch_mask: Tensor | None = None) -> EncoderOutput:
         return self.encode_embedded(self.embed(inputs, obs_patch_mask))
+
+    def encode_prompt(self, emb: EncoderOutput) -> PromptCache:
+        """Encode the prompt part alone (``embed_prompt``'s output, possibly with padding
+        dropped) and keep what each step needs from it. Needs ``cfg.prompt_prefix``: only then
+        is the prompt's encoding independent of the observation."""
+        if not self.cfg.prompt_prefix:
+            raise ValueError(
+                "encode_prompt needs a model trained with ModelConfig.prompt_prefix=True; this "
+                "one lets the prompt attend to the observation, so it cannot be cached"
+            )
+        x = emb.hidden
+        cos, sin = self.rope(emb.positions, emb.rope_2d)
+        key_mask = emb.mask.unsqueeze(1).unsqueeze(1)  # (B, 1, 1, Sp)
+        keys, values = [], []
+        for layer in self.encoder_layers:
+            x, k, v = layer.forward_kv(x, cos, sin, key_mask)
+            keys.append(k)
+            values.append(v)
+        cross_k, cross_v = self.precompute_cross_kv(
+            self.encoder_norm(x), emb.positions, emb.rope_2d
+        )
+        return PromptCache(torch.stack(keys), torch.stack(values), emb.mask, cross_k, cross_v)
+
+    def encode_step(self, prompt: PromptCache, emb: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
+        """Encode one step's tokens (``embed_step``'s output) against a cached prompt.
+
+        Returns what the decoder reads, over [prompt; step] positions: cross_k, cross_v
+        (n_dec_layers, B, H, Sp + Ss, Dh) and the key mask (B, Sp + Ss). Equal (up to float
+        summation order) to ``precompute_cross_kv`` of the full prefix-masked ``encode``.
+        """
+        x = emb.hidden
+        cos, sin = self.rope(emb.positions, emb.rope_2d)
+        enc_mask = torch.cat([prompt.mask, emb.mask], dim=1)  # (B, Sp + Ss)
+        key_mask = enc_mask.unsqueeze(1).unsqueeze(1)
+        for i, layer in enumerate(self.encoder_layers):
+            x, _, _ = layer.forward_kv(x, cos, sin, key_mask, prompt.keys[i], prompt.values[i])
+        cross_k, cross_v = self.precompute_cross_kv(
+            self.encoder_norm(x), emb.positions, emb.rope_2d
+        )
+        return (
+            torch.cat([prompt.cross_k, cross_k], dim=3),
+            torch.cat([prompt.cross_v, cross_v], dim=3),
+            enc_mask,
+        )
 
     def reconstruct_patches(self, enc: EncoderOutput) -> Tensor:
         """Predicted pixels of every observation patch: (B, V, Np, p*p*3)."""
@@ -313,12 +444,14 @@ class UIO2Model(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        prompt: PromptCache | None = None,
     ) -> Tensor:
         """Decode n_tokens after ``bos_id``: (B, n_tokens) int64.
 
         allowed: (V,) or (n_tokens, V) bool; disallowed ids get -inf logits so they can never be
         emitted (constrained decoding to the action bins). Greedy takes the argmax; otherwise
-        sample from softmax(logits / temperature) with ``generator``.
+        sample from softmax(logits / temperature) with ``generator``. ``prompt``: the episode's
+        cached prompt (prefix models): only the step part of ``inputs`` is then encoded.
         """
         cfg = self.cfg
         if bos_id is None or not 0 <= int(bos_id) < cfg.vocab_size:
@@ -331,17 +464,26 @@ class UIO2Model(nn.Module):
             raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
         device = self.token_embed.weight.device
         allowed = _allowed_rows(allowed, n_tokens, cfg.vocab_size, device)  # (n_tokens, V) | None
-        enc = self.encode(inputs)
-        b = enc.hidden.shape[0]
+        if prompt is not None:
+            use_cache = True  # the cached prompt only feeds the KV-cached decoder
+            step = self.embed_step(
+                inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
+            )
+            cross_k, cross_v, enc_mask = self.encode_step(prompt, step)
+        else:
+            enc = self.encode(inputs)
+            enc_mask = enc.mask
+            if use_cache:
+                cross_k, cross_v = self.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+        b = enc_mask.shape[0]
         tokens = torch.full((b, 1), int(bos_id), dtype=torch.int64, device=device)
         if use_cache:
-            cross_k, cross_v = self.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
             self_k = self_v = self.empty_cache(b, device)
         for i in range(n_tokens):
             if use_cache:
                 position = torch.full((b,), i, dtype=torch.int64, device=device)
                 logits, self_k, self_v = self.decode_step(
-                    tokens[:, -1:], position, self_k, self_v, cross_k, cross_v, enc.mask
+                    tokens[:, -1:], position, self_k, self_v, cross_k, cross_v, enc_mask
                 )
             else:
                 logits = self.decode(tokens, enc)[:, -1]

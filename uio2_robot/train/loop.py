@@ -204,7 +204,9 @@ class Trainer:
             train_state = load_train_state(resume_dir)
         elif cfg.init_from:
             weights, saved, proc = load_checkpoint(cfg.init_from)
-            self.model_cfg = ModelConfig.from_dict(saved["model"])
+            # overrides that keep the weights' shapes (e.g. prompt_prefix) fine-tune as they are;
+            # one that changes a shape fails at load_state_dict below, naming the tensor
+            self.model_cfg = ModelConfig.from_dict({**saved["model"], **cfg.model_overrides})
             self.processor = Processor.from_dict(proc)
             if cfg.refit_proprio_stats:
                 proprio = np.concatenate([s.read_key(PROPRIO) for s in self.stores])

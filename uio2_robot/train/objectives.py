@@ -365,6 +365,7 @@ def sequence_loss(
         enc = model.encode(inputs, obs_patch_mask)
         logits = model.decode(dec_in, enc, self_attn_mask=self_mask)
         return masked_cross_entropy(logits, targets, loss_mask, label_smoothing, bin_smoothing)
+    _check_packable(model)
     emb = model.embed(inputs, obs_patch_mask)
     # only positions up to the last real target are decoded: later ones cannot affect them
     pos = torch.arange(targets.shape[1], device=targets.device)
@@ -389,6 +390,14 @@ def sequence_loss(
     )
 
 
+def _check_packable(model: torch.nn.Module) -> None:
+    if model.cfg.prompt_prefix:
+        raise ValueError(
+            "pack=true cannot train a prefix-encoding model (ModelConfig.prompt_prefix): a packed "
+            "row mixes several examples' prompts and steps; train with pack=false"
+        )
+
+
 def encode_maybe_packed(
     model: torch.nn.Module,
     inputs: EncoderInputs,
@@ -399,6 +408,7 @@ def encode_maybe_packed(
     """The encoder output in the (B, S, D) layout, computed packed or not."""
     if not pack:
         return model.encode(inputs, obs_patch_mask)
+    _check_packable(model)
     emb = model.embed(inputs, obs_patch_mask)
     packs = plan_packs(emb.mask.sum(1).tolist(), pack_capacity or emb.hidden.shape[1])
     penc = pack_encoder(emb, packs)

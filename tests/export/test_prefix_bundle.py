@@ -1,0 +1,95 @@
+"""Bundles of prefix-encoding models: the prompt is encoded once per episode by its own graph,
+each step by the step graph, with the same tokens as torch and as the whole-encoder graph."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uio2_robot.export.command import run_export_command
+from uio2_robot.export.config import ExportConfig
+from uio2_robot.export.manifest import MANIFEST_FILE, BundleError, load_bundle
+from uio2_robot.export.random_checkpoint import make_random_checkpoint
+from uio2_robot.export.runtime import BundleRunner
+
+
+@pytest.fixture(scope="module")
+def prefix_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("prefix_export")
+    ckpt = make_random_checkpoint(root / "ckpt", "tiny", seed=2, prompt_prefix=True)
+    cfg = ExportConfig(
+        checkpoint=str(ckpt),
+        out=str(root / "bundle"),
+        check=True,
+        use_suite=False,
+        parity_episodes=2,
+        parity_steps=3,
+        threads=1,
+        report=str(root / "report.json"),
+    )
+    status = run_export_command(cfg)
+    return {
+        "status": status,
+        "bundle": root / "bundle",
+        "report": json.loads((root / "report.json").read_text()),
+    }
+
+
+def test_prefix_bundle_has_both_encoder_halves_and_passes_parity(prefix_export: dict) -> None:
+    assert prefix_export["status"] == 0
+    bundle = load_bundle(prefix_export["bundle"])
+    assert bundle.graphs == ("encoder", "decoder_step", "prompt_encoder", "step_encoder")
+    parity = prefix_export["report"]["parity"]
+    assert parity["encoder_path"] == "prompt_encoder + step_encoder"
+    assert parity["passed"] is True and parity["action_agreement"] == 1.0
+
+
+def test_step_graph_gives_the_whole_encoders_outputs(prefix_export: dict) -> None:
+    runner = BundleRunner(prefix_export["bundle"], threads=1)
+    assert runner.has_prompt_cache
+    feed = {}
+    rng = np.random.default_rng(0)
+    for spec in runner.encoder_inputs:
+        shape = tuple(2 if isinstance(d, str) else d for d in spec.shape)
+        if spec.dtype == "bool":
+            feed[spec.name] = np.ones(shape, dtype=bool)
+        elif spec.dtype == "int64":
+            feed[spec.name] = rng.integers(0, 200, shape).astype(np.int64)
+        else:
+            feed[spec.name] = rng.uniform(-1, 1, shape).astype(np.float32)
+    feed["token_mask"][:, 6:] = False  # padded prompt: the prompt graph drops it
+    feed["token_mask"][1, 4:] = False
+    prompt = runner.encode_prompt(feed)
+    assert prompt[0].shape[3] == 6 + runner.bundle.manifest["model_config"]["max_prompt_images"] * (
+        runner.bundle.manifest["model_config"]["n_latents"]
+    )
+    step_k, step_v, step_mask = runner.encode_step(feed, prompt)
+    full_k, full_v, full_mask = runner.encode(feed)
+    np.testing.assert_array_equal(step_mask, full_mask)
+    real = full_mask[None, :, None, :, None]
+    np.testing.assert_allclose(step_k * real, full_k * real, atol=1e-5)
+    np.testing.assert_allclose(step_v * real, full_v * real, atol=1e-5)
+    with pytest.raises(ValueError, match="prompt cache must be"):
+        runner.encode_step(feed, prompt[:3])
+
+
+def test_a_plain_bundle_has_no_prompt_graph(runner) -> None:
+    assert not runner.has_prompt_cache
+    with pytest.raises(ValueError, match="no prompt_encoder graph"):
+        runner.encode_prompt({})
+
+
+def test_a_prefix_bundle_missing_its_prompt_graph_is_refused(
+    prefix_export: dict, tmp_path: Path
+) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(prefix_export["bundle"], copy)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    del manifest["files"]["prompt_encoder"]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="prompt_encoder"):
+        load_bundle(copy)

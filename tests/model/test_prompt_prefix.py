@@ -1,0 +1,87 @@
+"""Prefix encoding (ModelConfig.prompt_prefix): the prompt is encoded once and cached, each step
+encodes only its own tokens, and the result equals the full prefix-masked encoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from uio2_robot.model import UIO2Model, get_config, random_encoder_inputs
+
+BOS = 1471
+
+
+@pytest.fixture(scope="module")
+def prefix_model():
+    torch.manual_seed(0)
+    return UIO2Model(get_config("tiny", prompt_prefix=True)).eval()
+
+
+@pytest.fixture
+def inputs(prefix_model):
+    inp = random_encoder_inputs(prefix_model.cfg, 3, generator=torch.Generator().manual_seed(1))
+    inp.token_mask[1, 5:] = False  # padded prompt tokens, an absent prompt image, no history
+    inp.prompt_image_mask[2, 1] = False
+    inp.history_mask[0] = False
+    return inp
+
+
+def _prompt_and_step(model, inp):
+    prompt = model.embed_prompt(
+        inp.tokens, inp.token_mask, inp.prompt_images, inp.prompt_image_mask
+    )
+    step = model.embed_step(inp.obs_images, inp.history_images, inp.history_mask, inp.proprio)
+    return prompt, step
+
+
+@torch.no_grad()
+def test_the_prompt_encoding_does_not_depend_on_the_observation(prefix_model, inputs):
+    sp = prefix_model.cfg.prompt_seq_len
+    before = prefix_model.encode(inputs).hidden
+    inputs.obs_images.normal_()
+    inputs.proprio.normal_()
+    after = prefix_model.encode(inputs).hidden
+    torch.testing.assert_close(after[:, :sp], before[:, :sp], atol=1e-6, rtol=0)
+    assert not torch.allclose(after[:, sp:], before[:, sp:])  # the step part did change
+
+
+@torch.no_grad()
+def test_cached_prompt_plus_step_equals_the_full_encoder(prefix_model, inputs):
+    enc = prefix_model.encode(inputs)
+    want_k, want_v = prefix_model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+    prompt, step = _prompt_and_step(prefix_model, inputs)
+    cache = prefix_model.encode_prompt(prompt)
+    cross_k, cross_v, mask = prefix_model.encode_step(cache, step)
+    assert torch.equal(mask, enc.mask)
+    real = enc.mask[None, :, None, :, None]  # padded positions are never attended to
+    torch.testing.assert_close(cross_k * real, want_k * real, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cross_v * real, want_v * real, atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_generate_with_a_cached_prompt_gives_the_same_tokens(prefix_model, inputs):
+    prompt, _ = _prompt_and_step(prefix_model, inputs)
+    cache = prefix_model.encode_prompt(prompt)
+    plain = prefix_model.generate(inputs, 6, bos_id=BOS)
+    cached = prefix_model.generate(inputs, 6, bos_id=BOS, prompt=cache)
+    assert torch.equal(cached, plain)
+
+
+@torch.no_grad()
+def test_a_model_without_prefix_encoding_refuses_to_cache_its_prompt(tiny_model, tiny_inputs):
+    prompt = tiny_model.embed_prompt(
+        tiny_inputs.tokens,
+        tiny_inputs.token_mask,
+        tiny_inputs.prompt_images,
+        tiny_inputs.prompt_image_mask,
+    )
+    with pytest.raises(ValueError, match="prompt_prefix"):
+        tiny_model.encode_prompt(prompt)
+
+
+def test_prefix_mask_needs_the_layout_of_a_non_static_sequence(prefix_model):
+    with pytest.raises(ValueError, match="is_prompt"):
+        prefix_model.prefix_mask(prefix_model.cfg.encoder_seq_len - 1)
+    is_prompt = torch.tensor([True, True, False])
+    mask = prefix_model.prefix_mask(3, is_prompt)
+    assert mask.tolist() == [[True, True, False], [True, True, False], [True, True, True]]
