@@ -3,8 +3,10 @@
 A control step is ``policy.act(obs)`` with re-planning at every step: preprocess the camera
 frames and proprio, encode prompt + observation + history, decode every action token greedily
 under the action-bin constraint, detokenize, clip. The three policies take turns on the same
-observations (round-robin, so load spikes on a shared machine hit them alike) with the same
-thread count (``torch.set_num_threads`` and onnxruntime's ``intra_op_num_threads``), after a
+observations in blocks of ``--block`` consecutive steps (round-robin over blocks, so load
+spikes on a shared machine hit them alike, while each block runs with warm caches as a control
+loop that runs one policy does; alternating every step measured cache refills, ~1.5 ms per
+step) with the same thread count (``torch.set_num_threads`` and onnxruntime's ``intra_op_num_threads``), after a
 warm-up, and the ratios are against torch eager measured in the same run.
 
 Usage::
@@ -48,7 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="small", help="preset of the random model (no checkpoint)")
     p.add_argument("--iters", type=int, default=200, help="timed control steps per policy")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps per policy first")
-    p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch and onnxruntime threads (1: on this 2-vCPU machine 2 threads are slower)",
+    )
+    p.add_argument("--block", type=int, default=10, help="consecutive steps per policy turn")
     p.add_argument("--variants", default="fp32,int8", help="ONNX variants to time")
     p.add_argument("--image", type=int, default=128, help="camera frame size fed to the policy")
     p.add_argument(
@@ -116,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     policies = {"torch eager": UIO2Policy.from_checkpoint(checkpoint)}
     for variant in bundles:
         policies[f"onnxruntime {variant}"] = OnnxPolicy(bundles[variant].root, threads=args.threads)
+    if policies["onnxruntime fp32"].runner.has_prompt_cache:  # the uncached baseline
+        policies["onnxruntime fp32, prompt re-encoded every step"] = OnnxPolicy(
+            bundles["fp32"].root, threads=args.threads, cache_prompt=False
+        )
     cfg = bundles["fp32"].manifest["model_config"]
     processor = policies["torch eager"].processor
 
@@ -137,26 +149,39 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]  # other processes on a shared machine skew every row
     times: dict[str, list[float]] = {name: [] for name in policies}
     actions: dict[str, list[np.ndarray]] = {name: [] for name in policies}
-    for i in range(args.warmup + args.iters):
-        obs = observations[i % len(observations)]
+    for first in range(0, args.warmup + args.iters, args.block):
         for name, policy in policies.items():
-            start = time.perf_counter()
-            action = policy.act(obs)
-            elapsed = time.perf_counter() - start
-            if i >= args.warmup:
-                times[name].append(elapsed)
-                actions[name].append(action)
+            for i in range(first, min(first + args.block, args.warmup + args.iters)):
+                obs = observations[i % len(observations)]
+                start = time.perf_counter()
+                action = policy.act(obs)
+                elapsed = time.perf_counter() - start
+                if i >= args.warmup:
+                    times[name].append(elapsed)
+                    actions[name].append(action)
 
     base_p50, _ = percentiles(times["torch eager"])
     n_tokens = processor.n_action_tokens("primitive")
     onnx_fp32 = policies["onnxruntime fp32"]
     _, _, enc_mask = onnx_fp32.runner.encode(onnx_fp32.encoder_arrays(observations[0]))
-    static_len = policies["torch eager"].model.cfg.encoder_seq_len
+    model_cfg = policies["torch eager"].model.cfg
+    static_len = model_cfg.encoder_seq_len
+    if onnx_fp32.runner.has_prompt_cache:
+        step_len = static_len - model_cfg.prompt_seq_len
+        encode = (
+            f"encode observation + history + proprio ({step_len} positions) against the prompt "
+            f"encoded once per episode ({enc_mask.shape[1] - step_len} real prompt positions)"
+        )
+    else:
+        encode = (
+            f"encode prompt + observation + history: {static_len} encoder positions, "
+            f"{enc_mask.shape[1]} of them real"
+        )
     print(
         f"\nOne control step of the `{cfg['name']}` policy (preprocess 2 x {args.image}px frames, "
-        f"encode prompt + observation + history: {static_len} encoder positions, "
-        f"{enc_mask.shape[1]} of them real), decode {n_tokens} action tokens, detokenize); "
-        f"{args.threads} threads, {args.iters} steps after {args.warmup} warm-up; {weights}; "
+        f"{encode}, decode {n_tokens} action tokens, detokenize); "
+        f"{args.threads} threads, {args.iters} steps after {args.warmup} warm-up, in blocks of "
+        f"{args.block}; {weights}; "
         f"load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs.\n"
     )

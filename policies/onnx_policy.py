@@ -36,7 +36,11 @@ class OnnxPolicy(TokenPolicy):
         temporal_ensemble: bool = False,
         execute_steps: int = 1,
         warmup: bool = True,
+        cache_prompt: bool = True,
     ) -> None:
+        """``cache_prompt``: with a prefix-encoding bundle, encode the prompt once per episode
+        (False re-encodes it with every observation: same tokens, slower; for benchmarks)."""
+        self.cache_prompt = cache_prompt
         self.runner = BundleRunner(bundle, providers=providers, threads=threads, warmup=warmup)
         super().__init__(
             self.runner.bundle.processor,
@@ -62,7 +66,7 @@ class OnnxPolicy(TokenPolicy):
         """Greedy action tokens (n_tokens,) for ``obs``."""
         assert self._mode is not None
         arrays = self.encoder_arrays(obs)
-        if self.runner.has_prompt_cache and self._prompt_cache is None:
+        if self.cache_prompt and self.runner.has_prompt_cache and self._prompt_cache is None:
             self._prompt_cache = self.runner.encode_prompt(arrays)  # once per episode
         tokens = self.runner.generate(
             arrays,

@@ -64,8 +64,11 @@ def test_step_graph_gives_the_whole_encoders_outputs(prefix_export: dict) -> Non
     feed["token_mask"][:, 6:] = False  # padded prompt: the prompt graph drops it
     feed["token_mask"][1, 4:] = False
     prompt = runner.encode_prompt(feed)
-    assert prompt[0].shape[3] == 6 + runner.bundle.manifest["model_config"]["max_prompt_images"] * (
-        runner.bundle.manifest["model_config"]["n_latents"]
+    assert (
+        prompt[0].shape[3]
+        == 6
+        + runner.bundle.manifest["model_config"]["max_prompt_images"]
+        * (runner.bundle.manifest["model_config"]["n_latents"])
     )
     step_k, step_v, step_mask = runner.encode_step(feed, prompt)
     full_k, full_v, full_mask = runner.encode(feed)
@@ -93,3 +96,27 @@ def test_a_prefix_bundle_missing_its_prompt_graph_is_refused(
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="prompt_encoder"):
         load_bundle(copy)
+
+
+def test_io_binding_path_gives_the_same_tokens(prefix_export: dict) -> None:
+    """The GPU path (outputs kept as OrtValues between graphs) exercised on the CPU."""
+    plain = BundleRunner(prefix_export["bundle"], threads=1)
+    bound = BundleRunner(prefix_export["bundle"], threads=1)
+    bound.use_io_binding = True
+    feed = {}
+    for spec in plain.encoder_inputs:
+        shape = tuple(1 if isinstance(d, str) else d for d in spec.shape)
+        rng = np.random.default_rng(len(feed))
+        feed[spec.name] = (
+            np.ones(shape, bool)
+            if spec.dtype == "bool"
+            else rng.integers(0, 100, shape).astype(spec.dtype)
+            if spec.dtype == "int64"
+            else rng.uniform(-1, 1, shape).astype(spec.dtype)
+        )
+    prompt = plain.encode_prompt(feed)
+    for cache in (None, prompt):
+        want, want_logits = plain.generate(feed, 5, return_logits=True, prompt=cache)
+        got, got_logits = bound.generate(feed, 5, return_logits=True, prompt=cache)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got_logits, want_logits, atol=1e-6)

@@ -172,3 +172,42 @@ def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):
     no_maps.mixture = MixtureWeights(r_image=0.0, point_weight=1.0)
     with pytest.raises(ValueError, match="needs a processor with point_maps"):
         Trainer(no_maps)
+
+
+def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path, tmp_path):
+    base = Trainer(_cfg(store_path, tmp_path / "base", steps=1))
+    base.train()
+    init = str(tmp_path / "base" / "checkpoints" / "policy")
+    ft = Trainer(
+        _cfg(
+            store_path,
+            tmp_path / "ft",
+            steps=2,
+            init_from=init,
+            model_overrides={"prompt_prefix": True},
+        )
+    )
+    assert ft.model_cfg.prompt_prefix and not base.model_cfg.prompt_prefix
+    assert np.isfinite(ft.train()["loss"])
+    policy = UIO2Policy.from_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
+    assert policy.model.cfg.prompt_prefix
+    packed = _cfg(
+        store_path,
+        tmp_path / "pk",
+        steps=1,
+        init_from=init,
+        model_overrides={"prompt_prefix": True},
+    )
+    packed.mixture = MixtureWeights(r_image=0.1, pack=True)
+    with pytest.raises(ValueError, match="pack=true cannot train a prefix-encoding model"):
+        Trainer(packed).train()
+    with pytest.raises(RuntimeError, match="size mismatch"):  # shapes cannot change on fine-tune
+        Trainer(
+            _cfg(
+                store_path,
+                tmp_path / "sz",
+                steps=1,
+                init_from=init,
+                model_overrides={"d_model": 32},
+            )
+        )
