@@ -120,3 +120,18 @@ def test_io_binding_path_gives_the_same_tokens(prefix_export: dict) -> None:
         got, got_logits = bound.generate(feed, 5, return_logits=True, prompt=cache)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(got_logits, want_logits, atol=1e-6)
+
+
+def test_prompt_and_step_graphs_refuse_bad_inputs(prefix_export: dict) -> None:
+    runner = BundleRunner(prefix_export["bundle"], threads=1, warmup=False)
+    feed = {}
+    for spec in runner.encoder_inputs:
+        shape = tuple(1 if isinstance(d, str) else d for d in spec.shape)
+        feed[spec.name] = np.ones(shape, dtype=spec.dtype)
+    prompt = runner.encode_prompt(feed)
+    with pytest.raises(ValueError, match="prompt_encoder input 'tokens' has dtype int32"):
+        runner.encode_prompt({**feed, "tokens": feed["tokens"].astype(np.int32)})
+    with pytest.raises(ValueError, match="step_encoder input 'obs_images' has shape"):
+        runner.encode_step({**feed, "obs_images": feed["obs_images"][:, :, :, :-1]}, prompt)
+    with pytest.raises(ValueError, match="step_encoder input 'prompt_mask' has shape"):
+        runner.encode_step(feed, (*prompt[:2], prompt[2][:, :-1], *prompt[3:]))
