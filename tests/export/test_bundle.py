@@ -157,3 +157,18 @@ def test_wide_conv_stem_model_exports_with_parity(tmp_path: Path) -> None:
     assert parity["passed"] is True and parity["action_agreement"] == 1.0
     enc = {s.name: s for s in load_bundle(tmp_path / "bundle").inputs("encoder")}
     assert tuple(enc["obs_images"].shape[-2:]) == (32, 64)
+
+
+def test_parity_refuses_a_checkpoint_changed_since_export(
+    tmp_path: Path, checkpoint: Path, bundle: Path
+) -> None:
+    import shutil
+
+    from uio2_robot.export.parity import check_parity
+    from uio2_robot.export.random_checkpoint import make_random_checkpoint
+
+    moved = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, moved)
+    make_random_checkpoint(moved, "tiny", seed=7)  # same place, other weights (a later save)
+    with pytest.raises(ValueError, match="no longer holds the weights"):
+        check_parity(moved, bundle, use_suite=False)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from uio2_robot.export.manifest import load_bundle
+from uio2_robot.export.manifest import load_bundle, sha256_file
 from uio2_robot.policies.base import Observation, PromptSegment
 from uio2_robot.tokenize.processor import Processor
 
@@ -212,6 +212,12 @@ def check_parity(
     from uio2_robot.policies.uio2 import UIO2Policy
 
     loaded = load_bundle(bundle)
+    exported_from = loaded.manifest.get("source_checkpoint", {}).get("weights_sha256")
+    if exported_from and exported_from != sha256_file(Path(checkpoint) / "model.safetensors"):
+        raise ValueError(
+            f"{checkpoint} no longer holds the weights {bundle} was exported from (sha256 "
+            f"{exported_from[:12]}...); a training run may have overwritten it since: re-export"
+        )
     torch_policy = UIO2Policy.from_checkpoint(checkpoint)
     onnx_policy = OnnxPolicy(loaded, providers=providers, threads=threads)
     processor = torch_policy.processor
