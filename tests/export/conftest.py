@@ -16,30 +16,34 @@ from uio2_robot.export.config import ExportConfig
 from uio2_robot.export.random_checkpoint import make_random_checkpoint
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """``uio2-robot export checkpoint=CKPT out=BUNDLE check=true`` on a tiny random model."""
-    root = tmp_path_factory.mktemp("export")
-    checkpoint = make_random_checkpoint(root / "ckpt", "tiny", seed=0)
+def export_checked(root: Path, seed: int = 0, episodes: int = 2, steps: int = 3, **model) -> dict:
+    """``uio2-robot export checkpoint=CKPT out=BUNDLE check=true`` on a tiny random model
+    (``model``: ModelConfig overrides), on synthetic observations so it never needs the sim."""
+    checkpoint = make_random_checkpoint(root / "ckpt", "tiny", seed=seed, **model)
     cfg = ExportConfig(
         checkpoint=str(checkpoint),
         out=str(root / "bundle"),
         check=True,
-        use_suite=False,  # synthetic observations: the test must not depend on the sim
-        parity_episodes=2,
-        parity_steps=3,
+        use_suite=False,
+        parity_episodes=episodes,
+        parity_steps=steps,
         threads=1,
         report=str(root / "report.json"),
     )
     status = run_export_command(cfg)
-    report = json.loads((root / "report.json").read_text())
     return {
         "status": status,
         "checkpoint": checkpoint,
         "bundle": root / "bundle",
-        "report": report,
+        "report": json.loads((root / "report.json").read_text()),
         "root": root,
     }
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The shared plain bundle (see ``export_checked``)."""
+    return export_checked(tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +61,9 @@ def runner(bundle: Path):
     from uio2_robot.export.runtime import BundleRunner
 
     return BundleRunner(bundle, threads=1)
+
+
+@pytest.fixture(scope="session")
+def export_and_check():
+    """``export_checked`` for tests that need a bundle of another model shape."""
+    return export_checked

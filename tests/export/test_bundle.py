@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -134,26 +133,13 @@ def test_command_config_matches_yaml() -> None:
         run_export_command(OmegaConf.create({"checkpoint": None, "typo_option": 1}))
 
 
-def test_wide_conv_stem_model_exports_with_parity(tmp_path: Path) -> None:
+def test_wide_conv_stem_model_exports_with_parity(tmp_path: Path, export_and_check) -> None:
     """The shipped policy's shape: a 2:1 observation through the conv patch stem."""
-    from uio2_robot.export.random_checkpoint import make_random_checkpoint
-
-    ckpt = make_random_checkpoint(
-        tmp_path / "ckpt", "tiny", seed=1, image_width=64, patch_size=8, patch_stem="conv"
+    result = export_and_check(
+        tmp_path, seed=1, episodes=1, steps=2, image_width=64, patch_size=8, patch_stem="conv"
     )
-    report = tmp_path / "report.json"
-    cfg = ExportConfig(
-        checkpoint=str(ckpt),
-        out=str(tmp_path / "bundle"),
-        check=True,
-        use_suite=False,
-        parity_episodes=1,
-        parity_steps=2,
-        threads=1,
-        report=str(report),
-    )
-    assert run_export_command(cfg) == 0
-    parity = json.loads(report.read_text())["parity"]
+    assert result["status"] == 0
+    parity = result["report"]["parity"]
     assert parity["passed"] is True and parity["action_agreement"] == 1.0
     enc = {s.name: s for s in load_bundle(tmp_path / "bundle").inputs("encoder")}
     assert tuple(enc["obs_images"].shape[-2:]) == (32, 64)

@@ -10,33 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uio2_robot.export.command import run_export_command
-from uio2_robot.export.config import ExportConfig
 from uio2_robot.export.manifest import MANIFEST_FILE, BundleError, load_bundle
-from uio2_robot.export.random_checkpoint import make_random_checkpoint
 from uio2_robot.export.runtime import BundleRunner
 
 
 @pytest.fixture(scope="module")
-def prefix_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("prefix_export")
-    ckpt = make_random_checkpoint(root / "ckpt", "tiny", seed=2, prompt_prefix=True)
-    cfg = ExportConfig(
-        checkpoint=str(ckpt),
-        out=str(root / "bundle"),
-        check=True,
-        use_suite=False,
-        parity_episodes=2,
-        parity_steps=3,
-        threads=1,
-        report=str(root / "report.json"),
-    )
-    status = run_export_command(cfg)
-    return {
-        "status": status,
-        "bundle": root / "bundle",
-        "report": json.loads((root / "report.json").read_text()),
-    }
+def prefix_export(tmp_path_factory: pytest.TempPathFactory, export_and_check) -> dict:
+    return export_and_check(tmp_path_factory.mktemp("prefix_export"), seed=2, prompt_prefix=True)
 
 
 def test_prefix_bundle_has_both_encoder_halves_and_passes_parity(prefix_export: dict) -> None:

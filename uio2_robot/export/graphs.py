@@ -55,7 +55,15 @@ if EncoderInputs.names() != ENCODER_INPUTS:  # the manifest spells them out for 
     )
 
 
-class EncoderGraph(nn.Module):
+class _ModelGraph(nn.Module):
+    """A graph wrapper: ``forward`` is one pure function of tensors over ``self.model``."""
+
+    def __init__(self, model: UIO2Model) -> None:
+        super().__init__()
+        self.model = model
+
+
+class EncoderGraph(_ModelGraph):
     """encode + precompute_cross_kv as one pure function of the eight EncoderInputs tensors.
 
     With ``compact`` (the default) the graph drops the encoder positions that are padding in
@@ -67,8 +75,7 @@ class EncoderGraph(nn.Module):
     """
 
     def __init__(self, model: UIO2Model, compact: bool = True) -> None:
-        super().__init__()
-        self.model = model
+        super().__init__(model)
         self.compact = compact
 
     def forward(
@@ -94,12 +101,9 @@ class EncoderGraph(nn.Module):
         )
         emb = self.model.embed(inputs)  # hidden (B, S, D), mask (B, S), positions (B, S, 2)
         if self.compact:
-            keep = torch.nonzero(emb.mask.any(0)).squeeze(1)  # (S',) real in some row
-            # observation patches and proprio are never padding: a lower bound for the tracer
             cfg = self.model.cfg
-            torch._check(keep.shape[0] >= cfg.n_views * cfg.n_patches + 1)
-            torch._check(keep.shape[0] <= emb.mask.shape[1])
-            emb = EncoderOutput(*(t.index_select(1, keep) for t in emb))
+            # observation patches and proprio are never padding: a lower bound for the tracer
+            emb, keep = drop_padding(emb, lower_bound=cfg.n_views * cfg.n_patches + 1)
             is_prompt = keep < cfg.prompt_seq_len  # where the prefix mask applies
         else:
             is_prompt = None
@@ -108,21 +112,18 @@ class EncoderGraph(nn.Module):
         return cross_k, cross_v, enc.mask  # (n_dec, B, H, S', Dh) x2, (B, S')
 
 
-def drop_padding(emb: EncoderOutput, lower_bound: int) -> EncoderOutput:
-    """Keep the positions that are real in some batch row (exact: see ``EncoderGraph``)."""
+def drop_padding(emb: EncoderOutput, lower_bound: int) -> tuple[EncoderOutput, Tensor]:
+    """Keep the positions that are real in some batch row (exact: see ``EncoderGraph``); also
+    returns their indices (S',). ``lower_bound`` on S' is what the tracer may assume."""
     keep = torch.nonzero(emb.mask.any(0)).squeeze(1)
     torch._check(keep.shape[0] >= lower_bound)  # bounds for the tracer's symbolic size
     torch._check(keep.shape[0] <= emb.mask.shape[1])
-    return EncoderOutput(*(t.index_select(1, keep) for t in emb))
+    return EncoderOutput(*(t.index_select(1, keep) for t in emb)), keep
 
 
-class PromptEncoderGraph(nn.Module):
+class PromptEncoderGraph(_ModelGraph):
     """``encode_prompt`` of the prompt without its padding: (prompt_k, prompt_v, prompt_mask,
     prompt_cross_k, prompt_cross_v), the prompt axis dynamic (``prompt_len``)."""
-
-    def __init__(self, model: UIO2Model) -> None:
-        super().__init__()
-        self.model = model
 
     def forward(
         self,
@@ -133,15 +134,11 @@ class PromptEncoderGraph(nn.Module):
     ) -> tuple[Tensor, ...]:
         emb = self.model.embed_prompt(tokens, token_mask, prompt_images, prompt_image_mask)
         # every prompt starts with its paradigm and target-modality tokens (tokenize.prompt)
-        return tuple(self.model.encode_prompt(drop_padding(emb, lower_bound=2)))
+        return tuple(self.model.encode_prompt(drop_padding(emb, lower_bound=2)[0]))
 
 
-class StepEncoderGraph(nn.Module):
+class StepEncoderGraph(_ModelGraph):
     """``encode_step``: the step inputs + a prompt cache -> (cross_k, cross_v, enc_mask)."""
-
-    def __init__(self, model: UIO2Model) -> None:
-        super().__init__()
-        self.model = model
 
     def forward(
         self,
@@ -160,12 +157,8 @@ class StepEncoderGraph(nn.Module):
         return self.model.encode_step(cache, emb)
 
 
-class DecoderStepGraph(nn.Module):
+class DecoderStepGraph(_ModelGraph):
     """UIO2Model.decode_step: (token, position, cache, cross K/V, mask) -> (logits, cache + 1)."""
-
-    def __init__(self, model: UIO2Model) -> None:
-        super().__init__()
-        self.model = model
 
     def forward(
         self,

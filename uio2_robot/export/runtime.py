@@ -360,10 +360,8 @@ class BundleRunner:
             check_feed("encoder", self.encoder_inputs, feed)
             cross = self._run_bound("encoder", feed, ENCODER_OUTPUTS)
         b = int(feed[next(iter(feed))].shape[0])  # every input's first axis is the batch
-        n_layers, heads, head_dim = self._cache_dims
-        empty = np.zeros((n_layers, b, heads, 0, head_dim), dtype=self._cache_dtype)
-        self_k: np.ndarray | ort.OrtValue = empty
-        self_v: np.ndarray | ort.OrtValue = empty
+        self_k: np.ndarray | ort.OrtValue = self.empty_cache(b)
+        self_v: np.ndarray | ort.OrtValue = self_k
         token = np.full((b, 1), self.bos_id, dtype=np.int64)
         tokens = np.empty((b, n_tokens), dtype=np.int64)
         all_logits = [] if return_logits else None
