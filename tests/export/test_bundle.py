@@ -22,6 +22,7 @@ from uio2_robot.train.checkpoint import load_checkpoint
 def test_bundle_round_trip(exported: dict, bundle: Path, checkpoint: Path) -> None:
     assert exported["status"] == 0
     assert sorted(p.name for p in bundle.iterdir()) == [
+        "decoder_greedy.onnx",
         "decoder_step.onnx",
         "encoder.onnx",
         "manifest.json",
@@ -35,10 +36,11 @@ def test_bundle_round_trip(exported: dict, bundle: Path, checkpoint: Path) -> No
     assert m["variant"] == "fp32" and m["opset"] == OPSET
     assert {"torch", "onnx", "onnxscript", "onnxruntime"} <= set(m["exporter"])
     assert m["source_checkpoint"]["weights_sha256"] == sha256_file(checkpoint / "model.safetensors")
-    hashes = {g: sha256_file(bundle / m["files"][g]["path"]) for g in ("encoder", "decoder_step")}
+    graphs = ("encoder", "decoder_step", "decoder_greedy")
+    hashes = {g: sha256_file(bundle / m["files"][g]["path"]) for g in graphs}
     assert {g: m["files"][g]["sha256"] for g in hashes} == hashes
     assert m["model_hash"] == model_hash(hashes)
-    for name in ("encoder.onnx", "decoder_step.onnx"):
+    for name in ("encoder.onnx", "decoder_step.onnx", "decoder_greedy.onnx"):
         onnx.checker.check_model(str(bundle / name), full_check=True)
         assert [
             o.version for o in onnx.load(str(bundle / name)).opset_import if o.domain == ""
@@ -65,6 +67,13 @@ def test_graph_io_has_dynamic_batch_and_cache(bundle: Path) -> None:
     assert (
         loaded.outputs("decoder_step")[0].shape[-1] == loaded.manifest["model_config"]["vocab_size"]
     )
+    # the fused decoder unrolls the longest action mode's tokens; batch and encoder stay dynamic
+    tokens, logits = loaded.outputs("decoder_greedy")
+    longest = max(m["n_tokens"] for m in loaded.manifest["decoding"]["action_modes"].values())
+    assert tokens.shape == ("batch", longest) and tokens.dtype == "int64"
+    assert logits.shape == ("batch", longest, loaded.manifest["model_config"]["vocab_size"])
+    greedy = {s.name: s for s in loaded.inputs("decoder_greedy")}
+    assert greedy["cross_k"].shape[3] == "enc_len" and greedy["allowed"].dtype == "bool"
 
 
 def test_command_ran_parity_and_wrote_report(exported: dict) -> None:

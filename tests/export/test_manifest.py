@@ -91,6 +91,15 @@ def test_graph_io_spec_mismatch(copy: Path) -> None:
         load_bundle(copy)
 
 
+def test_greedy_decoder_too_short_for_an_action_mode(copy: Path) -> None:
+    def shorten(m: dict) -> None:
+        m["graphs"]["decoder_greedy"]["outputs"][0]["shape"][1] = 2
+
+    _edit_json(copy / "manifest.json", shorten)
+    with pytest.raises(BundleError, match="decoder_greedy decodes 2 tokens, fewer than"):
+        load_bundle(copy)
+
+
 def test_unknown_variant_and_opset(copy: Path) -> None:
     _edit_json(copy / "manifest.json", lambda m: m.update(variant="int4"))
     with pytest.raises(BundleError, match="unknown variant 'int4'"):

@@ -22,7 +22,13 @@ def prefix_export(tmp_path_factory: pytest.TempPathFactory, export_and_check) ->
 def test_prefix_bundle_has_both_encoder_halves_and_passes_parity(prefix_export: dict) -> None:
     assert prefix_export["status"] == 0
     bundle = load_bundle(prefix_export["bundle"])
-    assert bundle.graphs == ("encoder", "decoder_step", "prompt_encoder", "step_encoder")
+    assert bundle.graphs == (
+        "encoder",
+        "decoder_step",
+        "decoder_greedy",
+        "prompt_encoder",
+        "step_encoder",
+    )
     parity = prefix_export["report"]["parity"]
     assert parity["encoder_path"] == "prompt_encoder + step_encoder"
     assert parity["passed"] is True and parity["action_agreement"] == 1.0

@@ -87,6 +87,26 @@ def test_constrained_greedy_decoding(runner, batch) -> None:
         runner.generate(batch, 2, np.array([runner.vocab_size]))
 
 
+def test_fused_decoding_equals_the_token_loop(runner, batch) -> None:
+    """decoder_greedy (one call) and the decoder_step loop give the same tokens and logits,
+    for the longest mode, a shorter prefix, and a decode longer than the graph unrolls."""
+    ids = runner.bundle.processor.allowed_action_ids("primitive")
+    n = runner.greedy_tokens
+    fused, fused_logits = runner.generate(batch, n, ids, return_logits=True)
+    short = runner.generate(batch, n - 1, ids)
+    runner.fused_decoding = False
+    try:
+        loop, loop_logits = runner.generate(batch, n, ids, return_logits=True)
+    finally:
+        runner.fused_decoding = True
+    np.testing.assert_array_equal(fused, loop)
+    np.testing.assert_allclose(fused_logits, loop_logits, atol=1e-5)
+    np.testing.assert_array_equal(short, fused[:, : n - 1])  # greedy decoding is causal
+    if n < runner.max_dec_len:  # past the unrolled length: the step loop takes over
+        longer = runner.generate(batch, n + 1, ids)
+        np.testing.assert_array_equal(longer[:, :n], fused)
+
+
 def test_topological_sort_repairs_node_order() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])

@@ -187,6 +187,7 @@ def export_bundle(
     from uio2_robot.export.graphs import (
         export_decoder_step,
         export_encoder,
+        export_greedy_decoder,
         export_prompt_encoder,
         export_step_encoder,
     )
@@ -205,11 +206,17 @@ def export_bundle(
     model = UIO2Model(cfg)
     model.load_state_dict(weights)
     model.eval()
+    # one unrolled greedy decoder long enough for every action mode (a shorter mode reads the
+    # first tokens: greedy decoding is causal, so they are the ones it would have decoded)
+    n_greedy = max(processor.n_action_tokens(m) for m in processor.action_modes)
 
     def write_fp32(folder: Path) -> None:
         with torch.no_grad():
             export_encoder(model, folder / GRAPHS["encoder"], compact=compact_encoder)
             export_decoder_step(model, folder / GRAPHS["decoder_step"])
+            export_greedy_decoder(
+                model, folder / GRAPHS["decoder_greedy"], n_greedy, processor.vocab.bos_id
+            )
             if cfg.prompt_prefix:
                 export_prompt_encoder(model, folder / PREFIX_GRAPHS["prompt_encoder"])
                 export_step_encoder(model, folder / PREFIX_GRAPHS["step_encoder"])

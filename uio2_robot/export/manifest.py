@@ -6,6 +6,8 @@ checkpoint it came from::
     manifest.json        this module's contract (format version, graphs, hashes, processors ...)
     encoder.onnx         EncoderInputs -> cross_k, cross_v, enc_mask (encode + cross K/V fused)
     decoder_step.onnx    one decoder token with an explicit, growing self-attention KV cache
+    decoder_greedy.onnx  cross_k, cross_v, enc_mask, allowed ids -> every action token of a
+                         step (greedy, constrained, the decoder loop unrolled in one graph)
     processor.json       the numpy Processor (vocabulary, tokenizers, action bins, stats)
 
 and, for a prefix-encoding model (``model_config.prompt_prefix``), the same encoder split in
@@ -34,8 +36,9 @@ from typing import Any
 
 from uio2_robot.tokenize.processor import Processor, model_mismatches
 
-BUNDLE_FORMAT_VERSION = 1
-"""Bumped whenever a bundle written by older code could be misread by newer code."""
+BUNDLE_FORMAT_VERSION = 2
+"""Bumped whenever a bundle written by older code could be misread by newer code.
+2: every bundle carries ``decoder_greedy`` (all action tokens of a step in one call)."""
 
 OPSET = 18
 """The ONNX opset of every exported graph: torch 2.13's dynamo exporter (torchlib) targets 18
@@ -47,10 +50,11 @@ VARIANTS = ("fp32", "int8", "fp16")
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder_step.onnx"
+GREEDY_FILE = "decoder_greedy.onnx"
 PROCESSOR_FILE = "processor.json"
 PROMPT_ENCODER_FILE = "prompt_encoder.onnx"
 STEP_ENCODER_FILE = "step_encoder.onnx"
-GRAPHS = {"encoder": ENCODER_FILE, "decoder_step": DECODER_FILE}
+GRAPHS = {"encoder": ENCODER_FILE, "decoder_step": DECODER_FILE, "decoder_greedy": GREEDY_FILE}
 """The graphs of every bundle."""
 PREFIX_GRAPHS = {"prompt_encoder": PROMPT_ENCODER_FILE, "step_encoder": STEP_ENCODER_FILE}
 """The extra graphs of a prefix-encoding model's bundle."""
@@ -69,12 +73,15 @@ ENCODER_INPUTS = (
 ENCODER_OUTPUTS = ("cross_k", "cross_v", "enc_mask")
 DECODER_INPUTS = ("token", "position", "self_k", "self_v", "cross_k", "cross_v", "enc_mask")
 DECODER_OUTPUTS = ("logits", "self_k_out", "self_v_out")
+GREEDY_INPUTS = ("cross_k", "cross_v", "enc_mask", "allowed")
+GREEDY_OUTPUTS = ("tokens", "logits")
 PROMPT_INPUTS = ENCODER_INPUTS[:4]
 PROMPT_OUTPUTS = ("prompt_k", "prompt_v", "prompt_mask", "prompt_cross_k", "prompt_cross_v")
 STEP_INPUTS = (*ENCODER_INPUTS[4:], *PROMPT_OUTPUTS)
 GRAPH_IO = {
     "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
     "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),
+    "decoder_greedy": (GREEDY_INPUTS, GREEDY_OUTPUTS),
     "prompt_encoder": (PROMPT_INPUTS, PROMPT_OUTPUTS),
     "step_encoder": (STEP_INPUTS, ENCODER_OUTPUTS),
 }
@@ -312,6 +319,19 @@ def _check_graph_specs(manifest: dict[str, Any]) -> None:
                 raise BundleError(
                     f"manifest: {graph} {kind} are {list(got)}, expected {list(want)}"
                 )
+    # decoder_greedy unrolls a fixed number of steps: enough for every action mode
+    tokens = manifest["graphs"]["decoder_greedy"]["outputs"][0].get("shape")
+    modes = manifest["decoding"].get("action_modes", {}).values()
+    longest = max((int(m["n_tokens"]) for m in modes), default=1)
+    if not (isinstance(tokens, list) and len(tokens) == 2 and isinstance(tokens[1], int)):
+        raise BundleError(
+            f"manifest: decoder_greedy tokens must have shape [batch, n], got {tokens}"
+        )
+    if tokens[1] < longest:
+        raise BundleError(
+            f"manifest: decoder_greedy decodes {tokens[1]} tokens, fewer than the {longest} of "
+            "the longest action mode"
+        )
 
 
 def _load_processor(root: Path, manifest: dict[str, Any]) -> Processor:

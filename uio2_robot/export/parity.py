@@ -173,20 +173,10 @@ def torch_greedy(
         inputs = encoder_inputs_from_numpy(arrays)
         enc = model.encode(inputs)
         cross_k, cross_v = model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
-        b = enc.hidden.shape[0]
-        self_k = self_v = model.empty_cache(b)
-        mask = torch.from_numpy(allowed)
-        token = torch.full((b, 1), int(bos_id), dtype=torch.int64)
-        tokens, logits_all = [], []
-        for i in range(n_tokens):
-            position = torch.full((b,), i, dtype=torch.int64)
-            logits, self_k, self_v = model.decode_step(
-                token, position, self_k, self_v, cross_k, cross_v, enc.mask
-            )
-            logits_all.append(logits)
-            token = logits.masked_fill(~mask, float("-inf")).argmax(-1, keepdim=True)
-            tokens.append(token)
-        return torch.cat(tokens, 1).numpy(), torch.stack(logits_all, 1).float().numpy()
+        tokens, logits = model.greedy_decode(
+            cross_k, cross_v, enc.mask, torch.from_numpy(allowed), n_tokens, int(bos_id)
+        )
+        return tokens.numpy(), logits.float().numpy()
 
 
 # ---------------------------------------------------------------------------- open loop

@@ -4,10 +4,12 @@ This is the network half of the ONNX policy (``uio2_robot.policies.onnx_policy``
 history and action chunks). It imports numpy, onnxruntime and the torch-free parts of the
 package only, so a robot workstation runs it without torch installed.
 
-One control step is one encoder call (prompt + observation + history -> cross-attention K/V)
-and one decoder-step call per action token, each feeding the grown KV cache back in. Logits
-outside the allowed ids (the action bins) are set to -inf in numpy before the argmax, exactly as
-``UIO2Model.generate`` does in torch, so both pick the same token whenever their logits agree.
+One control step is one encoder call (prompt + observation + history -> cross-attention K/V;
+only observation + history against the cached prompt for a prefix model) and one
+``decoder_greedy`` call that decodes every action token, the argmax under the allowed-ids mask
+inside the graph, exactly as ``UIO2Model.generate`` does in torch, so both pick the same token
+whenever their logits agree. Longer decodes than that graph unrolls (or ``fused_decoding =
+False``) loop over ``decoder_step`` instead, one call per token with the KV cache fed back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import onnxruntime as ort
 from uio2_robot.export.manifest import (
     DECODER_OUTPUTS,
     ENCODER_OUTPUTS,
+    GREEDY_OUTPUTS,
     PROMPT_OUTPUTS,
     Bundle,
     BundleError,
@@ -148,7 +151,7 @@ def check_feed(graph: str, specs: Sequence[TensorSpec], feed: Mapping[str, objec
 
 
 class BundleRunner:
-    """The two onnxruntime sessions of a bundle, with checked inputs and greedy decoding."""
+    """The onnxruntime sessions of a bundle, with checked inputs and greedy decoding."""
 
     def __init__(
         self,
@@ -193,6 +196,9 @@ class BundleRunner:
         gpu = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self._device_type = "cuda" if self.providers and self.providers[0] in gpu else "cpu"
         self.use_io_binding = self._device_type != "cpu"  # see _run_bound
+        tokens = self.bundle.outputs("decoder_greedy")[0]
+        self.greedy_tokens = int(tokens.shape[1])  # tokens decoder_greedy decodes per call
+        self.fused_decoding = True  # False: always loop over decoder_step (tests, debugging)
         if warmup:
             self.warmup()
 
@@ -360,6 +366,28 @@ class BundleRunner:
             check_feed("encoder", self.encoder_inputs, feed)
             cross = self._run_bound("encoder", feed, ENCODER_OUTPUTS)
         b = int(feed[next(iter(feed))].shape[0])  # every input's first axis is the batch
+        if self.fused_decoding and n_tokens <= self.greedy_tokens:
+            greedy_feed = {
+                **dict(zip(ENCODER_OUTPUTS, cross, strict=True)),
+                "allowed": np.ones(self.vocab_size, dtype=bool) if mask is None else mask,
+            }
+            tokens, logits = self._run_bound(
+                "decoder_greedy", greedy_feed, GREEDY_OUTPUTS, host=GREEDY_OUTPUTS
+            )
+            # greedy decoding is causal: the first n of the graph's tokens are the n asked for
+            tokens, logits = tokens[:, :n_tokens], logits[:, :n_tokens]
+            return (tokens, logits) if return_logits else tokens
+        return self._decode_loop(cross, b, n_tokens, mask, return_logits)
+
+    def _decode_loop(
+        self,
+        cross: Sequence[Any],
+        b: int,
+        n_tokens: int,
+        mask: np.ndarray | None,
+        return_logits: bool,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Greedy decoding with one ``decoder_step`` call per token, the cache fed back."""
         self_k: np.ndarray | ort.OrtValue = self.empty_cache(b)
         self_v: np.ndarray | ort.OrtValue = self_k
         token = np.full((b, 1), self.bos_id, dtype=np.int64)

@@ -433,6 +433,37 @@ class UIO2Model(nn.Module):
         shape = (cfg.n_dec_layers, batch_size, cfg.n_heads, 0, cfg.head_dim)
         return torch.zeros(shape, dtype=self.token_embed.weight.dtype, device=device)
 
+    def greedy_decode(
+        self,
+        cross_k: Tensor,  # (n_dec_layers, B, H, S, Dh) from precompute_cross_kv / encode_step
+        cross_v: Tensor,
+        enc_mask: Tensor,  # (B, S) bool
+        allowed: Tensor,  # (V,) bool: the ids decoding may emit
+        n_tokens: int,
+        bos_id: int,
+    ) -> tuple[Tensor, Tensor]:
+        """Greedy constrained decoding with the KV cache: tokens (B, n) int64 and the raw
+        (unmasked) logits (B, n, V) of every step.
+
+        A pure tensor function with a fixed number of steps, so it exports as one unrolled graph
+        (a bundle's ``decoder_greedy``): a control step then makes one decoder call instead of
+        one per token. ``generate`` is the general entry point (sampling, per-position
+        constraints, validation); this is its greedy cached path with the loop fused.
+        """
+        b = enc_mask.shape[0]
+        token = torch.full((b, 1), bos_id, dtype=torch.int64, device=enc_mask.device)
+        self_k = self_v = self.empty_cache(b, enc_mask.device)
+        tokens, logits_all = [], []
+        for i in range(n_tokens):
+            position = torch.full((b,), i, dtype=torch.int64, device=enc_mask.device)
+            logits, self_k, self_v = self.decode_step(
+                token, position, self_k, self_v, cross_k, cross_v, enc_mask
+            )
+            logits_all.append(logits)
+            token = logits.masked_fill(~allowed, float("-inf")).argmax(-1, keepdim=True)
+            tokens.append(token)
+        return torch.cat(tokens, dim=1), torch.stack(logits_all, dim=1)
+
     @torch.no_grad()
     def generate(
         self,
