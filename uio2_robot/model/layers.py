@@ -62,14 +62,31 @@ def attention(
     if isinstance(scale, Tensor):
         q, scale = q * scale, 1.0
     with _autocast_off(q.device.type):
-        out = F.scaled_dot_product_attention(
-            q.to(torch.float32),
-            k.to(torch.float32),
-            v.to(torch.float32),
-            attn_mask=mask,
-            scale=scale,
-        )
+        qf, kf, vf = q.to(torch.float32), k.to(torch.float32), v.to(torch.float32)
+        if torch.onnx.is_in_onnx_export():
+            out = _explicit_attention(qf, kf, vf, mask, scale)
+        else:
+            out = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=mask, scale=scale)
     return out.to(v.dtype)
+
+
+def _explicit_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float
+) -> Tensor:
+    """``scaled_dot_product_attention`` spelled out, for the exported graphs.
+
+    The exporter's SDPA decomposition transposes k through a 3-D reshape (nine graph nodes per
+    attention call); here it is one Transpose, and no masking nodes when there is no mask (the
+    decoder's self-attention). In a decoder step, where each node costs about as much as a small
+    matmul, that is ~40 fewer nodes per token. Same maths as SDPA, including zeros (not NaN) for
+    a query row that may attend to nothing.
+    """
+    scores = torch.matmul(q * scale, k.transpose(-1, -2))
+    if mask is None:
+        return torch.matmul(torch.softmax(scores, dim=-1), v)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    weights = torch.where(torch.isnan(weights), 0.0, weights)
+    return torch.matmul(weights, v)
 
 
 def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:

@@ -9,6 +9,7 @@ ONNX export wraps them as they are.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -416,16 +417,34 @@ class UIO2Model(nn.Module):
         pure function with a dynamic cache length.
         """
         cos, sin = self.rope.forward_1d(position.unsqueeze(1))  # (B, 1, 1, Dh)
+        past = list(zip(self_k.unbind(0), self_v.unbind(0), strict=True))
+        logits, grown = self._decode_token(token, cos, sin, past, cross_k, cross_v, enc_mask)
+        return logits, torch.stack([k for k, _ in grown]), torch.stack([v for _, v in grown])
+
+    def _decode_token(
+        self,
+        token: Tensor,  # (B, 1) int64
+        cos: Tensor,  # (B|1, 1, 1, Dh) rotation of this token's position
+        sin: Tensor,
+        caches: Sequence[tuple[Tensor | None, Tensor | None]],  # per layer (B, H, Lc, Dh) k, v;
+        # (None, None) before the first token
+        cross_k: Tensor,  # (n_dec_layers, B, H, S, Dh)
+        cross_v: Tensor,
+        enc_mask: Tensor,  # (B, S) bool
+    ) -> tuple[Tensor, list[tuple[Tensor | None, Tensor | None]]]:
+        """One token through the decoder with per-layer caches: (logits (B, V), caches + 1).
+
+        Per-layer lists rather than one stacked cache, so ``greedy_decode`` does not stack and
+        split the cache between tokens (in its exported graph that is ~10 nodes per token).
+        """
         cross_mask = enc_mask.unsqueeze(1).unsqueeze(1)  # (B, 1, 1, S)
         x = self.token_embed(token)  # (B, 1, D)
-        new_k, new_v = [], []
+        grown: list[tuple[Tensor | None, Tensor | None]] = []
         for i, layer in enumerate(self.decoder_layers):
-            x, k, v = layer(
-                x, cos, sin, None, cross_k[i], cross_v[i], cross_mask, self_k[i], self_v[i]
-            )
-            new_k.append(k)
-            new_v.append(v)
-        return self._logits(x[:, 0]), torch.stack(new_k), torch.stack(new_v)
+            past_k, past_v = caches[i]
+            x, k, v = layer(x, cos, sin, None, cross_k[i], cross_v[i], cross_mask, past_k, past_v)
+            grown.append((k, v))
+        return self._logits(x[:, 0]), grown
 
     def empty_cache(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
         """A zero-length self-attention cache (n_dec_layers, B, H, 0, Dh) for the first step."""
@@ -450,15 +469,16 @@ class UIO2Model(nn.Module):
         one per token. ``generate`` is the general entry point (sampling, per-position
         constraints, validation); this is its greedy cached path with the loop fused.
         """
-        b = enc_mask.shape[0]
-        token = torch.full((b, 1), bos_id, dtype=torch.int64, device=enc_mask.device)
-        self_k = self_v = self.empty_cache(b, enc_mask.device)
+        b, device = enc_mask.shape[0], enc_mask.device
+        token = torch.full((b, 1), bos_id, dtype=torch.int64, device=device)
+        caches: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * self.cfg.n_dec_layers
+        # every row is at the same position: one rotation for the batch, which the exported
+        # graph folds into constants
+        cos_all, sin_all = self.rope.forward_1d(torch.arange(n_tokens, device=device)[None])
         tokens, logits_all = [], []
         for i in range(n_tokens):
-            position = torch.full((b,), i, dtype=torch.int64, device=enc_mask.device)
-            logits, self_k, self_v = self.decode_step(
-                token, position, self_k, self_v, cross_k, cross_v, enc_mask
-            )
+            cos, sin = cos_all[:, :, i : i + 1], sin_all[:, :, i : i + 1]  # (1, 1, 1, Dh)
+            logits, caches = self._decode_token(token, cos, sin, caches, cross_k, cross_v, enc_mask)
             logits_all.append(logits)
             token = logits.masked_fill(~allowed, float("-inf")).argmax(-1, keepdim=True)
             tokens.append(token)
