@@ -67,11 +67,18 @@ def test_graph_io_has_dynamic_batch_and_cache(bundle: Path) -> None:
     assert (
         loaded.outputs("decoder_step")[0].shape[-1] == loaded.manifest["model_config"]["vocab_size"]
     )
-    # the fused decoder unrolls the longest action mode's tokens; batch and encoder stay dynamic
+    # the fused decoder unrolls the longest action mode's tokens and computes the logits of the
+    # action bins only; batch and encoder length stay dynamic
     tokens, logits = loaded.outputs("decoder_greedy")
-    longest = max(m["n_tokens"] for m in loaded.manifest["decoding"]["action_modes"].values())
+    modes = loaded.manifest["decoding"]["action_modes"].values()
+    longest = max(m["n_tokens"] for m in modes)
+    lo, hi = loaded.manifest["greedy_decoder"]["ids"]
+    assert [lo, hi] == [
+        min(m["allowed_ids"][0] for m in modes),
+        max(m["allowed_ids"][1] for m in modes),
+    ]
     assert tokens.shape == ("batch", longest) and tokens.dtype == "int64"
-    assert logits.shape == ("batch", longest, loaded.manifest["model_config"]["vocab_size"])
+    assert logits.shape == ("batch", longest, hi - lo)
     greedy = {s.name: s for s in loaded.inputs("decoder_greedy")}
     assert greedy["cross_k"].shape[3] == "enc_len" and greedy["allowed"].dtype == "bool"
 

@@ -91,12 +91,23 @@ def test_graph_io_spec_mismatch(copy: Path) -> None:
         load_bundle(copy)
 
 
-def test_greedy_decoder_too_short_for_an_action_mode(copy: Path) -> None:
+def test_greedy_decoder_must_cover_every_action_mode(copy: Path) -> None:
+    def narrow(m: dict) -> None:
+        lo, hi = m["greedy_decoder"]["ids"]
+        m["greedy_decoder"]["ids"] = [lo + 1, hi]
+
+    _edit_json(copy / "manifest.json", narrow)
+    with pytest.raises(BundleError, match="do not match greedy_decoder"):
+        load_bundle(copy)  # the graph's logits are wider than the range now claimed
+
     def shorten(m: dict) -> None:
-        m["graphs"]["decoder_greedy"]["outputs"][0]["shape"][1] = 2
+        lo, hi = m["greedy_decoder"]["ids"]
+        m["greedy_decoder"] = {"n_tokens": 2, "ids": [lo - 1, hi]}
+        m["graphs"]["decoder_greedy"]["outputs"][0]["shape"] = ["batch", 2]
+        m["graphs"]["decoder_greedy"]["outputs"][1]["shape"] = ["batch", 2, hi - lo + 1]
 
     _edit_json(copy / "manifest.json", shorten)
-    with pytest.raises(BundleError, match="decoder_greedy decodes 2 tokens, fewer than"):
+    with pytest.raises(BundleError, match="too few or too narrow for action mode"):
         load_bundle(copy)
 
 

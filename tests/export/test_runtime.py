@@ -100,11 +100,20 @@ def test_fused_decoding_equals_the_token_loop(runner, batch) -> None:
     finally:
         runner.fused_decoding = True
     np.testing.assert_array_equal(fused, loop)
-    np.testing.assert_allclose(fused_logits, loop_logits, atol=1e-5)
+    # the greedy graph computes the action bins' logits only; the others read -inf
+    lo, hi = runner.greedy_ids
+    assert lo <= ids.min() and ids.max() < hi
+    np.testing.assert_allclose(fused_logits[..., lo:hi], loop_logits[..., lo:hi], atol=1e-5)
+    assert np.isneginf(fused_logits[..., :lo]).all() and np.isneginf(fused_logits[..., hi:]).all()
     np.testing.assert_array_equal(short, fused[:, : n - 1])  # greedy decoding is causal
     if n < runner.max_dec_len:  # past the unrolled length: the step loop takes over
         longer = runner.generate(batch, n + 1, ids)
         np.testing.assert_array_equal(longer[:, :n], fused)
+    # an id outside the action bins cannot come from the greedy graph: the loop serves it
+    wider = np.append(ids, lo - 1)
+    tokens, logits = runner.generate(batch, n, wider, return_logits=True)
+    assert np.isfinite(logits).all()
+    np.testing.assert_array_equal(tokens[0], wider[logits[0][:, wider].argmax(-1)])
 
 
 def test_topological_sort_repairs_node_order() -> None:

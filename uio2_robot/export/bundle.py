@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from uio2_robot.export.manifest import (
     BUNDLE_FORMAT_VERSION,
     GRAPHS,
@@ -167,6 +169,12 @@ def _write_bundle(
     return load_bundle(out, verify_hashes=False)
 
 
+def action_id_range(processor: Processor) -> tuple[int, int]:
+    """(lo, hi): the smallest id range holding every action mode's allowed ids."""
+    ids = np.concatenate([processor.allowed_action_ids(m) for m in processor.action_modes])
+    return int(ids.min()), int(ids.max()) + 1
+
+
 def export_bundle(
     checkpoint: str | Path,
     out: str | Path,
@@ -209,13 +217,18 @@ def export_bundle(
     # one unrolled greedy decoder long enough for every action mode (a shorter mode reads the
     # first tokens: greedy decoding is causal, so they are the ones it would have decoded)
     n_greedy = max(processor.n_action_tokens(m) for m in processor.action_modes)
+    greedy_ids = action_id_range(processor)
 
     def write_fp32(folder: Path) -> None:
         with torch.no_grad():
             export_encoder(model, folder / GRAPHS["encoder"], compact=compact_encoder)
             export_decoder_step(model, folder / GRAPHS["decoder_step"])
             export_greedy_decoder(
-                model, folder / GRAPHS["decoder_greedy"], n_greedy, processor.vocab.bos_id
+                model,
+                folder / GRAPHS["decoder_greedy"],
+                n_greedy,
+                processor.vocab.bos_id,
+                greedy_ids,
             )
             if cfg.prompt_prefix:
                 export_prompt_encoder(model, folder / PREFIX_GRAPHS["prompt_encoder"])
@@ -228,6 +241,7 @@ def export_bundle(
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoder_drops_padding": compact_encoder,
+        "greedy_decoder": {"n_tokens": n_greedy, "ids": list(greedy_ids)},
     }
     if config.get("train_seeds"):
         extra["train_seeds"] = config["train_seeds"]
@@ -263,7 +277,13 @@ def convert_bundle(
         for graph, name in bundle_graphs(source.manifest["model_config"]).items():
             shutil.copyfile(source.graph_path(graph), folder / name)
 
-    keep = ("source_checkpoint", "created_at", "train_seeds", "encoder_drops_padding")
+    keep = (
+        "source_checkpoint",
+        "created_at",
+        "train_seeds",
+        "encoder_drops_padding",
+        "greedy_decoder",
+    )
     extra = {k: source.manifest[k] for k in keep if k in source.manifest}
     extra["derived_from"] = {"model_hash": source.model_hash, "variant": "fp32"}
     exporter = {**source.manifest["exporter"], "converter": exporter_versions()}

@@ -7,8 +7,8 @@
   (``UIO2Model.decode_step``): the cache goes in with length Lc and comes out with Lc + 1.
   Batch and cache length are dynamic axes, so one graph serves every step of any batch.
 - **decoder_greedy**: (cross_k, cross_v, enc_mask, allowed) -> every action token of a control
-  step and its logits (``UIO2Model.greedy_decode``, the decoder loop unrolled with the argmax
-  inside). One session call instead of one per token: on the CPU that removes the per-call
+  step and the logits of the action-bin ids (``UIO2Model.greedy_decode``, the decoder loop
+  unrolled with the argmax inside, the output head cut to the action bins). One session call instead of one per token: on the CPU that removes the per-call
   overhead and the cache's trips through numpy (~0.7 ms of a ~8 ms step), on a GPU the host
   round trip between tokens. ``decoder_step`` stays for longer or sampled decoding.
 
@@ -182,13 +182,14 @@ class DecoderStepGraph(_ModelGraph):
 
 
 class GreedyDecoderGraph(_ModelGraph):
-    """UIO2Model.greedy_decode for a fixed ``n_tokens``: (cross K/V, mask, allowed ids as a
-    (V,) bool mask) -> (tokens (B, n) int64, logits (B, n, V))."""
+    """UIO2Model.greedy_decode for a fixed ``n_tokens`` over the ids lo..hi-1: (cross K/V,
+    mask, allowed ids as a (V,) bool mask) -> (tokens (B, n) int64, logits (B, n, hi - lo))."""
 
-    def __init__(self, model: UIO2Model, n_tokens: int, bos_id: int) -> None:
+    def __init__(self, model: UIO2Model, n_tokens: int, bos_id: int, ids: tuple[int, int]) -> None:
         super().__init__(model)
         self.n_tokens = n_tokens
         self.bos_id = bos_id
+        self.ids = ids
 
     def forward(
         self,
@@ -198,7 +199,7 @@ class GreedyDecoderGraph(_ModelGraph):
         allowed: Tensor,  # (V,) bool
     ) -> tuple[Tensor, Tensor]:
         return self.model.greedy_decode(
-            cross_k, cross_v, enc_mask, allowed, self.n_tokens, self.bos_id
+            cross_k, cross_v, enc_mask, allowed, self.n_tokens, self.bos_id, self.ids
         )
 
 
@@ -342,15 +343,19 @@ def _cross_dynamic(cfg: ModelConfig) -> dict[str, dict[int, torch.export.Dim]]:
     }
 
 
-def export_greedy_decoder(model: UIO2Model, path: str | Path, n_tokens: int, bos_id: int) -> Path:
-    """Export ``decoder_greedy`` decoding ``n_tokens`` after ``bos_id`` (dynamic batch and
-    encoder length) to ``path``."""
+def export_greedy_decoder(
+    model: UIO2Model, path: str | Path, n_tokens: int, bos_id: int, ids: tuple[int, int]
+) -> Path:
+    """Export ``decoder_greedy``: ``n_tokens`` after ``bos_id``, each one of the ids lo..hi-1
+    (``ids``, the action bins), dynamic batch and encoder length, to ``path``."""
     cfg = model.cfg
     if not 1 <= n_tokens <= cfg.max_dec_len:
         raise ValueError(f"n_tokens must be in [1, {cfg.max_dec_len}], got {n_tokens}")
+    if not 0 <= ids[0] < ids[1] <= cfg.vocab_size:
+        raise ValueError(f"ids must be a range within [0, {cfg.vocab_size}), got {ids}")
     allowed = torch.ones(cfg.vocab_size, dtype=torch.bool)
     return _export(
-        GreedyDecoderGraph(model, n_tokens, bos_id),
+        GreedyDecoderGraph(model, n_tokens, bos_id, ids),
         (*_cross_example(model), allowed),
         Path(path),
         GREEDY_INPUTS,

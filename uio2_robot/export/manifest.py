@@ -108,6 +108,7 @@ REQUIRED_KEYS = (
     "normalization",
     "image_preprocessing",
     "exporter",
+    "greedy_decoder",
 )
 
 
@@ -319,19 +320,33 @@ def _check_graph_specs(manifest: dict[str, Any]) -> None:
                 raise BundleError(
                     f"manifest: {graph} {kind} are {list(got)}, expected {list(want)}"
                 )
-    # decoder_greedy unrolls a fixed number of steps: enough for every action mode
-    tokens = manifest["graphs"]["decoder_greedy"]["outputs"][0].get("shape")
-    modes = manifest["decoding"].get("action_modes", {}).values()
-    longest = max((int(m["n_tokens"]) for m in modes), default=1)
-    if not (isinstance(tokens, list) and len(tokens) == 2 and isinstance(tokens[1], int)):
+    _check_greedy_decoder(manifest)
+
+
+def _check_greedy_decoder(manifest: dict[str, Any]) -> None:
+    """decoder_greedy unrolls a fixed number of tokens and computes the logits of one id range:
+    both must cover every action mode, and agree with the graph's output shapes."""
+    greedy = manifest["greedy_decoder"]
+    tokens, logits = (d.get("shape") for d in manifest["graphs"]["decoder_greedy"]["outputs"])
+    try:
+        n, (lo, hi) = int(greedy["n_tokens"]), (int(i) for i in greedy["ids"])
+    except (KeyError, TypeError, ValueError):
         raise BundleError(
-            f"manifest: decoder_greedy tokens must have shape [batch, n], got {tokens}"
-        )
-    if tokens[1] < longest:
+            f"manifest: greedy_decoder must be {{'n_tokens': int, 'ids': [lo, hi]}}, got {greedy!r}"
+        ) from None
+    if tokens != ["batch", n] or logits != ["batch", n, hi - lo]:
         raise BundleError(
-            f"manifest: decoder_greedy decodes {tokens[1]} tokens, fewer than the {longest} of "
-            "the longest action mode"
+            f"manifest: decoder_greedy outputs {tokens} and {logits} do not match greedy_decoder "
+            f"{greedy} (expected ['batch', {n}] and ['batch', {n}, {hi - lo}])"
         )
+    for mode, spec in manifest["decoding"].get("action_modes", {}).items():
+        first, end = spec["allowed_ids"]
+        if spec["n_tokens"] > n or first < lo or end > hi:
+            raise BundleError(
+                f"manifest: decoder_greedy decodes {n} tokens over ids [{lo}, {hi}), too few or "
+                f"too narrow for action mode {mode!r} ({spec['n_tokens']} tokens, ids "
+                f"[{first}, {end}))"
+            )
 
 
 def _load_processor(root: Path, manifest: dict[str, Any]) -> Processor:

@@ -8,8 +8,10 @@ One control step is one encoder call (prompt + observation + history -> cross-at
 only observation + history against the cached prompt for a prefix model) and one
 ``decoder_greedy`` call that decodes every action token, the argmax under the allowed-ids mask
 inside the graph, exactly as ``UIO2Model.generate`` does in torch, so both pick the same token
-whenever their logits agree. Longer decodes than that graph unrolls (or ``fused_decoding =
-False``) loop over ``decoder_step`` instead, one call per token with the KV cache fed back.
+whenever their logits agree; it computes only the action bins' logits. Decodes it cannot serve
+(longer than it unrolls, allowed ids outside the action bins, unconstrained, or
+``fused_decoding = False``) loop over ``decoder_step`` instead, one call per token with the KV
+cache fed back.
 """
 
 from __future__ import annotations
@@ -196,8 +198,9 @@ class BundleRunner:
         gpu = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self._device_type = "cuda" if self.providers and self.providers[0] in gpu else "cpu"
         self.use_io_binding = self._device_type != "cpu"  # see _run_bound
-        tokens = self.bundle.outputs("decoder_greedy")[0]
-        self.greedy_tokens = int(tokens.shape[1])  # tokens decoder_greedy decodes per call
+        greedy = self.bundle.manifest["greedy_decoder"]
+        self.greedy_tokens = int(greedy["n_tokens"])  # tokens decoder_greedy decodes per call
+        self.greedy_ids = (int(greedy["ids"][0]), int(greedy["ids"][1]))  # the ids it can emit
         self.fused_decoding = True  # False: always loop over decoder_step (tests, debugging)
         if warmup:
             self.warmup()
@@ -348,7 +351,9 @@ class BundleRunner:
         """Greedy decoding of ``n_tokens`` after BOS: tokens (B, n) int64.
 
         ``allowed``: ids (or a (V,) bool mask) the decoder may emit; the rest get -inf logits.
-        ``return_logits`` also returns the raw (unmasked) logits (B, n, V) of every step.
+        ``return_logits`` also returns the raw (unmasked) logits (B, n, V) of every step; when
+        the greedy graph decoded them, only the logits of its ids (the action bins) were computed
+        and the others read -inf.
         ``prompt``: this episode's ``encode_prompt`` cache; only the step is then encoded.
         """
         if not 1 <= n_tokens <= self.max_dec_len:
@@ -366,18 +371,29 @@ class BundleRunner:
             check_feed("encoder", self.encoder_inputs, feed)
             cross = self._run_bound("encoder", feed, ENCODER_OUTPUTS)
         b = int(feed[next(iter(feed))].shape[0])  # every input's first axis is the batch
-        if self.fused_decoding and n_tokens <= self.greedy_tokens:
-            greedy_feed = {
-                **dict(zip(ENCODER_OUTPUTS, cross, strict=True)),
-                "allowed": np.ones(self.vocab_size, dtype=bool) if mask is None else mask,
-            }
+        if self._can_fuse(n_tokens, mask):
+            assert mask is not None
+            greedy_feed = {**dict(zip(ENCODER_OUTPUTS, cross, strict=True)), "allowed": mask}
             tokens, logits = self._run_bound(
                 "decoder_greedy", greedy_feed, GREEDY_OUTPUTS, host=GREEDY_OUTPUTS
             )
             # greedy decoding is causal: the first n of the graph's tokens are the n asked for
-            tokens, logits = tokens[:, :n_tokens], logits[:, :n_tokens]
-            return (tokens, logits) if return_logits else tokens
+            tokens = tokens[:, :n_tokens]
+            if not return_logits:
+                return tokens
+            lo, hi = self.greedy_ids  # only these logits were computed; the rest read -inf
+            full = np.full((b, n_tokens, self.vocab_size), -np.inf, dtype=logits.dtype)
+            full[:, :, lo:hi] = logits[:, :n_tokens]
+            return tokens, full
         return self._decode_loop(cross, b, n_tokens, mask, return_logits)
+
+    def _can_fuse(self, n_tokens: int, mask: np.ndarray | None) -> bool:
+        """decoder_greedy can serve this decode: no longer than it unrolls, and constrained to
+        the ids whose logits it computes (the action bins)."""
+        if not self.fused_decoding or n_tokens > self.greedy_tokens or mask is None:
+            return False
+        lo, hi = self.greedy_ids
+        return not (mask[:lo].any() or mask[hi:].any())
 
     def _decode_loop(
         self,

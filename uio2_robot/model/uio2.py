@@ -342,9 +342,12 @@ class UIO2Model(nn.Module):
             vs.append(v)
         return torch.stack(ks), torch.stack(vs)
 
-    def _logits(self, h: Tensor) -> Tensor:
-        """Tied output head: (.., D) -> (.., V) = norm(h) @ E^T / sqrt(d_model)."""
-        return torch.matmul(self.decoder_norm(h), self.token_embed.weight.t()) * self.logit_scale
+    def _logits(self, h: Tensor, ids: tuple[int, int] | None = None) -> Tensor:
+        """Tied output head: (.., D) -> (.., V) = norm(h) @ E^T / sqrt(d_model); with ``ids``
+        = (lo, hi) only the logits of ids lo..hi-1 (.., hi - lo), for decoding that can emit
+        nothing else (the action bins: a ninth of the vocabulary, and of the head's weights)."""
+        table = self.token_embed.weight if ids is None else self.token_embed.weight[ids[0] : ids[1]]
+        return torch.matmul(self.decoder_norm(h), table.t()) * self.logit_scale
 
     def decode(
         self,
@@ -431,6 +434,7 @@ class UIO2Model(nn.Module):
         cross_k: Tensor,  # (n_dec_layers, B, H, S, Dh)
         cross_v: Tensor,
         enc_mask: Tensor,  # (B, S) bool
+        ids: tuple[int, int] | None = None,  # logits of these ids only (``_logits``)
     ) -> tuple[Tensor, list[tuple[Tensor | None, Tensor | None]]]:
         """One token through the decoder with per-layer caches: (logits (B, V), caches + 1).
 
@@ -444,7 +448,7 @@ class UIO2Model(nn.Module):
             past_k, past_v = caches[i]
             x, k, v = layer(x, cos, sin, None, cross_k[i], cross_v[i], cross_mask, past_k, past_v)
             grown.append((k, v))
-        return self._logits(x[:, 0]), grown
+        return self._logits(x[:, 0], ids), grown
 
     def empty_cache(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
         """A zero-length self-attention cache (n_dec_layers, B, H, 0, Dh) for the first step."""
@@ -460,6 +464,7 @@ class UIO2Model(nn.Module):
         allowed: Tensor,  # (V,) bool: the ids decoding may emit
         n_tokens: int,
         bos_id: int,
+        ids: tuple[int, int] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Greedy constrained decoding with the KV cache: tokens (B, n) int64 and the raw
         (unmasked) logits (B, n, V) of every step.
@@ -468,8 +473,14 @@ class UIO2Model(nn.Module):
         (a bundle's ``decoder_greedy``): a control step then makes one decoder call instead of
         one per token. ``generate`` is the general entry point (sampling, per-position
         constraints, validation); this is its greedy cached path with the loop fused.
+
+        ``ids`` = (lo, hi): the caller promises ``allowed`` permits nothing outside lo..hi-1
+        (the action bins), so only those logits are computed: (B, n, hi - lo), token ids still
+        global. Identical tokens, a ninth of the output head's work.
         """
         b, device = enc_mask.shape[0], enc_mask.device
+        lo = 0 if ids is None else ids[0]
+        allowed = allowed if ids is None else allowed[ids[0] : ids[1]]
         token = torch.full((b, 1), bos_id, dtype=torch.int64, device=device)
         caches: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * self.cfg.n_dec_layers
         # every row is at the same position: one rotation for the batch, which the exported
@@ -478,9 +489,11 @@ class UIO2Model(nn.Module):
         tokens, logits_all = [], []
         for i in range(n_tokens):
             cos, sin = cos_all[:, :, i : i + 1], sin_all[:, :, i : i + 1]  # (1, 1, 1, Dh)
-            logits, caches = self._decode_token(token, cos, sin, caches, cross_k, cross_v, enc_mask)
+            logits, caches = self._decode_token(
+                token, cos, sin, caches, cross_k, cross_v, enc_mask, ids
+            )
             logits_all.append(logits)
-            token = logits.masked_fill(~allowed, float("-inf")).argmax(-1, keepdim=True)
+            token = logits.masked_fill(~allowed, float("-inf")).argmax(-1, keepdim=True) + lo
             tokens.append(token)
         return torch.cat(tokens, dim=1), torch.stack(logits_all, dim=1)
 
