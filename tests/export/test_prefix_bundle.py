@@ -66,6 +66,20 @@ def test_step_graph_gives_the_whole_encoders_outputs(prefix_export: dict) -> Non
         runner.encode_step(feed, prompt[:3])
 
 
+def test_int8_keeps_the_prompt_encoder_fp32(prefix_export: dict, tmp_path: Path) -> None:
+    """The prompt runs once per episode: no speed to win by quantising it, only error."""
+    from uio2_robot.export.bundle import convert_bundle
+
+    fp32 = load_bundle(prefix_export["bundle"])
+    int8 = convert_bundle(fp32.root, tmp_path / "int8", "int8")
+    prompt = int8.graph_path("prompt_encoder").read_bytes()
+    assert prompt == fp32.graph_path("prompt_encoder").read_bytes()
+    assert "step_encoder" in int8.manifest["exporter"]["int8_graphs"]
+    assert "prompt_encoder" not in int8.manifest["exporter"]["int8_graphs"]
+    runner = BundleRunner(int8, threads=1)  # and it runs
+    assert runner.has_prompt_cache
+
+
 def test_a_plain_bundle_has_no_prompt_graph(runner) -> None:
     assert not runner.has_prompt_cache
     with pytest.raises(ValueError, match="no prompt_encoder graph"):

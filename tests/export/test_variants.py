@@ -21,7 +21,10 @@ def test_int8_loads_and_mostly_agrees(bundle: Path, checkpoint: Path, tmp_path: 
     out = convert_bundle(bundle, tmp_path / "int8", "int8")
     assert out.variant == "int8" and out.manifest["exporter"]["int8_per_channel"] is True
     assert out.manifest["derived_from"]["model_hash"] == load_bundle(bundle).model_hash
-    for graph in ("encoder", "decoder_step"):
+    # every graph a control step runs is quantised (a prefix bundle's prompt encoder is not)
+    graphs = ["encoder", "decoder_step", "decoder_greedy"]
+    assert out.manifest["exporter"]["int8_graphs"] == graphs
+    for graph in graphs:
         ops = _ops(out.graph_path(graph))
         assert ops["DynamicQuantizeLinear"] > 0 and ops["MatMulInteger"] > 0, ops
     report = check_parity(
@@ -30,6 +33,34 @@ def test_int8_loads_and_mostly_agrees(bundle: Path, checkpoint: Path, tmp_path: 
     assert report["variant"] == "int8" and report["threshold"] == 0.99
     assert report["token_agreement"] >= 0.9, report
     assert 0 < report["max_logit_diff"] < 0.5, report
+
+
+def test_int8_leaves_selection_matmuls_exact(tmp_path: Path) -> None:
+    """A MatMul by a 0/1 permutation (the RoPE pair swap) is exact: int8 must not round its
+    input; the weight MatMul beside it is quantised."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from uio2_robot.export.variants import quantize_int8, selection_matmuls
+
+    swap = np.eye(8, dtype=np.float32)[np.arange(8) ^ 1]
+    weight = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "swap"], ["y"], name="swap_mm"),
+            helper.make_node("MatMul", ["y", "w"], ["z"], name="weight_mm"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(swap, "swap"), numpy_helper.from_array(weight, "w")],
+    )
+    src = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    assert selection_matmuls(onnx.load(str(src))) == ["swap_mm"]
+    quantized = onnx.load(str(quantize_int8(src, tmp_path / "q.onnx")))
+    kinds = {n.name: n.op_type for n in quantized.graph.node}
+    assert kinds["swap_mm"] == "MatMul" and "MatMulInteger" in kinds.values()
 
 
 def test_fp16_loads_on_cpu_with_rough_parity(

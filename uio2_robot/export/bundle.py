@@ -149,7 +149,7 @@ def _write_bundle(
     extra: dict[str, Any],
     per_channel: bool,
 ) -> Bundle:
-    from uio2_robot.export.variants import make_variant
+    from uio2_robot.export.variants import INT8_GRAPHS, make_variant
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown export variant {variant!r}; expected one of {VARIANTS}")
@@ -157,12 +157,16 @@ def _write_bundle(
         fp32 = tmp / "_fp32"
         fp32.mkdir()
         write_fp32_graphs(fp32)
-        for name in bundle_graphs(model_config).values():
-            make_variant(variant, fp32 / name, tmp / name, per_channel=per_channel)
+        for graph, name in bundle_graphs(model_config).items():
+            make_variant(variant, fp32 / name, tmp / name, per_channel=per_channel, graph=graph)
         shutil.rmtree(fp32)
         processor.save(tmp / PROCESSOR_FILE)
         if variant == "int8":
-            exporter = {**exporter, "int8_per_channel": per_channel}
+            exporter = {
+                **exporter,
+                "int8_per_channel": per_channel,
+                "int8_graphs": [g for g in bundle_graphs(model_config) if g in INT8_GRAPHS],
+            }
         manifest = build_manifest(tmp, processor, model_config, variant, exporter, extra)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         load_bundle(tmp)  # the bundle must pass the same checks a robot will run
