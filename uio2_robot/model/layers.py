@@ -63,7 +63,7 @@ def attention(
         q, scale = q * scale, 1.0
     with _autocast_off(q.device.type):
         qf, kf, vf = q.to(torch.float32), k.to(torch.float32), v.to(torch.float32)
-        if torch.onnx.is_in_onnx_export():
+        if torch.compiler.is_exporting():
             out = _explicit_attention(qf, kf, vf, mask, scale)
         else:
             out = F.scaled_dot_product_attention(qf, kf, vf, attn_mask=mask, scale=scale)

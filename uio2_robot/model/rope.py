@@ -71,7 +71,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     Per pair (x0, x1): (x0 cos - x1 sin, x1 cos + x0 sin). Computed in float32.
     """
     xf = x.to(torch.float32)
-    if torch.onnx.is_in_onnx_export():
+    if torch.compiler.is_exporting():
         # one MatMul by the pair-swap permutation instead of reshape, flip and reshape: the
         # same numbers (each output is one input times 1.0), a third of the graph nodes, which
         # is what a one-token decoder step pays for
