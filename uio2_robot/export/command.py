@@ -66,7 +66,7 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
                 "variant": bundle.variant,
                 "model_hash": bundle.model_hash,
                 "opset": bundle.manifest["opset"],
-                "bytes": {g: files[g]["bytes"] for g in ("encoder", "decoder_step")},
+                "bytes": {g: files[g]["bytes"] for g in bundle.graphs},
             },
             indent=2,
         )
