@@ -85,3 +85,45 @@ def test_convert_needs_an_fp32_source(bundle: Path, tmp_path: Path) -> None:
         convert_bundle(int8.root, tmp_path / "again", "fp16")
     with pytest.raises(ValueError, match="unknown export variant"):
         convert_bundle(bundle, tmp_path / "x", "int4")
+
+
+def test_weight_transposes_are_folded_so_int8_sees_the_weights(tmp_path: Path) -> None:
+    """A weight the exporter left behind a Transpose (a layer called twice, as in the unrolled
+    greedy decoder) becomes a plain initializer: same outputs, and the quantiser can see it."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from uio2_robot.export.graphs import fold_weight_transposes
+    from uio2_robot.export.variants import quantize_int8
+
+    weight = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+            helper.make_node("MatMul", ["x", "wt"], ["h"]),
+            helper.make_node("MatMul", ["h", "v"], ["y0"]),
+            helper.make_node("MatMul", ["y0", "wt"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [
+            numpy_helper.from_array(weight, "w"),
+            numpy_helper.from_array(np.eye(8, 16, dtype=np.float32) * 0.5, "v"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
+
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        return ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+
+    before = run(model)
+    assert fold_weight_transposes(model.graph)
+    assert [n.op_type for n in model.graph.node] == ["MatMul", "MatMul", "MatMul"]
+    assert sorted(t.name for t in model.graph.initializer) == ["v", "wt"]  # "w" is unread now
+    np.testing.assert_array_equal(run(model), before)
+    onnx.save(model, tmp_path / "folded.onnx")
+    quantized = onnx.load(str(quantize_int8(tmp_path / "folded.onnx", tmp_path / "q.onnx")))
+    assert sum(n.op_type == "MatMulInteger" for n in quantized.graph.node) == 3

@@ -244,21 +244,63 @@ def _export(
     if program is None:  # pragma: no cover - dynamo=True always returns a program
         raise RuntimeError("torch.onnx.export returned no ONNX program")
     program.save(str(path), external_data=external)
-    if rename:
-        proto = onnx.load(str(path), load_external_data=False)  # weights stay where they are
-        _rename_dims(proto.graph, rename)
+    proto = onnx.load(str(path), load_external_data=False)  # weights stay where they are
+    changed = _rename_dims(proto.graph, rename or {})
+    if not external:
+        changed |= fold_weight_transposes(proto.graph)
+    if changed:
         onnx.save(proto, str(path))
     # check_model on the path also works for graphs with external data (> 2 GB)
     onnx.checker.check_model(str(path), full_check=True)
     return path
 
 
-def _rename_dims(graph: onnx.GraphProto, names: dict[str, str]) -> None:
+def _rename_dims(graph: onnx.GraphProto, names: dict[str, str]) -> bool:
     """Rename symbolic dimensions (torch.export calls a data-dependent size ``u0``)."""
+    changed = False
     for value in [*graph.input, *graph.output, *graph.value_info]:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param in names:
                 dim.dim_param = names[dim.dim_param]
+                changed = True
+    return changed
+
+
+def fold_weight_transposes(graph: onnx.GraphProto) -> bool:
+    """Replace ``Transpose(weight initializer)`` nodes by the transposed initializer.
+
+    The exporter leaves a linear layer's ``W^T`` as a Transpose node when the layer is called
+    more than once in the graph (the unrolled greedy decoder calls each six times). onnxruntime
+    folds it at load anyway, but quantisers only quantise MatMuls whose weight is an
+    initializer, so an unfolded graph silently stayed fp32 in an int8 bundle. Same weights,
+    same count: each transposed copy replaces its original when nothing else reads that.
+    """
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    folded = []
+    for node in graph.node:
+        if node.op_type != "Transpose" or node.input[0] not in inits:
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        weight = numpy_helper.to_array(inits[node.input[0]])
+        graph.initializer.append(
+            numpy_helper.from_array(weight.transpose(perm).copy(), node.output[0])
+        )
+        readers[node.input[0]] -= 1
+        folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    unread = {name for name, n in readers.items() if n == 0 and name in inits}
+    keep = [t for t in graph.initializer if t.name not in unread]
+    if unread:
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+    return bool(folded)
 
 
 def export_encoder(model: UIO2Model, path: str | Path, compact: bool = True) -> Path:
