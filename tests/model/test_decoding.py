@@ -195,3 +195,23 @@ def test_decode_step_exports_with_a_dynamic_cache_length():
             want = model.decode_step(args[0], args[1], c, c, ck, cv, enc.mask)
             torch.testing.assert_close(got[0], want[0])
             assert got[1].shape[3] == length + 1
+
+
+@torch.no_grad()
+def test_greedy_decode_matches_generate_and_its_id_range(tiny_model, tiny_inputs):
+    """greedy_decode (the exported decoder_greedy) picks generate's greedy tokens; cutting the
+    head to an id range that holds every allowed id changes no token and gives those logits."""
+    v = tiny_model.cfg.vocab_size
+    lo, hi = 40, 72
+    allowed = torch.zeros(v, dtype=torch.bool)
+    allowed[lo + 3 : hi] = True
+    expected = tiny_model.generate(tiny_inputs, 5, allowed, bos_id=BOS)
+    enc = tiny_model.encode(tiny_inputs)
+    cross_k, cross_v = tiny_model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+    tokens, logits = tiny_model.greedy_decode(cross_k, cross_v, enc.mask, allowed, 5, BOS)
+    assert torch.equal(tokens, expected) and logits.shape == (3, 5, v)
+    cut_tokens, cut_logits = tiny_model.greedy_decode(
+        cross_k, cross_v, enc.mask, allowed, 5, BOS, ids=(lo, hi)
+    )
+    assert torch.equal(cut_tokens, expected) and cut_logits.shape == (3, 5, hi - lo)
+    torch.testing.assert_close(cut_logits, logits[..., lo:hi], atol=1e-5, rtol=0)
