@@ -7,10 +7,11 @@
   (``UIO2Model.decode_step``): the cache goes in with length Lc and comes out with Lc + 1.
   Batch and cache length are dynamic axes, so one graph serves every step of any batch.
 - **decoder_greedy**: (cross_k, cross_v, enc_mask, allowed) -> every action token of a control
-  step and the logits of the action-bin ids (``UIO2Model.greedy_decode``, the decoder loop
-  unrolled with the argmax inside, the output head cut to the action bins). One session call instead of one per token: on the CPU that removes the per-call
-  overhead and the cache's trips through numpy (~0.7 ms of a ~8 ms step), on a GPU the host
-  round trip between tokens. ``decoder_step`` stays for longer or sampled decoding.
+  step and the logits of the action-bin ids (``UIO2Model.greedy_decode``: the decoder loop
+  unrolled with the argmax inside, the output head cut to the action bins). One session call
+  instead of one per token: on the CPU no per-call overhead and no cache trips through numpy, on
+  a GPU no host round trip between tokens. ``decoder_step`` stays for longer or unconstrained
+  decoding.
 
 A prefix-encoding model (``ModelConfig.prompt_prefix``) also gets its encoder in two halves:
 

@@ -165,7 +165,9 @@ def record_episodes(
 def torch_greedy(
     model: Any, arrays: dict[str, np.ndarray], n_tokens: int, allowed: np.ndarray, bos_id: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``UIO2Model.generate``'s greedy cached loop, also returning the raw logits (B, n, V)."""
+    """Torch's greedy constrained decoding (``UIO2Model.greedy_decode``, the function the
+    bundle's decoder_greedy graph was exported from) over the whole-sequence encoder: tokens
+    (B, n) and the raw logits (B, n, V)."""
     import torch
 
     from uio2_robot.train.batching import encoder_inputs_from_numpy
