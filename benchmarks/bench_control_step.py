@@ -68,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also time an fp32 bundle whose encoder runs on the padded static sequence",
     )
+    p.add_argument(
+        "--cuda",
+        action="store_true",
+        help="also time the torch policy on the GPU (fp32; each step ends with the action on the host)",
+    )
     p.add_argument("--work-dir", type=Path, default=None, help="where bundles go (default: temp)")
     p.add_argument(
         "--reuse",
@@ -129,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"exported {sorted(bundles)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     policies = {"torch eager": UIO2Policy.from_checkpoint(checkpoint)}
+    if args.cuda:
+        if not torch.cuda.is_available():
+            raise SystemExit("--cuda: torch sees no GPU on this machine")
+        name = f"torch eager, CUDA ({torch.cuda.get_device_name()})"
+        policies[name] = UIO2Policy.from_checkpoint(checkpoint, device="cuda")
     for variant in bundles:
         policies[f"onnxruntime {variant}"] = OnnxPolicy(bundles[variant].root, threads=args.threads)
     if policies["onnxruntime fp32"].runner.has_prompt_cache:  # the uncached baseline

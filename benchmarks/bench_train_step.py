@@ -1,4 +1,4 @@
-"""Training-step throughput (forward + backward + AdamW) on this CPU, in samples per second.
+"""Training-step throughput (forward + backward + AdamW) on the CPU or a GPU, in samples per second.
 
 Times, interleaved in one process: forward only (no grad), forward + backward, and the full
 step with AdamW, for a few batch sizes. The loss is cross-entropy on ``--tokens`` action tokens
@@ -6,6 +6,10 @@ step with AdamW, for a few batch sizes. The loss is cross-entropy on ``--tokens`
 against batch 1, so they survive a noisy machine.
 
     python benchmarks/bench_train_step.py --preset small --batch 1 4 16 --threads 2 --repeats 5
+    python benchmarks/bench_train_step.py --device cuda --amp --batch 32 128 512 --repeats 20
+
+On a GPU each timing waits for the device (``torch.cuda.synchronize``) and ``--amp`` runs under
+bf16 autocast, as ``uio2-robot train`` does there.
 """
 
 from __future__ import annotations
@@ -30,24 +34,33 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast (GPU training's default)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
     cfg = get_config(args.preset)
-    model = UIO2Model(cfg)
+    model = UIO2Model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     data = {}
     for b in args.batch:
         targets = torch.randint(0, cfg.vocab_size, (b, args.tokens), generator=g)
         dec_in = torch.cat([torch.zeros(b, 1, dtype=torch.int64), targets[:, :-1]], dim=1)
-        data[b] = (random_encoder_inputs(cfg, b, generator=g), dec_in, targets)
+        inputs = random_encoder_inputs(cfg, b, generator=g).to(device)
+        data[b] = (inputs, dec_in.to(device), targets.to(device))
 
     def loss_of(b: int) -> torch.Tensor:
         inputs, dec_in, targets = data[b]
-        logits = model(inputs, dec_in)
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            logits = model(inputs, dec_in)
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def forward(b: int) -> None:
         with torch.no_grad():
@@ -71,15 +84,17 @@ def main() -> None:
     for _ in range(args.repeats):
         for b in args.batch:
             for name, fn in modes.items():
+                sync()
                 start = time.perf_counter()
                 fn(b)
+                sync()
                 times[(name, b)].append(time.perf_counter() - start)
 
     p50 = {k: statistics.median(v) for k, v in times.items()}
     print(
         f"preset={cfg.name} params={sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
         f"encoder_seq_len={cfg.encoder_seq_len} tokens={args.tokens} threads={args.threads} "
-        f"repeats={args.repeats}"
+        f"repeats={args.repeats} device={_device_name(device)} amp={args.amp}"
     )
     b0 = args.batch[0]
     print(
@@ -94,6 +109,12 @@ def main() -> None:
                 f"{name:20s} {b:5d} {t * 1e3:9.1f} {b / t:10.1f} "
                 f"{t / p50[('forward', b)]:10.2f}x {per_sample_gain:10.2f}x"
             )
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
 
 
 if __name__ == "__main__":

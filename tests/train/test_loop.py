@@ -8,7 +8,7 @@ import torch
 
 from uio2_robot.envs.spaces import PRIMITIVE_ACTION_NAMES, PRIMITIVE_HIGH, PRIMITIVE_LOW
 from uio2_robot.policies.uio2 import UIO2Policy
-from uio2_robot.train.checkpoint import load_checkpoint
+from uio2_robot.train.checkpoint import load_checkpoint, load_train_state
 from uio2_robot.train.config import MixtureWeights, TrainConfig
 from uio2_robot.train.loop import Trainer, lr_factor
 from uio2_robot.trajectories.episode import Episode
@@ -101,6 +101,18 @@ def test_resume_is_exact(store_path, tmp_path):
         straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_time_limit_stops_early_saves_and_resumes(store_path, tmp_path):
+    # a budget every step exceeds: the run ends after its first step, saved like an interrupt
+    trainer = Trainer(_cfg(store_path, tmp_path / "run", steps=6, time_limit_s=1e-9))
+    trainer.train()
+    assert trainer.step == 1
+    assert load_train_state(tmp_path / "run" / "checkpoints" / "last")["step"] == 1
+    resumed = Trainer(_cfg(store_path, tmp_path / "run", steps=6))
+    assert resumed.step == 1
+    resumed.train()
+    assert resumed.step == 6
 
 
 def test_lora_finetune_trains_only_adapters_and_exports_plain_weights(store_path, tmp_path):

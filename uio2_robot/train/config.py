@@ -54,6 +54,10 @@ class TrainConfig:
     n_bins: int = 1000
     action_bins: str = "uniform"  # uniform (suite bounds) | quantile (data's 1st-99th pct)
     steps: int = 2000
+    # Wall-clock budget in seconds (0 = none): the run stops after the step that crosses it and
+    # saves, as an interrupted run would (resume continues it). For leased machines, whose time
+    # is capped; size `steps` from a measured rate so the LR schedule still completes.
+    time_limit_s: float = 0.0
     batch_size: int = 32
     grad_accum: int = 1
     optimizer: str = "adamw"  # adamw | adafactor

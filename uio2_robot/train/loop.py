@@ -392,6 +392,8 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             metrics = {**sums, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
+            if cfg.time_limit_s and time.perf_counter() - started >= cfg.time_limit_s:
+                stop = self.step  # out of wall-clock budget: save below and end like an interrupt
             bar.update(1)
             bar.set_postfix(
                 loss=f"{sums['loss']:.3f}", acc=f"{sums.get('s_action_accuracy', 0):.2f}"
