@@ -39,6 +39,13 @@ from uio2_robot.trajectories.rollout import run_episode
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
+# Finished episodes are written in batches: one append per episode re-compresses the store's
+# partly filled last chunk every time and capped collection at ~30 episodes/s whatever the
+# worker count (measured on a 16-core machine). A batch is written when it holds this many
+# episodes or this many seconds have passed, and always before collect returns or raises.
+FLUSH_EPISODES = 32
+FLUSH_S = 5.0
+
 EnvFactory = Callable[..., Any]  # (task, level, action_mode=, image_size=) -> gymnasium.Env
 PolicyFactory = Callable[..., Any]  # (name, **kwargs) -> Policy
 
@@ -144,6 +151,38 @@ def collect(
     per_task: dict[str, dict[str, int]] = {}
     errors: list[dict[str, Any]] = []
     stored = discarded = successes = frames = 0
+    pending: list[tuple[Job, Episode]] = []  # finished episodes not yet in the store
+    last_flush = time.perf_counter()
+
+    def flush() -> None:
+        """Write the pending episodes in one transaction (one compression of each chunk)."""
+        nonlocal store, stored, frames, last_flush
+        last_flush = time.perf_counter()
+        if not pending:
+            return
+        if store is None:
+            names, low, high = first_space  # type: ignore[misc]
+            store = EpisodeStore.open_or_create(
+                out, StoreSchema.from_episode(pending[0][1], names, low, high)
+            )
+        batch = list(pending)
+        pending.clear()
+        try:
+            store.append_episodes([ep for _, ep in batch])
+        except StoreError:  # find the culprit; the episodes before it are kept
+            for job, ep in batch:
+                try:
+                    store.append_episode(ep)
+                except StoreError as e:
+                    raise StoreError(
+                        f"cannot append {job.task}/{job.level} seed {job.seed} to {out}: {e}"
+                    ) from e
+                stored, frames = stored + 1, frames + ep.length
+            return
+        stored += len(batch)
+        frames += sum(ep.length for _, ep in batch)
+
+    first_space = None
     bar = tqdm(total=len(jobs), desc=f"collect {policy}", disable=not progress)
     try:
         for res in _results(jobs, workers, init_args):
@@ -162,27 +201,22 @@ def collect(
             if only_success and not ep.success:
                 discarded += 1
             else:
-                if store is None:
-                    names, low, high = res.action_space  # type: ignore[misc]
-                    store = EpisodeStore.open_or_create(
-                        out, StoreSchema.from_episode(ep, names, low, high)
-                    )
-                try:
-                    store.append_episode(ep)
-                except StoreError as e:
-                    raise StoreError(
-                        f"cannot append {job.task}/{job.level} seed {job.seed} to {out}: {e}"
-                    ) from e
-                stored += 1
-                frames += ep.length
-            ran = stored + discarded
+                first_space = first_space or res.action_space
+                pending.append((job, ep))
+                if len(pending) >= FLUSH_EPISODES or time.perf_counter() - last_flush > FLUSH_S:
+                    flush()
+            ran = stored + len(pending) + discarded
             bar.set_postfix(success=f"{successes}/{ran}", errors=len(errors))
+        flush()
         if store is not None and stored:
             store.stats()  # recompute and cache the normalisation statistics
     finally:
         bar.close()
-        if store is not None:
-            store.close()
+        try:
+            flush()  # an interrupted run keeps every episode that finished
+        finally:
+            if store is not None:
+                store.close()
     if errors:
         warnings.warn(
             f"collect: {len(errors)} of {len(jobs)} episodes raised; first: {errors[0]}",

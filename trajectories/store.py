@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -313,34 +314,53 @@ class EpisodeStore:
     def append_episode(self, episode: Episode) -> int:
         """Append a complete episode; returns its index. Nothing becomes visible to readers until
         the final write of ``episode_ends``; a failure before it leaves the store as it was."""
+        return self.append_episodes([episode])[0]
+
+    def append_episodes(self, episodes: Sequence[Episode]) -> list[int]:
+        """Append complete episodes in one transaction; returns their indices.
+
+        Each array is resized and written once for the whole batch, so a partly filled chunk
+        is compressed once rather than once per episode: a collector writing short episodes
+        one at a time spends most of its time re-compressing the store's last chunk (see
+        ``benchmarks/bench_store.py``). All episodes are checked before anything is written,
+        and as in ``append_episode`` nothing is visible until the final ``episode_ends`` write.
+        """
         if not self.writable:
             raise StoreError(f"{self.path} is open read-only; open it with mode='a' to append")
-        self.schema.check_episode(episode)
+        if not episodes:
+            return []
+        for episode in episodes:
+            self.schema.check_episode(episode)
         n, start = self.n_episodes, self.n_frames
-        end = start + episode.length
+        ends = start + np.cumsum([ep.length for ep in episodes], dtype=np.int64)
 
-        # 1. prompt image bytes, 2. per-key data, 3. the JSON record, 4. commit.
-        pbytes_start = self._prompt_bytes_end()
-        prompt_json, blob = _encode_prompt(episode.prompt, pbytes_start)
-        if blob:
+        # 1. prompt image bytes, 2. per-key data, 3. the JSON records, 4. commit.
+        pbytes_start = pbytes_end = self._prompt_bytes_end()
+        blobs, records = [], []
+        for episode in episodes:
+            prompt_json, blob = _encode_prompt(episode.prompt, pbytes_end)
+            pbytes_end += len(blob)
+            blobs.append(blob)
+            records.append(_encode_record(episode, prompt_json, pbytes_end))
+        if pbytes_end > pbytes_start:
             arr = self._arrays[PROMPT_BYTES]
-            arr.resize((pbytes_start + len(blob),))
-            arr[pbytes_start:] = np.frombuffer(blob, dtype=np.uint8)
+            arr.resize((pbytes_end,))
+            arr[pbytes_start:] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
         for key, spec in self.schema.keys.items():
             arr = self._arrays[key]
-            arr.resize((end, *spec.shape))
-            arr[start:end] = episode.steps[key]
-        record = _encode_record(episode, prompt_json, pbytes_start + len(blob))
-        records = self._arrays[RECORDS]
-        records.resize((n + 1,))
-        records[n] = json.dumps(record, allow_nan=False)
-        ends = self._arrays[ENDS]
-        ends.resize((n + 1,))
-        ends[n] = end  # the commit: from here on readers see the episode
+            arr.resize((int(ends[-1]), *spec.shape))
+            arr[start:] = np.concatenate([ep.steps[key] for ep in episodes])
+        k = len(episodes)
+        texts = self._arrays[RECORDS]
+        texts.resize((n + k,))
+        texts[n:] = np.array([json.dumps(r, allow_nan=False) for r in records], dtype=texts.dtype)
+        ends_arr = self._arrays[ENDS]
+        ends_arr.resize((n + k,))
+        ends_arr[n:] = ends  # the commit: from here on readers see the episodes
 
-        self._ends = np.append(self._ends, np.int64(end))
-        self._records.append(record)
-        return n
+        self._ends = np.concatenate([self._ends, ends])
+        self._records.extend(records)
+        return list(range(n, n + k))
 
     # ------------------------------------------------------------------ statistics
     def stats(self, keys: list[str] | None = None, recompute: bool = False) -> dict[str, NormStats]:

@@ -16,6 +16,8 @@ from uio2_robot.trajectories.store import EpisodeStore
 
 PathLike = str | os.PathLike[str]
 
+MERGE_BATCH = 64  # episodes per append when merging (see EpisodeStore.append_episodes)
+
 
 def store_info(path: PathLike) -> dict[str, Any]:
     """Summary of a store: episodes and success rate per task and level, frames, keys, size."""
@@ -80,9 +82,10 @@ def merge_stores(
     episodes = 0
     with EpisodeStore.create(out, schema, overwrite=overwrite) as dst:
         for src in sources:
-            for i in range(src.n_episodes):
-                dst.append_episode(src.episode(i))
-                episodes += 1
+            for first in range(0, src.n_episodes, MERGE_BATCH):
+                batch = range(first, min(first + MERGE_BATCH, src.n_episodes))
+                dst.append_episodes([src.episode(i) for i in batch])  # one write per chunk
+                episodes += len(batch)
         if episodes:
             dst.stats()
         frames = dst.n_frames

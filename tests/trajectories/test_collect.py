@@ -52,6 +52,28 @@ def test_same_content_for_any_worker_count_and_resume(tmp_path: Path) -> None:
     assert EpisodeStore.open(tmp_path / "w0.zarr").n_episodes == 16
 
 
+_built: list[str] = []
+
+
+def make_env_interrupted_at_third_task(task: str, level: str, **kwargs: object):
+    """The toy env, until the third task's env is built: then Ctrl-C."""
+    _built.append(task)
+    if len(set(_built)) > 2:
+        raise KeyboardInterrupt
+    return make_toy_env(task, level, **kwargs)
+
+
+def test_interrupted_collection_keeps_every_finished_episode(tmp_path: Path) -> None:
+    # episodes are written in batches; Ctrl-C must still store the ones that finished
+    _built.clear()
+    args = {**TOY, "make_env_fn": make_env_interrupted_at_third_task}
+    with pytest.raises(KeyboardInterrupt):
+        collect(["pick", "push", "place"], ["L1"], 2, workers=0, out=tmp_path / "s.zarr", **args)
+    store = EpisodeStore.open(tmp_path / "s.zarr")
+    assert [m["task"] for m in store.all_meta()] == ["pick", "pick", "push", "push"]
+    assert store.validate(deep=True) == []
+
+
 def test_delta_mode_store(tmp_path: Path) -> None:
     summary = collect(
         ["pick"], ["L1"], 2, workers=0, out=tmp_path / "d.zarr", action_mode="delta", **TOY

@@ -181,6 +181,38 @@ def test_bad_episodes_are_refused_before_writing(filled_store: Path) -> None:
         EpisodeStore.open(filled_store).append_episode(synthetic_episode(1))
 
 
+def test_batch_append_matches_one_at_a_time(tmp_path: Path, schema: StoreSchema) -> None:
+    episodes = [synthetic_episode(i) for i in range(7)]
+    with EpisodeStore.create(tmp_path / "one.zarr", schema) as one:
+        for ep in episodes:
+            one.append_episode(ep)
+    with EpisodeStore.create(tmp_path / "batch.zarr", schema) as batch:
+        assert batch.append_episodes(episodes[:3]) == [0, 1, 2]
+        assert batch.append_episodes([]) == []
+        assert batch.append_episodes(episodes[3:]) == [3, 4, 5, 6]
+    one, batch = (
+        EpisodeStore.open(tmp_path / "one.zarr"),
+        EpisodeStore.open(tmp_path / "batch.zarr"),
+    )
+    assert batch.validate(deep=True) == []
+    np.testing.assert_array_equal(batch.episode_ends, one.episode_ends)
+    assert batch.all_meta() == one.all_meta()
+    for i, ep in enumerate(episodes):
+        assert_episode_equal(batch.episode(i), ep)
+
+
+def test_batch_with_one_bad_episode_writes_nothing(filled_store: Path) -> None:
+    bad = synthetic_episode(13)
+    bad.steps["proprio"] = bad.steps["proprio"].astype(np.float64)
+    with EpisodeStore.open(filled_store, mode="a") as store:
+        before = (store.n_episodes, store.n_frames)
+        with pytest.raises(StoreError, match="dtype float64"):
+            store.append_episodes([synthetic_episode(12), bad])
+        assert (store.n_episodes, store.n_frames) == before and store.validate() == []
+        store.append_episodes([synthetic_episode(12)])
+    assert_episode_equal(EpisodeStore.open(filled_store).episode(12), synthetic_episode(12))
+
+
 def test_single_writer(filled_store: Path) -> None:
     with EpisodeStore.open(filled_store, mode="a"):
         with pytest.raises(StoreError, match="already open for appending"):
