@@ -89,6 +89,7 @@ def test_command_ran_parity_and_wrote_report(exported: dict) -> None:
     assert parity["steps"] == 6 and parity["observations"].startswith("synthetic")
     assert parity["step_agreement"] == 1.0
     assert parity["action_agreement"] == 1.0
+    assert parity["within_one_bin"] == 1.0
     assert parity["max_logit_diff"] < 1e-4
     assert parity["passed"] is True
 
