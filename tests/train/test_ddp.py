@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from uio2_robot.cli import main
+from uio2_robot.train.checkpoint import load_train_state
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,8 @@ def test_torchrun_two_processes_train_and_save(tmp_path):
         f"out={out}",
         "model=tiny",
         "+model_overrides.max_prompt_tokens=96",
-        "steps=2",
+        "steps=3",
+        "time_limit_s=1e-9",  # every rank must stop after the same (first) step, not hang
         "batch_size=2",
         "val_fraction=0",
         "progress=false",
@@ -55,6 +57,6 @@ def test_torchrun_two_processes_train_and_save(tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    # both ranks contributed samples: 2 steps x batch 2 x world 2
     assert metrics["samples_per_s"] > 0
     assert (out / "checkpoints" / "policy" / "model.safetensors").is_file()
+    assert load_train_state(out / "checkpoints" / "last")["step"] == 1

@@ -392,7 +392,7 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             metrics = {**sums, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
-            if cfg.time_limit_s and time.perf_counter() - started >= cfg.time_limit_s:
+            if cfg.time_limit_s and self._out_of_time(started):
                 stop = self.step  # out of wall-clock budget: save below and end like an interrupt
             bar.update(1)
             bar.set_postfix(
@@ -425,6 +425,16 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
         return metrics
+
+    def _out_of_time(self, started: float) -> bool:
+        """Whether the wall-clock budget is spent; under DDP every rank gets rank 0's answer, so
+        all stop after the same step (one rank leaving early would hang the others)."""
+        over = time.perf_counter() - started >= self.cfg.time_limit_s
+        if self.world > 1:
+            flag = torch.tensor([float(over)], device=self.device)
+            torch.distributed.broadcast(flag, src=0)
+            over = bool(flag.item())
+        return over
 
     @torch.no_grad()
     def validate(self, batches: int = 8) -> dict[str, float]:
