@@ -152,6 +152,7 @@ def collect(
     errors: list[dict[str, Any]] = []
     stored = discarded = successes = frames = 0
     pending: list[tuple[Job, Episode]] = []  # finished episodes not yet in the store
+    first_space: Any = None  # (names, low, high) of the env's action space, for a new store
     last_flush = time.perf_counter()
 
     def flush() -> None:
@@ -161,7 +162,7 @@ def collect(
         if not pending:
             return
         if store is None:
-            names, low, high = first_space  # type: ignore[misc]
+            names, low, high = first_space
             store = EpisodeStore.open_or_create(
                 out, StoreSchema.from_episode(pending[0][1], names, low, high)
             )
@@ -182,7 +183,6 @@ def collect(
         stored += len(batch)
         frames += sum(ep.length for _, ep in batch)
 
-    first_space = None
     bar = tqdm(total=len(jobs), desc=f"collect {policy}", disable=not progress)
     try:
         for res in _results(jobs, workers, init_args):
