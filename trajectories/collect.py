@@ -1,7 +1,9 @@
 """Collect demonstrations from the suite with a policy, in parallel worker processes.
 
 Workers (spawn-context processes) each build their own env and policy and return complete
-episodes; the calling process is the ONE writer, so there is never a concurrent write.
+episodes; the calling process is the ONE writer, so there is never a concurrent write. It
+appends them in batches (``FLUSH_EPISODES``; one write per chunk), flushed before it returns or
+raises, so an interrupted run keeps every finished episode.
 
 Determinism: the seed of episode i of (task, level) is derived from (seed, task, level, i) only,
 and episodes are appended in job order (task, then level, then i), whatever the worker count:
