@@ -66,9 +66,7 @@ class UIO2Policy(TokenPolicy):
         inputs = encoder_inputs_from_numpy(self.encoder_arrays(obs), self.device)
         if self.model.cfg.prompt_prefix and self._prompt_cache is None:  # once per episode
             self._prompt_cache = self.model.encode_prompt(
-                self.model.embed_prompt(
-                    inputs.tokens, inputs.token_mask, inputs.prompt_images, inputs.prompt_image_mask
-                )
+                self.model.embed_prompt(*inputs.prompt_tensors())
             )
         allowed = torch.zeros(self.model.cfg.vocab_size, dtype=torch.bool, device=self.device)
         allowed[torch.from_numpy(self.processor.allowed_action_ids(self._mode))] = True

@@ -12,7 +12,13 @@ import torch
 from uio2_robot.cli import CLIError
 from uio2_robot.export.command import run_export_command
 from uio2_robot.export.config import ExportConfig
-from uio2_robot.export.manifest import OPSET, load_bundle, model_hash, sha256_file
+from uio2_robot.export.manifest import (
+    ENCODER_INPUTS,
+    OPSET,
+    load_bundle,
+    model_hash,
+    sha256_file,
+)
 from uio2_robot.export.parity import synthetic_episodes, torch_greedy
 from uio2_robot.model.inputs import EncoderInputs
 from uio2_robot.tokenize.processor import Processor
@@ -55,7 +61,9 @@ def test_bundle_round_trip(exported: dict, bundle: Path, checkpoint: Path) -> No
 def test_graph_io_has_dynamic_batch_and_cache(bundle: Path) -> None:
     loaded = load_bundle(bundle)
     enc = loaded.inputs("encoder")
-    assert tuple(s.name for s in enc) == EncoderInputs.names()
+    # EncoderInputs less the prompt-scene inputs: this model has no scene slots
+    names = tuple(n for n in EncoderInputs.names() if not n.startswith("scene_"))
+    assert tuple(s.name for s in enc) == names == ENCODER_INPUTS
     assert all(s.shape[0] == "batch" for s in enc)
     dec = {s.name: s for s in loaded.inputs("decoder_step")}
     assert dec["self_k"].shape[1] == "batch" and dec["self_k"].shape[3] == "cache"

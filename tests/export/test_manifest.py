@@ -91,6 +91,13 @@ def test_graph_io_spec_mismatch(copy: Path) -> None:
         load_bundle(copy)
 
 
+def test_graph_inputs_must_fit_the_prompt_scenes_of_the_model(copy: Path) -> None:
+    """A config with scene slots wants the scene inputs, which a graph without them lacks."""
+    _edit_json(copy / "manifest.json", lambda m: m["model_config"].update(max_prompt_scenes=1))
+    with pytest.raises(BundleError, match="encoder inputs are .* expected .*'scene_images'"):
+        load_bundle(copy)
+
+
 def test_greedy_decoder_must_cover_every_action_mode(copy: Path) -> None:
     def narrow(m: dict) -> None:
         lo, hi = m["greedy_decoder"]["ids"]

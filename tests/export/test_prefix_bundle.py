@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uio2_robot.export.manifest import MANIFEST_FILE, BundleError, load_bundle
+from uio2_robot.export.manifest import (
+    MANIFEST_FILE,
+    PROMPT_INPUTS,
+    STEP_INPUTS,
+    BundleError,
+    load_bundle,
+)
 from uio2_robot.export.runtime import BundleRunner
 
 
@@ -29,6 +35,9 @@ def test_prefix_bundle_has_both_encoder_halves_and_passes_parity(prefix_export: 
         "prompt_encoder",
         "step_encoder",
     )
+    # no prompt scenes: the inputs of the prefix bundles exported before scenes existed
+    assert tuple(s.name for s in bundle.inputs("prompt_encoder")) == PROMPT_INPUTS
+    assert tuple(s.name for s in bundle.inputs("step_encoder")) == STEP_INPUTS
     parity = prefix_export["report"]["parity"]
     assert parity["encoder_path"] == "prompt_encoder + step_encoder"
     assert parity["passed"] is True and parity["action_agreement"] == 1.0

@@ -184,3 +184,33 @@ def test_bad_obs_patch_mask_and_attn_mask(tiny_model, tiny_inputs):
     emb = tiny_model.embed(tiny_inputs)
     with pytest.raises(ValueError, match="attn_mask must be bool with shape"):
         tiny_model.encode_embedded(emb, torch.ones(3, 4, 4, dtype=torch.bool))
+
+
+@torch.no_grad()
+def test_prompt_scenes_sit_on_the_observation_grid_and_count_only_when_present():
+    from uio2_robot.model import get_config
+
+    torch.manual_seed(0)
+    cfg = get_config("tiny", max_prompt_scenes=1)
+    model = UIO2Model(cfg).eval()
+    sl = group_slices(cfg)
+    assert sl["prompt_scenes"].stop - sl["prompt_scenes"].start == cfg.n_patches
+    assert sl["prompt_scenes"].stop <= cfg.prompt_seq_len  # part of the (cacheable) prompt
+    positions, rope_2d = encoder_positions(cfg)
+    obs = positions[sl["obs_patches"]][: cfg.n_patches]
+    assert torch.equal(positions[sl["prompt_scenes"]], obs) and rope_2d[sl["prompt_scenes"]].all()
+
+    inp = random_encoder_inputs(cfg, 2, generator=torch.Generator().manual_seed(1))
+    inp.scene_image_mask[1] = False
+    before = model.encode(inp).hidden
+    other = EncoderInputs(**{n: getattr(inp, n).clone() for n in EncoderInputs.names()})
+    other.scene_images = torch.rand_like(inp.scene_images) * 2 - 1
+    after = model.encode(other).hidden
+    obs_sl = sl["obs_patches"]
+    assert not torch.allclose(before[0, obs_sl], after[0, obs_sl])  # row 0 reads its scene
+    torch.testing.assert_close(before[1, obs_sl], after[1, obs_sl])  # row 1's is padding
+    other.scene_image_index[0] = cfg.max_prompt_images  # no such prompt image
+    with pytest.raises(ValueError, match="scene_image_index"):
+        model.encode(other)
+    with pytest.raises(ValueError, match="exceeds max_prompt_images"):
+        get_config("tiny", max_prompt_scenes=cfg.max_prompt_images + 1)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from uio2_robot.model import UIO2Model, count_parameters, get_config, model_info
+from uio2_robot.model import GROUPS, UIO2Model, count_parameters, get_config, model_info
 
 # UIO2 paper: encoder + decoder + embeddings (REFERENCE.md section 1).
 PAPER = {"large": 0.78e9, "xl": 2.84e9, "xxl": 6.52e9}
@@ -43,7 +43,8 @@ def test_model_info_is_json_and_describes_the_layout():
     assert info["config"] == cfg.to_dict()
     assert info["parameters"] == count_parameters("small")
     groups = info["encoder_groups"]
-    assert list(groups) == ["prompt_tokens", "prompt_images", "obs_patches", "history", "proprio"]
+    assert list(groups) == list(GROUPS)
+    assert groups["prompt_scenes"]["tokens"] == 0  # no scene slots unless configured
     assert groups["proprio"]["stop"] == info["encoder_seq_len"] == cfg.encoder_seq_len
     with pytest.raises(ValueError, match="unknown model preset"):
         model_info("nope")

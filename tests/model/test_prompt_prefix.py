@@ -14,7 +14,8 @@ BOS = 1471
 @pytest.fixture(scope="module")
 def prefix_model():
     torch.manual_seed(0)
-    return UIO2Model(get_config("tiny", prompt_prefix=True)).eval()
+    # with a prompt-scene slot: scenes are part of the cached prompt
+    return UIO2Model(get_config("tiny", prompt_prefix=True, max_prompt_scenes=1)).eval()
 
 
 @pytest.fixture
@@ -22,14 +23,13 @@ def inputs(prefix_model):
     inp = random_encoder_inputs(prefix_model.cfg, 3, generator=torch.Generator().manual_seed(1))
     inp.token_mask[1, 5:] = False  # padded prompt tokens, an absent prompt image, no history
     inp.prompt_image_mask[2, 1] = False
+    inp.scene_image_mask[1] = False  # a prompt without a scene
     inp.history_mask[0] = False
     return inp
 
 
 def _prompt_and_step(model, inp):
-    prompt = model.embed_prompt(
-        inp.tokens, inp.token_mask, inp.prompt_images, inp.prompt_image_mask
-    )
+    prompt = model.embed_prompt(*inp.prompt_tensors())
     step = model.embed_step(inp.obs_images, inp.history_images, inp.history_mask, inp.proprio)
     return prompt, step
 
@@ -69,12 +69,7 @@ def test_generate_with_a_cached_prompt_gives_the_same_tokens(prefix_model, input
 
 @torch.no_grad()
 def test_a_model_without_prefix_encoding_refuses_to_cache_its_prompt(tiny_model, tiny_inputs):
-    prompt = tiny_model.embed_prompt(
-        tiny_inputs.tokens,
-        tiny_inputs.token_mask,
-        tiny_inputs.prompt_images,
-        tiny_inputs.prompt_image_mask,
-    )
+    prompt = tiny_model.embed_prompt(*tiny_inputs.prompt_tensors())
     with pytest.raises(ValueError, match="prompt_prefix"):
         tiny_model.encode_prompt(prompt)
 

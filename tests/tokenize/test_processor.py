@@ -226,3 +226,57 @@ def test_point_targets_map_pick_and_place_points_to_patches():
     assert _proc().point_targets(action, "primitive", (2, 4)).tolist() == [-1, -1]
     with pytest.raises(ValueError, match="6 finite floats"):
         _proc(point_maps={"top": (1.0, 0.0, float("nan"), 0.0, 1.0, 0.0)})
+
+
+def _scene_proc(**kw) -> Processor:
+    args = {
+        "camera_keys": ("front", "top"),
+        "crops": {"top": (0.25, 0.0, 0.75, 1.0)},
+        "frame_size": (48, 64),
+        "max_prompt_scenes": 1,
+        "scene_camera": "top",
+    }
+    args.update(kw)
+    return _proc(**args)
+
+
+def test_a_frame_sized_prompt_image_is_also_a_scene_on_the_observation_grid():
+    proc = _scene_proc()
+    scene = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    crop = np.full((8, 8, 3), 7, np.uint8)  # an object picture: not a scene
+    out = proc.encode_prompt(["put ", crop, " as in ", scene, "."])
+    assert out["prompt_image_mask"].tolist() == [True, True]  # both keep their prompt slot
+    assert out["scene_image_mask"].tolist() == [True]
+    assert out["scene_image_index"].tolist() == [1]  # it repeats prompt image 1
+    # exactly the preprocessing (crop + resize) of a top-camera observation
+    want = proc.encode_frame({"front": scene, "top": scene})[1]
+    np.testing.assert_array_equal(out["scene_images"][0], want)
+    none = proc.encode_prompt(["put ", crop, "."])
+    assert not none["scene_image_mask"].any() and not none["scene_images"].any()
+    # a processor without scene slots returns empty scene arrays, whatever the prompt
+    plain = _proc(frame_size=(48, 64)).encode_prompt(["as in ", scene])
+    assert plain["scene_images"].shape == (0, 3, 16, 16)
+
+
+def test_scenes_past_the_slots_or_cut_from_the_prompt_are_not_encoded():
+    proc = _scene_proc(max_prompt_tokens=8, prompt_overflow="truncate")
+    a, b = (np.full((48, 64, 3), v, np.uint8) for v in (10, 200))
+    out = proc.encode_prompt([a, b])
+    assert out["scene_image_index"].tolist() == [0]  # one slot: the first scene
+    cut = proc.encode_prompt(["x" * 20, a])  # the marker is truncated away, so is the scene
+    assert not cut["prompt_image_mask"].any() and not cut["scene_image_mask"].any()
+
+
+def test_scene_settings_round_trip_and_bad_ones_are_refused(tmp_path):
+    proc = _scene_proc()
+    back = Processor.load(proc.save(tmp_path / "p.json"))
+    assert back == proc and back.max_prompt_scenes == 1 and back.scene_key == "top"
+    old = proc.to_dict()
+    del old["max_prompt_scenes"], old["scene_camera"]
+    assert Processor.from_dict(old).max_prompt_scenes == 0  # files written before scenes
+    with pytest.raises(ValueError, match="needs frame_size"):
+        _proc(max_prompt_scenes=1)
+    with pytest.raises(ValueError, match="exceeds max_prompt_images"):
+        _scene_proc(max_prompt_scenes=3)
+    with pytest.raises(ValueError, match="not one of camera_keys"):
+        _scene_proc(scene_camera="wrist")

@@ -223,3 +223,24 @@ def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path,
                 model_overrides={"d_model": 32},
             )
         )
+
+
+def test_finetune_adds_prompt_scenes_to_a_checkpoint_without_them(store_path, tmp_path):
+    """Scene slots need no new weights: a no-scene checkpoint fine-tunes with them, and the
+    processor learns to route frame-sized prompt images (the synthetic prompt has none here)."""
+    base = _cfg(store_path, tmp_path / "base", steps=1, cameras=["top"], crop_workspace=True)
+    Trainer(base).train()
+    init = str(tmp_path / "base" / "checkpoints" / "policy")
+    ft = Trainer(
+        _cfg(
+            store_path,
+            tmp_path / "ft",
+            steps=2,
+            init_from=init,
+            model_overrides={"max_prompt_scenes": 1},
+        )
+    )
+    assert ft.model_cfg.max_prompt_scenes == 1 and ft.processor.max_prompt_scenes == 1
+    assert np.isfinite(ft.train()["loss"])
+    policy = UIO2Policy.from_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
+    assert policy.processor.max_prompt_scenes == 1 and policy.processor.frame_size == (32, 32)

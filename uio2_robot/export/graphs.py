@@ -15,11 +15,15 @@
 
 A prefix-encoding model (``ModelConfig.prompt_prefix``) also gets its encoder in two halves:
 
-- **prompt_encoder**: the four prompt inputs -> the prompt's keys/values at every encoder layer,
+- **prompt_encoder**: the prompt inputs -> the prompt's keys/values at every encoder layer,
   its mask and its decoder cross K/V (``UIO2Model.encode_prompt``), once per episode;
 - **step_encoder**: the step inputs + that prompt cache -> ``cross_k, cross_v, enc_mask`` over
   [prompt; step] (``UIO2Model.encode_step``), once per control step: the same outputs as the
   encoder graph, for about half its work.
+
+The encoder and prompt_encoder graphs take the three prompt-scene inputs only when the model
+has scene slots (``uio2_robot.export.manifest.encoder_input_names``); otherwise they fill
+zero-sized scene tensors inside the graph, so older bundles keep their exact inputs.
 
 All wrap the model's own methods, so there is no second implementation of the network to keep
 in step; parity with eager torch is checked by ``uio2_robot.export.parity``.
@@ -29,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -38,17 +44,19 @@ from torch import Tensor, nn
 from uio2_robot.export.manifest import (
     DECODER_INPUTS,
     DECODER_OUTPUTS,
-    ENCODER_INPUTS,
     ENCODER_OUTPUTS,
     GREEDY_INPUTS,
     GREEDY_OUTPUTS,
+    OBSERVATION_INPUTS,
     OPSET,
-    PROMPT_INPUTS,
     PROMPT_OUTPUTS,
     STEP_INPUTS,
+    encoder_input_names,
+    has_prompt_scenes,
+    prompt_input_names,
 )
 from uio2_robot.model.config import ModelConfig
-from uio2_robot.model.inputs import EncoderInputs, random_encoder_inputs
+from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs, random_encoder_inputs
 from uio2_robot.model.sequence import EncoderOutput
 from uio2_robot.model.uio2 import PromptCache, UIO2Model
 
@@ -57,10 +65,16 @@ MAX_BATCH = 1024
 EXTERNAL_DATA_BYTES = 1_800_000_000
 """Above this many weight bytes a graph keeps its weights in a side file (protobuf's 2 GB cap)."""
 
-if EncoderInputs.names() != ENCODER_INPUTS:  # the manifest spells them out for torch-free readers
+_WITH_SCENES = {"max_prompt_scenes": 1}
+# the manifest spells the names out for torch-free readers
+if (EncoderInputs.names(), PROMPT_FIELDS) != (
+    encoder_input_names(_WITH_SCENES),
+    prompt_input_names(_WITH_SCENES),
+):
     raise ImportError(
-        f"EncoderInputs fields {EncoderInputs.names()} differ from the bundle contract "
-        f"{ENCODER_INPUTS} in uio2_robot.export.manifest; update both together"
+        f"EncoderInputs fields {EncoderInputs.names()} (prompt: {PROMPT_FIELDS}) differ from the "
+        f"bundle contract {encoder_input_names(_WITH_SCENES)} in uio2_robot.export.manifest; "
+        "update both together"
     )
 
 
@@ -72,8 +86,26 @@ class _ModelGraph(nn.Module):
         self.model = model
 
 
+def graph_inputs(
+    cfg: ModelConfig, names: Sequence[str], args: Sequence[Tensor]
+) -> dict[str, Tensor]:
+    """A graph's positional inputs by name; a model without prompt-scene slots gets zero-sized
+    scene tensors, their batch axis taken from ``tokens`` so it stays dynamic."""
+    if len(args) != len(names):
+        raise TypeError(f"expected the {len(names)} inputs {tuple(names)}, got {len(args)}")
+    values = dict(zip(names, args, strict=True))
+    if not has_prompt_scenes(cfg.to_dict()):
+        tokens = values["tokens"]
+        b, (h, w) = tokens.shape[0], cfg.image_hw
+        values["scene_images"] = values["prompt_images"].new_zeros((b, 0, 3, h, w))
+        values["scene_image_mask"] = values["token_mask"].new_zeros((b, 0))
+        values["scene_image_index"] = tokens.new_zeros((b, 0))
+    return values
+
+
 class EncoderGraph(_ModelGraph):
-    """encode + precompute_cross_kv as one pure function of the eight EncoderInputs tensors.
+    """encode + precompute_cross_kv as one pure function of the EncoderInputs tensors
+    (``input_names``: without the scene inputs for a model without prompt scenes).
 
     With ``compact`` (the default) the graph drops the encoder positions that are padding in
     every batch row (unused prompt tokens, absent prompt images, history slots not yet filled)
@@ -86,28 +118,11 @@ class EncoderGraph(_ModelGraph):
     def __init__(self, model: UIO2Model, compact: bool = True) -> None:
         super().__init__(model)
         self.compact = compact
+        self.input_names = encoder_input_names(model.cfg.to_dict())
 
-    def forward(
-        self,
-        tokens: Tensor,  # (B, L) int64
-        token_mask: Tensor,  # (B, L) bool
-        prompt_images: Tensor,  # (B, K, 3, Hp, Wp) float32
-        prompt_image_mask: Tensor,  # (B, K) bool
-        obs_images: Tensor,  # (B, V, 3, H, W) float32
-        history_images: Tensor,  # (B, T, V, 3, H, W) float32
-        history_mask: Tensor,  # (B, T) bool
-        proprio: Tensor,  # (B, P) float32
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        inputs = EncoderInputs(
-            tokens,
-            token_mask,
-            prompt_images,
-            prompt_image_mask,
-            obs_images,
-            history_images,
-            history_mask,
-            proprio,
-        )
+    def forward(self, *args: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``args``: the tensors of ``input_names`` (shapes in ``EncoderInputs``), in order."""
+        inputs = EncoderInputs(**graph_inputs(self.model.cfg, self.input_names, args))
         emb = self.model.embed(inputs)  # hidden (B, S, D), mask (B, S), positions (B, S, 2)
         if self.compact:
             cfg = self.model.cfg
@@ -132,16 +147,16 @@ def drop_padding(emb: EncoderOutput, lower_bound: int) -> tuple[EncoderOutput, T
 
 class PromptEncoderGraph(_ModelGraph):
     """``encode_prompt`` of the prompt without its padding: (prompt_k, prompt_v, prompt_mask,
-    prompt_cross_k, prompt_cross_v), the prompt axis dynamic (``prompt_len``)."""
+    prompt_cross_k, prompt_cross_v), the prompt axis dynamic (``prompt_len``). Inputs:
+    ``input_names`` (the scene inputs only for a model with prompt scenes)."""
 
-    def forward(
-        self,
-        tokens: Tensor,  # (B, L) int64
-        token_mask: Tensor,  # (B, L) bool
-        prompt_images: Tensor,  # (B, K, 3, Hp, Wp) float32
-        prompt_image_mask: Tensor,  # (B, K) bool
-    ) -> tuple[Tensor, ...]:
-        emb = self.model.embed_prompt(tokens, token_mask, prompt_images, prompt_image_mask)
+    def __init__(self, model: UIO2Model) -> None:
+        super().__init__(model)
+        self.input_names = prompt_input_names(model.cfg.to_dict())
+
+    def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
+        values = graph_inputs(self.model.cfg, self.input_names, args)
+        emb = self.model.embed_prompt(*(values[name] for name in PROMPT_FIELDS))
         # every prompt starts with its paradigm and target-modality tokens (tokenize.prompt)
         return tuple(self.model.encode_prompt(drop_padding(emb, lower_bound=2)[0]))
 
@@ -214,10 +229,13 @@ def _export(
     path: Path,
     input_names: tuple[str, ...],
     output_names: tuple[str, ...],
-    dynamic_shapes: dict[str, dict[int, torch.export.Dim]],
+    dynamic_shapes: dict[str, Any],
     rename: dict[str, str] | None = None,
 ) -> Path:
-    """torch.onnx.export(dynamo=True) at the pinned opset, then onnx.checker on the file."""
+    """torch.onnx.export(dynamo=True) at the pinned opset, then onnx.checker on the file.
+
+    ``dynamic_shapes`` is keyed by ``forward``'s parameters: a ``*args`` forward takes
+    ``{"args": (one spec per input, ...)}``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     external = _weight_bytes(module) > EXTERNAL_DATA_BYTES
     # The exporter logs one warning per torchvision op it cannot register (torchvision is not a
@@ -310,16 +328,18 @@ def export_encoder(model: UIO2Model, path: str | Path, compact: bool = True) -> 
     cfg = model.cfg
     example = random_encoder_inputs(cfg, batch_size=2, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    dynamic = {name: {0: batch} for name in ENCODER_INPUTS}
+    graph = EncoderGraph(model, compact)
+    names = graph.input_names
     # some padding in the example, so the traced graph does not assume a full sequence
     example.token_mask[:, cfg.max_prompt_tokens // 2 :] = False
+    example.scene_image_mask[1:] = False
     return _export(
-        EncoderGraph(model, compact),
-        example.as_tuple(),
+        graph,
+        _example_args(example, names),
         Path(path),
-        ENCODER_INPUTS,
+        names,
         ENCODER_OUTPUTS,
-        dynamic,
+        {"args": tuple({0: batch} for _ in names)},
         rename={"u0": "enc_len"} if compact else None,
     )
 
@@ -407,13 +427,19 @@ def export_greedy_decoder(
     )
 
 
+def _example_args(example: EncoderInputs, names: Sequence[str]) -> tuple[Tensor, ...]:
+    return tuple(getattr(example, name) for name in names)
+
+
 def _prompt_example(model: UIO2Model) -> tuple[EncoderInputs, PromptCache]:
     """Example inputs with padding (so nothing is traced as always-real) and their cache."""
     cfg = model.cfg
     example = random_encoder_inputs(cfg, batch_size=2, generator=torch.Generator().manual_seed(0))
     example.token_mask[:, cfg.max_prompt_tokens // 2 :] = False
+    example.scene_image_mask[1:] = False
+    graph = PromptEncoderGraph(model).eval()
     with torch.no_grad():
-        cache = PromptCache(*PromptEncoderGraph(model).eval()(*example.as_tuple()[:4]))
+        cache = PromptCache(*graph(*_example_args(example, graph.input_names)))
     return example, cache
 
 
@@ -421,13 +447,15 @@ def export_prompt_encoder(model: UIO2Model, path: str | Path) -> Path:
     """Export the prompt half of a prefix model's encoder (dynamic batch, ``prompt_len``)."""
     example, _ = _prompt_example(model)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    graph = PromptEncoderGraph(model)
+    names = graph.input_names
     return _export(
-        PromptEncoderGraph(model),
-        example.as_tuple()[:4],
+        graph,
+        _example_args(example, names),
         Path(path),
-        PROMPT_INPUTS,
+        names,
         PROMPT_OUTPUTS,
-        {name: {0: batch} for name in PROMPT_INPUTS},
+        {"args": tuple({0: batch} for _ in names)},
         rename={"u0": "prompt_len"},
     )
 
@@ -452,7 +480,7 @@ def export_step_encoder(model: UIO2Model, path: str | Path) -> Path:
     }
     return _export(
         StepEncoderGraph(model),
-        (*example.as_tuple()[4:], *cache),
+        (*_example_args(example, OBSERVATION_INPUTS), *cache),
         Path(path),
         STEP_INPUTS,
         ENCODER_OUTPUTS,

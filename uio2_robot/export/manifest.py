@@ -22,7 +22,9 @@ loading checks those copies against ``processor.json`` so the two can never drif
 
 numpy, json and hashlib only: the ONNX runtime policy imports this in a process without torch
 (so the names of the encoder inputs are spelled out here rather than read from
-``uio2_robot.model.inputs``, which imports torch; the exporter asserts the two agree).
+``uio2_robot.model.inputs``, which imports torch; the exporter asserts the two agree). The
+prompt-scene inputs appear only in the graphs of a model with ``max_prompt_scenes`` > 0
+(``encoder_input_names``), so older bundles keep their exact inputs.
 """
 
 from __future__ import annotations
@@ -69,15 +71,19 @@ ENCODER_INPUTS = (
     "history_mask",
     "proprio",
 )
-"""``EncoderInputs`` field order (``EncoderInputs.names()``), the encoder graph's inputs."""
+"""The encoder graph's inputs for a model without prompt scenes (``encoder_input_names``)."""
+SCENE_INPUTS = ("scene_images", "scene_image_mask", "scene_image_index")
+"""Prompt-scene inputs, after ``prompt_image_mask``, only when ``max_prompt_scenes`` > 0: a
+zero-sized graph input would be fragile in onnxruntime and in other runtimes."""
 ENCODER_OUTPUTS = ("cross_k", "cross_v", "enc_mask")
 DECODER_INPUTS = ("token", "position", "self_k", "self_v", "cross_k", "cross_v", "enc_mask")
 DECODER_OUTPUTS = ("logits", "self_k_out", "self_v_out")
 GREEDY_INPUTS = ("cross_k", "cross_v", "enc_mask", "allowed")
 GREEDY_OUTPUTS = ("tokens", "logits")
 PROMPT_INPUTS = ENCODER_INPUTS[:4]
+OBSERVATION_INPUTS = ENCODER_INPUTS[4:]
 PROMPT_OUTPUTS = ("prompt_k", "prompt_v", "prompt_mask", "prompt_cross_k", "prompt_cross_v")
-STEP_INPUTS = (*ENCODER_INPUTS[4:], *PROMPT_OUTPUTS)
+STEP_INPUTS = (*OBSERVATION_INPUTS, *PROMPT_OUTPUTS)
 GRAPH_IO = {
     "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
     "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),
@@ -85,6 +91,38 @@ GRAPH_IO = {
     "prompt_encoder": (PROMPT_INPUTS, PROMPT_OUTPUTS),
     "step_encoder": (STEP_INPUTS, ENCODER_OUTPUTS),
 }
+"""Inputs and outputs of each graph of a model without prompt scenes (``graph_io_names``)."""
+
+
+def has_prompt_scenes(model_config: Mapping[str, Any]) -> bool:
+    """Whether a model has prompt-scene slots (configs older than the field have none)."""
+    return int(model_config.get("max_prompt_scenes") or 0) > 0
+
+
+def prompt_input_names(model_config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The prompt encoder's inputs: ``PROMPT_INPUTS``, then ``SCENE_INPUTS`` if the model has
+    prompt scenes (``EncoderInputs.prompt_tensors`` order)."""
+    if has_prompt_scenes(model_config):
+        return (*PROMPT_INPUTS, *SCENE_INPUTS)
+    return PROMPT_INPUTS
+
+
+def encoder_input_names(model_config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The encoder graph's inputs: ``EncoderInputs.names()`` less the scene inputs when the
+    model has no prompt scenes (then exactly ``ENCODER_INPUTS``)."""
+    return (*prompt_input_names(model_config), *OBSERVATION_INPUTS)
+
+
+def graph_io_names(
+    graph: str, model_config: Mapping[str, Any]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of ``graph`` in the bundle of a model with this config."""
+    ins, outs = GRAPH_IO[graph]
+    if graph == "encoder":
+        ins = encoder_input_names(model_config)
+    elif graph == "prompt_encoder":
+        ins = prompt_input_names(model_config)
+    return ins, outs
 
 
 def bundle_graphs(model_config: Mapping[str, Any]) -> dict[str, str]:
@@ -310,7 +348,7 @@ def _check_files(root: Path, manifest: dict[str, Any], verify_hashes: bool) -> N
 
 def _check_graph_specs(manifest: dict[str, Any]) -> None:
     for graph in bundle_graphs(manifest["model_config"]):
-        ins, outs = GRAPH_IO[graph]
+        ins, outs = graph_io_names(graph, manifest["model_config"])
         spec = manifest["graphs"].get(graph)
         if not isinstance(spec, dict):
             raise BundleError(f"manifest 'graphs' lacks {graph!r}")

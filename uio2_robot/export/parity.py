@@ -57,7 +57,8 @@ def synthetic_episodes(
 
     Used when the sim suite is not installed. Frames are twice the model's input size so the
     resize path runs as it would on real cameras (a cropping processor gets frames of the size
-    its crops were defined on).
+    its crops were defined on). With prompt scenes (``processor.max_prompt_scenes``), every other
+    episode's first prompt image is a camera frame, i.e. a scene.
     """
     from uio2_robot.envs.spaces import action_space
 
@@ -70,7 +71,9 @@ def synthetic_episodes(
     for e in range(n_episodes):
         prompt: list[PromptSegment] = ["put "]
         if processor.max_prompt_images > 0:
-            prompt.append(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+            scene = processor.max_prompt_scenes > 0 and e % 2 == 0
+            size = (2 * h, 2 * w) if scene else (24, 24)
+            prompt.append(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
         prompt.append(" in ")
         if processor.max_prompt_images > 1:
             prompt.append(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))

@@ -21,6 +21,8 @@ def make_random_checkpoint(
     """Write a checkpoint folder for ``preset`` with seeded random weights; return its path.
 
     ``action_horizon`` is the processor's chunk length; ``overrides`` change ModelConfig fields.
+    A model with prompt scenes gets a processor whose camera frames (and so scenes) are twice the
+    observation size, as ``uio2_robot.export.parity.synthetic_episodes`` makes them.
     """
     import torch
 
@@ -31,7 +33,11 @@ def make_random_checkpoint(
     from uio2_robot.train.checkpoint import save_checkpoint
 
     base = get_config(preset, **overrides)
-    processor = Processor.for_suite(**processor_sizes(base), action_horizon=action_horizon)
+    sizes = processor_sizes(base)
+    if base.max_prompt_scenes:  # a prompt image of the camera frame's size is a scene
+        h, w = base.image_hw
+        sizes["frame_size"] = (2 * h, 2 * w)
+    processor = Processor.for_suite(**sizes, action_horizon=action_horizon)
     cfg = base.replace(
         vocab_size=processor.vocab.size, image_marker_id=processor.vocab.image_marker_id(0)
     )

@@ -240,9 +240,10 @@ class BundleRunner:
     def encode(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """Batched EncoderInputs arrays (``Processor.collate``) -> (cross_k, cross_v, enc_mask).
 
-        Only the encoder's inputs are read (a batch dict may carry other keys); each is checked
-        against the manifest so a wrong shape or dtype fails here with its name, not deep inside
-        onnxruntime.
+        Inputs are fed by the names the graph declares, so a batch dict may carry other keys
+        (targets, or the processor's empty scene arrays when the model has no prompt scenes and
+        so no scene inputs); each is checked against the manifest so a wrong shape or dtype
+        fails here with its name, not deep inside onnxruntime.
         """
         feed = {s.name: arrays[s.name] for s in self.encoder_inputs if s.name in arrays}
         check_feed("encoder", self.encoder_inputs, feed)

@@ -79,6 +79,12 @@ class ModelConfig:
     norm_eps: float = 1e-6
     logit_scale_init: float = math.log(10.0)  # scaled cosine attention (resampler)
     logit_scale_max: float = math.log(100.0)
+    # Prompt images that are whole scenes from the policy camera (a goal layout, "the object in
+    # {scene}") also enter the prompt as full-resolution patch tokens: the observation's patch
+    # embedding and 2D RoPE grid, tagged as prompt image k. A scene squeezed into n_latents
+    # resampler tokens cannot say where an object stands to the centimetre; on the same grid
+    # as the observation, "the same place" is a zero RoPE offset. 0 = no such slots.
+    max_prompt_scenes: int = 0
 
     def __post_init__(self) -> None:
         positive = [
@@ -104,8 +110,13 @@ class ModelConfig:
         ]
         for name in positive:
             _check_int(self, name, minimum=1)
-        for name in ("max_history", "max_prompt_images", "point_heads"):
+        for name in ("max_history", "max_prompt_images", "point_heads", "max_prompt_scenes"):
             _check_int(self, name, minimum=0)
+        if self.max_prompt_scenes > self.max_prompt_images:
+            raise ValueError(
+                f"ModelConfig.max_prompt_scenes={self.max_prompt_scenes} exceeds "
+                f"max_prompt_images={self.max_prompt_images}: a scene repeats a prompt image"
+            )
         if self.head_dim % 4:
             raise ValueError(
                 f"ModelConfig.head_dim must be a multiple of 4 (2D RoPE rotates pairs in each "
@@ -173,15 +184,19 @@ class ModelConfig:
 
     @property
     def prompt_seq_len(self) -> int:
-        """The prompt part of the encoder sequence: prompt tokens + prompt-image latents."""
-        return self.max_prompt_tokens + self.max_prompt_images * self.n_latents
-
-    @property
-    def encoder_seq_len(self) -> int:
-        """S: prompt tokens + prompt latents + obs patches + history latents + proprio."""
+        """The prompt part of the encoder sequence: prompt tokens + prompt-image latents +
+        prompt-scene patches."""
         return (
             self.max_prompt_tokens
             + self.max_prompt_images * self.n_latents
+            + self.max_prompt_scenes * self.n_patches
+        )
+
+    @property
+    def encoder_seq_len(self) -> int:
+        """S: the prompt part + obs patches + history latents + proprio."""
+        return (
+            self.prompt_seq_len
             + self.n_views * self.n_patches
             + self.max_history * self.n_views * self.n_latents
             + 1

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import EncoderInputs
 from uio2_robot.model.patches import PatchEmbed
-from uio2_robot.model.sequence import GROUPS, EncoderOutput, encoder_positions
+from uio2_robot.model.sequence import TAGGED_GROUPS, EncoderOutput, encoder_positions
 
 
 class EncoderEmbedder(nn.Module):
@@ -34,7 +34,7 @@ class EncoderEmbedder(nn.Module):
         # Stands in for an observation patch hidden by the [R] (masked denoising) objective.
         self.mask_embed = nn.Parameter(torch.randn(d) * 0.5)
         self.view_embed = nn.Embedding(cfg.n_views, d)
-        self.modality_embed = nn.Embedding(len(GROUPS), d)
+        self.modality_embed = nn.Embedding(len(TAGGED_GROUPS), d)
         # Prompt image k's latents and its marker token <img_k> share row k.
         self.image_index_embed = nn.Embedding(max(cfg.max_prompt_images, 1), d)
         self.proprio_proj = nn.Linear(cfg.proprio_dim, d)
@@ -43,7 +43,7 @@ class EncoderEmbedder(nn.Module):
         self.register_buffer("rope_2d", rope_2d, persistent=False)  # (S,)
 
     def _tag(self, x: Tensor, group: str) -> Tensor:
-        return x + self.modality_embed.weight[GROUPS.index(group)]
+        return x + self.modality_embed.weight[TAGGED_GROUPS.index(group)]
 
     def forward(
         self,
@@ -55,7 +55,14 @@ class EncoderEmbedder(nn.Module):
     ) -> EncoderOutput:
         """The whole encoder sequence: the prompt groups, then the step groups."""
         prompt = self.prompt_groups(
-            inputs.tokens, inputs.token_mask, token_emb, prompt_latents, inputs.prompt_image_mask
+            inputs.tokens,
+            inputs.token_mask,
+            token_emb,
+            prompt_latents,
+            inputs.prompt_image_mask,
+            inputs.scene_images,
+            inputs.scene_image_mask,
+            inputs.scene_image_index,
         )
         step = self.step_groups(
             inputs.obs_images, history_latents, inputs.history_mask, inputs.proprio, obs_patch_mask
@@ -74,8 +81,11 @@ class EncoderEmbedder(nn.Module):
         token_emb: Tensor,  # (B, L, D) embeddings of tokens
         prompt_latents: Tensor,  # (B, K, Q, D) resampled prompt images
         prompt_image_mask: Tensor,  # (B, K) bool
+        scene_images: Tensor,  # (B, S, 3, H, W)
+        scene_image_mask: Tensor,  # (B, S) bool
+        scene_image_index: Tensor,  # (B, S) int64
     ) -> EncoderOutput:
-        """Prompt tokens then prompt-image latents: the part fixed for a whole episode."""
+        """Prompt tokens, prompt-image latents, prompt scenes: the part fixed for an episode."""
         cfg = self.cfg
         b = token_emb.shape[0]
         k_img, q = cfg.max_prompt_images, cfg.n_latents
@@ -91,9 +101,23 @@ class EncoderEmbedder(nn.Module):
         prompt = prompt_latents + self.image_index_embed.weight[:k_img].unsqueeze(1)
         prompt = self._tag(prompt.flatten(1, 2), "prompt_images")  # (B, K*Q, D)
 
-        hidden = torch.cat([tok, prompt], dim=1)
+        n_scenes, n_patches = cfg.max_prompt_scenes, cfg.n_patches
+        if n_scenes:
+            scenes = self.obs_patch_embed(scene_images.to(prompt.dtype))  # (B, S, Np, D)
+            index = self.image_index_embed(scene_image_index)  # (B, S, D)
+            scenes = scenes + index.unsqueeze(2) + self.view_embed.weight[0]
+            scenes = self._tag(scenes.flatten(1, 2), "prompt_images")  # (B, S*Np, D)
+        else:  # static: no scene slots, no patch embedding of an empty tensor
+            scenes = prompt.new_zeros((b, 0, prompt.shape[-1]))
+
+        hidden = torch.cat([tok, prompt, scenes], dim=1)
         mask = torch.cat(
-            [token_mask, prompt_image_mask.unsqueeze(-1).expand(b, k_img, q).flatten(1)], dim=1
+            [
+                token_mask,
+                prompt_image_mask.unsqueeze(-1).expand(b, k_img, q).flatten(1),
+                scene_image_mask.unsqueeze(-1).expand(b, n_scenes, n_patches).flatten(1),
+            ],
+            dim=1,
         )
         return EncoderOutput(hidden, mask, *self._layout(slice(0, cfg.prompt_seq_len), b))
 

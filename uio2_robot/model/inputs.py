@@ -11,6 +11,10 @@ Encoder sequence, in this order (UIO2 joins every modality into one encoder sequ
 2. prompt image latents: each prompt image is patch-embedded and resampled by the perceiver
    resampler to ``n_latents`` tokens; 2D RoPE positions (image k, latent l), plus the learned
    prompt-image index embedding k that the marker ``<img_k>`` also carries.
+2b. prompt scenes (``max_prompt_scenes`` > 0): prompt images that are whole frames of the policy
+   camera, again at observation resolution through the observation patch embedding; 2D RoPE
+   (row, column) as the observation, plus index embedding k of the image they repeat
+   (``scene_image_index``).
 3. current observation patches: one grid per camera view; 2D RoPE (row, column) plus a learned
    view embedding.
 4. history latents: past observation frames resampled to ``n_latents`` each; 2D RoPE
@@ -33,14 +37,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class EncoderInputs:
-    """A batch of encoder inputs. Shapes: B batch, L prompt tokens, K prompt images, V views,
-    T history frames, P proprio dims. Images are float32, normalised to [-1, 1], channels first.
+    """A batch of encoder inputs. Shapes: B batch, L prompt tokens, K prompt images, S prompt
+    scenes, V views, T history frames, P proprio dims. Images are float32, normalised to [-1, 1], channels first.
     """
 
     tokens: torch.Tensor  # (B, L) int64 vocabulary ids
     token_mask: torch.Tensor  # (B, L) bool, True = real token
     prompt_images: torch.Tensor  # (B, K, 3, Hp, Wp) float32
     prompt_image_mask: torch.Tensor  # (B, K) bool
+    scene_images: torch.Tensor  # (B, S, 3, H, W) float32, prompt scenes at observation size
+    scene_image_mask: torch.Tensor  # (B, S) bool
+    scene_image_index: torch.Tensor  # (B, S) int64, the prompt image k each scene repeats
     obs_images: torch.Tensor  # (B, V, 3, H, W) float32, current frame per view
     history_images: torch.Tensor  # (B, T, V, 3, H, W) float32, oldest first
     history_mask: torch.Tensor  # (B, T) bool
@@ -52,6 +59,10 @@ class EncoderInputs:
     @property
     def batch_size(self) -> int:
         return int(self.tokens.shape[0])
+
+    def prompt_tensors(self) -> tuple[torch.Tensor, ...]:
+        """The prompt fields, in ``UIO2Model.embed_prompt``'s argument order."""
+        return tuple(getattr(self, name) for name in PROMPT_FIELDS)
 
     def as_tuple(self) -> tuple[torch.Tensor, ...]:
         """Positional order used by the exported encoder graph."""
@@ -70,6 +81,17 @@ class EncoderInputs:
         check_encoder_inputs(self, cfg)
 
 
+PROMPT_FIELDS = (
+    "tokens",
+    "token_mask",
+    "prompt_images",
+    "prompt_image_mask",
+    "scene_images",
+    "scene_image_mask",
+    "scene_image_index",
+)
+"""The fields fixed for a whole episode (encoded once by a prefix model)."""
+
 _FLOAT = "a floating dtype (float32, normalised to [-1, 1])"
 
 
@@ -86,11 +108,15 @@ def expected_shapes(cfg: ModelConfig, batch_size: int) -> dict[str, tuple[int, .
         "history_images": (b, cfg.max_history, cfg.n_views, 3, h, w),
         "history_mask": (b, cfg.max_history),
         "proprio": (b, cfg.proprio_dim),
+        # last, so a wrong observation size is reported on obs_images, not on empty scene slots
+        "scene_images": (b, cfg.max_prompt_scenes, 3, h, w),
+        "scene_image_mask": (b, cfg.max_prompt_scenes),
+        "scene_image_index": (b, cfg.max_prompt_scenes),
     }
 
 
 def _expected_dtype(name: str) -> str:
-    if name == "tokens":
+    if name in ("tokens", "scene_image_index"):
         return "int64"
     return "bool" if name.endswith("mask") else "float"
 
@@ -129,6 +155,14 @@ def check_encoder_inputs(inputs: EncoderInputs, cfg: ModelConfig) -> None:
             raise ValueError(
                 f"EncoderInputs.tokens has ids in [{lo}, {hi}], expected [0, {cfg.vocab_size})"
             )
+    index = inputs.scene_image_index
+    if not _tracing() and index.numel():
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= max(cfg.max_prompt_images, 1):
+            raise ValueError(
+                f"EncoderInputs.scene_image_index has values in [{lo}, {hi}], expected prompt "
+                f"image slots [0, {cfg.max_prompt_images})"
+            )
 
 
 def _tracing() -> bool:
@@ -143,7 +177,10 @@ def random_encoder_inputs(
     values = {}
     for name, shape in shapes.items():
         kind = _expected_dtype(name)
-        if kind == "int64":
+        if name == "scene_image_index":
+            high = max(cfg.max_prompt_images, 1)
+            values[name] = torch.randint(0, high, shape, generator=generator)
+        elif kind == "int64":
             values[name] = torch.randint(0, cfg.vocab_size, shape, generator=generator)
         elif kind == "bool":
             values[name] = torch.ones(shape, dtype=torch.bool)

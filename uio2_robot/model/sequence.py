@@ -16,8 +16,14 @@ from torch import Tensor
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.patches import grid_positions
 
-GROUPS = ("prompt_tokens", "prompt_images", "obs_patches", "history", "proprio")
-"""Encoder groups in sequence order; also the index of each group's modality embedding."""
+GROUPS = ("prompt_tokens", "prompt_images", "prompt_scenes", "obs_patches", "history", "proprio")
+"""Encoder groups in sequence order (``prompt_scenes`` is empty unless
+``ModelConfig.max_prompt_scenes`` > 0)."""
+
+TAGGED_GROUPS = ("prompt_tokens", "prompt_images", "obs_patches", "history", "proprio")
+"""Row of each group's learned modality embedding. Prompt scenes carry the ``prompt_images``
+tag: they are prompt image k at full resolution, and no new row keeps older checkpoints loadable.
+"""
 
 
 class EncoderOutput(NamedTuple):
@@ -38,6 +44,7 @@ def group_sizes(cfg: ModelConfig) -> dict[str, int]:
     return {
         "prompt_tokens": cfg.max_prompt_tokens,
         "prompt_images": cfg.max_prompt_images * cfg.n_latents,
+        "prompt_scenes": cfg.max_prompt_scenes * cfg.n_patches,
         "obs_patches": cfg.n_views * cfg.n_patches,
         "history": cfg.max_history * cfg.n_views * cfg.n_latents,
         "proprio": 1,
@@ -56,8 +63,8 @@ def group_slices(cfg: ModelConfig) -> dict[str, slice]:
 def encoder_positions(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
     """Static RoPE positions (S, 2) int64 and 2D flags (S,) bool of the encoder sequence.
 
-    prompt tokens: 1D index; prompt latents: (image k, latent l); observation patches: (row,
-    column), the same grid for every view (the view embedding tells views apart); history
+    prompt tokens: 1D index; prompt latents: (image k, latent l); prompt scenes and observation
+    patches: (row, column), the same grid for every scene and view (the view embedding tells views apart); history
     latents: (frame t, latent l), views likewise; proprio: 1D position 0.
     """
     nl, v = cfg.n_latents, cfg.n_views
@@ -71,6 +78,8 @@ def encoder_positions(cfg: ModelConfig) -> tuple[Tensor, Tensor]:
     parts.append((k, torch.arange(nl).repeat(cfg.max_prompt_images), True))
 
     rows, cols = grid_positions(grid_h, grid_w)
+    n_scenes = cfg.max_prompt_scenes
+    parts.append((rows.repeat(n_scenes), cols.repeat(n_scenes), True))
     parts.append((rows.repeat(v), cols.repeat(v), True))
 
     t = torch.arange(cfg.max_history).repeat_interleave(v * nl)

@@ -187,7 +187,13 @@ class UIO2Model(nn.Module):
                     f"{obs_patch_mask.dtype} {tuple(obs_patch_mask.shape)}"
                 )
         prompt = self.embed_prompt(
-            inputs.tokens, inputs.token_mask, inputs.prompt_images, inputs.prompt_image_mask
+            inputs.tokens,
+            inputs.token_mask,
+            inputs.prompt_images,
+            inputs.prompt_image_mask,
+            inputs.scene_images,
+            inputs.scene_image_mask,
+            inputs.scene_image_index,
         )
         step = self.embed_step(
             inputs.obs_images,
@@ -199,14 +205,28 @@ class UIO2Model(nn.Module):
         return EncoderOutput(*(torch.cat([a, b], dim=1) for a, b in zip(prompt, step, strict=True)))
 
     def embed_prompt(
-        self, tokens: Tensor, token_mask: Tensor, prompt_images: Tensor, prompt_image_mask: Tensor
+        self,
+        tokens: Tensor,
+        token_mask: Tensor,
+        prompt_images: Tensor,
+        prompt_image_mask: Tensor,
+        scene_images: Tensor,
+        scene_image_mask: Tensor,
+        scene_image_index: Tensor,
     ) -> EncoderOutput:
         """The prompt part of the encoder sequence (B, cfg.prompt_seq_len, D), not validated
         (``embed`` validates a whole ``EncoderInputs``)."""
         dtype = self.token_embed.weight.dtype
         prompt_latents = self.resampler(prompt_images.to(dtype))  # (B, K, Q, D)
         return self.embedder.prompt_groups(
-            tokens, token_mask, self.token_embed(tokens), prompt_latents, prompt_image_mask
+            tokens,
+            token_mask,
+            self.token_embed(tokens),
+            prompt_latents,
+            prompt_image_mask,
+            scene_images,
+            scene_image_mask,
+            scene_image_index,
         )
 
     def embed_step(

@@ -40,7 +40,15 @@ from uio2_robot.tokenize.text import (
 from uio2_robot.tokenize.vocab import Vocabulary
 
 FORMAT_VERSION = 1
-PROMPT_KEYS = ("tokens", "token_mask", "prompt_images", "prompt_image_mask")
+PROMPT_KEYS = (
+    "tokens",
+    "token_mask",
+    "prompt_images",
+    "prompt_image_mask",
+    "scene_images",
+    "scene_image_mask",
+    "scene_image_index",
+)
 OBSERVATION_KEYS = ("obs_images", "history_images", "history_mask", "proprio")
 
 
@@ -73,6 +81,12 @@ class Processor:
     # appears in the processed view as fractions: row = a*x + b*y + c, col = d*x + e*y + f.
     # Training uses it to point at demonstrated pick/place locations (the pointing objective).
     point_maps: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # Prompt scenes (ModelConfig.max_prompt_scenes): a prompt image of exactly ``frame_size`` is
+    # a frame of ``scene_camera`` (default: the first camera key), e.g. a goal layout. Besides its
+    # prompt-image slot, the first ``max_prompt_scenes`` of them are also cropped and resized
+    # exactly like that camera's observation, so the model sees them on the observation's grid.
+    max_prompt_scenes: int = 0
+    scene_camera: str | None = None
 
     def __post_init__(self) -> None:
         self.image_size = _hw(self.image_size, "image_size")
@@ -101,7 +115,13 @@ class Processor:
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
             raise ValueError("proprio_mean must be finite and proprio_std finite and > 0")
         self.proprio_mean, self.proprio_std = mean, std
-        for name in ("max_prompt_tokens", "max_prompt_images", "max_history", "action_horizon"):
+        for name in (
+            "max_prompt_tokens",
+            "max_prompt_images",
+            "max_history",
+            "action_horizon",
+            "max_prompt_scenes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
                 raise ValueError(f"Processor.{name} must be a non-negative int, got {value!r}")
@@ -116,6 +136,22 @@ class Processor:
         self.point_maps = self._per_camera("point_maps", _point_map)
         if self.frame_size is not None:
             self.frame_size = _hw(self.frame_size, "frame_size")
+        if self.max_prompt_scenes:
+            if self.frame_size is None:
+                raise ValueError(
+                    "Processor.max_prompt_scenes > 0 needs frame_size (a prompt image of that "
+                    "size is a scene)"
+                )
+            if self.max_prompt_scenes > self.max_prompt_images:
+                raise ValueError(
+                    f"max_prompt_scenes={self.max_prompt_scenes} exceeds max_prompt_images="
+                    f"{self.max_prompt_images}: a scene repeats a prompt image"
+                )
+        if self.scene_camera is not None and self.scene_camera not in self.camera_keys:
+            raise ValueError(
+                f"Processor.scene_camera {self.scene_camera!r} is not one of camera_keys "
+                f"{self.camera_keys}"
+            )
         if self.prompt_overflow not in OVERFLOW_MODES:
             raise ValueError(
                 f"prompt_overflow must be one of {OVERFLOW_MODES}, got {self.prompt_overflow!r}"
@@ -216,9 +252,10 @@ class Processor:
         target_modality: str = "action",
     ) -> dict[str, np.ndarray]:
         """Prompt arrays ``tokens (L,)``, ``token_mask (L,)``, ``prompt_images (K,3,Hp,Wp)``,
-        ``prompt_image_mask (K,)``; see :func:`uio2_robot.tokenize.prompt.encode_prompt`.
+        ``prompt_image_mask (K,)`` (see :func:`uio2_robot.tokenize.prompt.encode_prompt`), and
+        ``scene_images (S,3,H,W)``, ``scene_image_mask (S,)``, ``scene_image_index (S,)``.
         """
-        return encode_prompt(
+        out = encode_prompt(
             segments,
             self.vocab,
             self.text_tokenizer,
@@ -229,6 +266,38 @@ class Processor:
             target_modality=target_modality,
             overflow=self.prompt_overflow,
         )
+        return {**out, **self.encode_scenes(segments, int(out["prompt_image_mask"].sum()))}
+
+    @property
+    def scene_key(self) -> str:
+        """The camera whose frames prompt scenes are."""
+        return self.scene_camera or self.camera_keys[0]
+
+    def encode_scenes(
+        self, segments: Sequence[str | np.ndarray], n_kept: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The prompt-scene arrays of a prompt: ``scene_images (S,3,H,W)`` (the observation
+        preprocessing of ``scene_key``), ``scene_image_mask (S,)``, ``scene_image_index (S,)``
+        (the slot k of the prompt image each repeats). Only the first ``n_kept`` prompt images
+        count (those the prompt kept); scenes past ``max_prompt_scenes`` keep only their slot."""
+        s, (h, w) = self.max_prompt_scenes, self.image_size
+        images = np.zeros((s, 3, h, w), dtype=np.float32)
+        mask = np.zeros((s,), dtype=bool)
+        index = np.zeros((s,), dtype=np.int64)
+        if s == 0:
+            return {"scene_images": images, "scene_image_mask": mask, "scene_image_index": index}
+        pictures = [seg for seg in segments if isinstance(seg, np.ndarray)]
+        n = 0
+        for k, img in enumerate(pictures[:n_kept]):
+            if n == s or tuple(img.shape[:2]) != self.frame_size:
+                continue
+            crop = self.crops.get(self.scene_key)
+            if crop is not None:
+                img = crop_fraction(check_rgb_image(img, f"prompt image {k}"), crop)
+            images[n] = preprocess_image(img, self.image_size, what=f"prompt scene {k}")
+            mask[n], index[n] = True, k
+            n += 1
+        return {"scene_images": images, "scene_image_mask": mask, "scene_image_index": index}
 
     def encode_frame(self, obs: Mapping[str, Any], what: str = "obs") -> np.ndarray:
         """Camera images of one observation -> (V, 3, H, W) float32 in [-1, 1].
@@ -414,6 +483,8 @@ class Processor:
             "crops": {k: list(v) for k, v in self.crops.items()},
             "frame_size": None if self.frame_size is None else list(self.frame_size),
             "point_maps": {k: list(v) for k, v in self.point_maps.items()},
+            "max_prompt_scenes": int(self.max_prompt_scenes),
+            "scene_camera": self.scene_camera,
         }
 
     @classmethod
@@ -462,7 +533,9 @@ class Processor:
 
 
 # Fields added after format version 1 was first written: older files simply lack them.
-_OPTIONAL_KEYS = frozenset({"crops", "frame_size", "point_maps"})
+_OPTIONAL_KEYS = frozenset(
+    {"crops", "frame_size", "point_maps", "max_prompt_scenes", "scene_camera"}
+)
 
 
 def _point_map(camera: str, coeffs: Any) -> tuple[float, ...]:
@@ -541,6 +614,7 @@ def model_mismatches(processor: Processor, model_cfg: Mapping[str, Any]) -> list
         "max prompt tokens": (processor.max_prompt_tokens, model_cfg["max_prompt_tokens"]),
         "max prompt images": (processor.max_prompt_images, model_cfg["max_prompt_images"]),
         "max history": (processor.max_history, model_cfg["max_history"]),
+        "max prompt scenes": (processor.max_prompt_scenes, model_cfg.get("max_prompt_scenes", 0)),
         "camera views": (len(processor.camera_keys), model_cfg["n_views"]),
         "proprio dim": (processor.proprio_dim, model_cfg["proprio_dim"]),
     }

@@ -79,6 +79,7 @@ def processor_sizes(cfg: ModelConfig) -> dict[str, Any]:
         "max_prompt_tokens": cfg.max_prompt_tokens,
         "max_prompt_images": cfg.max_prompt_images,
         "max_history": cfg.max_history,
+        "max_prompt_scenes": cfg.max_prompt_scenes,
     }
 
 

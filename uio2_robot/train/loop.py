@@ -113,6 +113,8 @@ def build_processor(
         max_history=model_cfg.max_history,
         action_horizon=cfg.action_horizon,
         **(workspace_crop(stores[0], cameras) if cfg.crop_workspace else {}),
+        **(scene_fields(stores[0], cameras) if model_cfg.max_prompt_scenes else {}),
+        max_prompt_scenes=model_cfg.max_prompt_scenes,
     )
     proprio = np.concatenate([s.read_key(PROPRIO) for s in stores])
     processor = processor.with_proprio_stats(proprio)
@@ -146,6 +148,13 @@ def workspace_crop(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, A
         "frame_size": (h, w),
         "point_maps": {"top": top_view_point_map()},
     }
+
+
+def scene_fields(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, Any]:
+    """Processor fields that mark prompt images of the stored top view's size as scenes."""
+    if "top" not in cameras:
+        raise ValueError(f"prompt scenes are top-view frames, but the cameras are {cameras}")
+    return {"scene_camera": "top", "frame_size": tuple(store.schema.keys["top"].shape[:2])}
 
 
 def camera_keys(store: EpisodeStore, wanted: list[str] | None = None) -> tuple[str, ...]:
@@ -208,6 +217,12 @@ class Trainer:
             # one that changes a shape fails at load_state_dict below, naming the tensor
             self.model_cfg = ModelConfig.from_dict({**saved["model"], **cfg.model_overrides})
             self.processor = Processor.from_dict(proc)
+            if self.model_cfg.max_prompt_scenes != self.processor.max_prompt_scenes:
+                # scene slots added (or removed) by model_overrides: no new weights, the scenes
+                # reuse the observation patch embedding and the prompt-image index embedding
+                self.processor = dataclasses.replace(
+                    self.processor, max_prompt_scenes=self.model_cfg.max_prompt_scenes
+                )
             if cfg.refit_proprio_stats:
                 proprio = np.concatenate([s.read_key(PROPRIO) for s in self.stores])
                 self.processor = self.processor.with_proprio_stats(proprio)
