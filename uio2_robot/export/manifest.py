@@ -181,7 +181,7 @@ def model_hash(graph_hashes: Mapping[str, str]) -> str:
 
 def processor_sections(processor: Processor) -> dict[str, Any]:
     """The manifest's human-readable copy of the processor (checked against processor.json)."""
-    return {
+    sections = {
         "vocabulary": processor.vocab.to_dict(),
         "action_bins": {m: t.to_dict() for m, t in processor.action_tokenizers.items()},
         "normalization": {
@@ -214,6 +214,16 @@ def processor_sections(processor: Processor) -> dict[str, Any]:
             },
         },
     }
+    if processor.max_prompt_scenes:  # only then: older bundles' sections stay as they were
+        sections["prompt_scenes"] = {
+            "max_scenes": processor.max_prompt_scenes,
+            "camera": processor.scene_key,
+            "frame_size": list(processor.frame_size or ()),
+            "rule": "a prompt image of exactly frame_size is also encoded as that camera's "
+            "observation (crop, resize, scale) into scene_images, with its prompt-image slot in "
+            "scene_image_index; the first max_scenes such images, the rest masked",
+        }
+    return sections
 
 
 def check_processor_matches_config(processor: Processor, model_cfg: Mapping[str, Any]) -> None:
