@@ -100,8 +100,10 @@ def test_bad_history_entry():
 
 
 def test_collate_matches_encoder_input_names():
-    from uio2_robot.model.inputs import EncoderInputs
+    from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs
+    from uio2_robot.tokenize.processor import PROMPT_KEYS
 
+    assert PROMPT_KEYS == PROMPT_FIELDS  # the torch-free processor spells them out
     proc = _proc()
     prompt = ["Put the ", np.full((10, 10, 3), 7, np.uint8), " in."]
     examples = [proc.encode_inputs(prompt, _obs(v), [_obs(v)]) for v in (0, 100, 200)]

@@ -81,16 +81,9 @@ class EncoderInputs:
         check_encoder_inputs(self, cfg)
 
 
-PROMPT_FIELDS = (
-    "tokens",
-    "token_mask",
-    "prompt_images",
-    "prompt_image_mask",
-    "scene_images",
-    "scene_image_mask",
-    "scene_image_index",
-)
-"""The fields fixed for a whole episode (encoded once by a prefix model)."""
+PROMPT_FIELDS = EncoderInputs.names()[: EncoderInputs.names().index("scene_image_index") + 1]
+"""The fields fixed for a whole episode (encoded once by a prefix model); the processor's
+``PROMPT_KEYS`` (tested equal)."""
 
 _FLOAT = "a floating dtype (float32, normalised to [-1, 1])"
 
