@@ -210,7 +210,8 @@ class EpisodeStore:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_lock_fd"):  # not when __init__ itself failed
+            self.close()
 
     def __repr__(self) -> str:
         return f"EpisodeStore({str(self.path)!r}, mode={self.mode!r}, episodes={self.n_episodes})"
