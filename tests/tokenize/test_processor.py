@@ -232,7 +232,7 @@ def test_point_targets_map_pick_and_place_points_to_patches():
 
 def _scene_proc(**kw) -> Processor:
     args = {
-        "camera_keys": ("front", "top"),
+        "camera_keys": ("top", "front"),
         "crops": {"top": (0.25, 0.0, 0.75, 1.0)},
         "frame_size": (48, 64),
         "max_prompt_scenes": 1,
@@ -251,7 +251,7 @@ def test_a_frame_sized_prompt_image_is_also_a_scene_on_the_observation_grid():
     assert out["scene_image_mask"].tolist() == [True]
     assert out["scene_image_index"].tolist() == [1]  # it repeats prompt image 1
     # exactly the preprocessing (crop + resize) of a top-camera observation
-    want = proc.encode_frame({"front": scene, "top": scene})[1]
+    want = proc.encode_frame({"front": scene, "top": scene})[0]
     np.testing.assert_array_equal(out["scene_images"][0], want)
     none = proc.encode_prompt(["put ", crop, "."])
     assert not none["scene_image_mask"].any() and not none["scene_images"].any()
@@ -280,5 +280,5 @@ def test_scene_settings_round_trip_and_bad_ones_are_refused(tmp_path):
         _proc(max_prompt_scenes=1)
     with pytest.raises(ValueError, match="exceeds max_prompt_images"):
         _scene_proc(max_prompt_scenes=3)
-    with pytest.raises(ValueError, match="not one of camera_keys"):
-        _scene_proc(scene_camera="wrist")
+    with pytest.raises(ValueError, match="must be the first of camera_keys"):
+        _scene_proc(scene_camera="front")  # the model tags scenes as view 0

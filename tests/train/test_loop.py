@@ -72,6 +72,13 @@ def _cfg(store: str, out, steps: int, **kw) -> TrainConfig:
     )
 
 
+def _trained(store: str, out, **kw) -> tuple[Trainer, str]:
+    """A one-step run and its policy folder: the init of the fine-tuning tests."""
+    trainer = Trainer(_cfg(store, out, steps=1, **kw))
+    trainer.train()
+    return trainer, str(out / "checkpoints" / "policy")
+
+
 def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
     assert lr_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
@@ -154,9 +161,7 @@ def test_workspace_crop_and_gaussian_bin_targets_train(store_path, tmp_path):
 
 
 def test_finetune_can_refit_proprio_stats_to_the_new_data(store_path, tmp_path):
-    base = Trainer(_cfg(store_path, tmp_path / "base", steps=1))
-    base.train()
-    init = str(tmp_path / "base" / "checkpoints" / "policy")
+    base, init = _trained(store_path, tmp_path / "base")
     shifted = tmp_path / "shifted.zarr"
     src = EpisodeStore.open(store_path)
     out = EpisodeStore.create(shifted, src.schema)
@@ -187,9 +192,7 @@ def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):
 
 
 def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path, tmp_path):
-    base = Trainer(_cfg(store_path, tmp_path / "base", steps=1))
-    base.train()
-    init = str(tmp_path / "base" / "checkpoints" / "policy")
+    base, init = _trained(store_path, tmp_path / "base")
     ft = Trainer(
         _cfg(
             store_path,
@@ -228,9 +231,7 @@ def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path,
 def test_finetune_adds_prompt_scenes_to_a_checkpoint_without_them(store_path, tmp_path):
     """Scene slots need no new weights: a no-scene checkpoint fine-tunes with them, and the
     processor learns to route frame-sized prompt images (the synthetic prompt has none here)."""
-    base = _cfg(store_path, tmp_path / "base", steps=1, cameras=["top"], crop_workspace=True)
-    Trainer(base).train()
-    init = str(tmp_path / "base" / "checkpoints" / "policy")
+    _, init = _trained(store_path, tmp_path / "base", cameras=["top"], crop_workspace=True)
     ft = Trainer(
         _cfg(
             store_path,

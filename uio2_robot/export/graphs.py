@@ -52,7 +52,6 @@ from uio2_robot.export.manifest import (
     PROMPT_OUTPUTS,
     STEP_INPUTS,
     encoder_input_names,
-    has_prompt_scenes,
     prompt_input_names,
 )
 from uio2_robot.model.config import ModelConfig
@@ -94,7 +93,7 @@ def graph_inputs(
     if len(args) != len(names):
         raise TypeError(f"expected the {len(names)} inputs {tuple(names)}, got {len(args)}")
     values = dict(zip(names, args, strict=True))
-    if not has_prompt_scenes(cfg.to_dict()):
+    if not cfg.max_prompt_scenes:
         tokens = values["tokens"]
         b, (h, w) = tokens.shape[0], cfg.image_hw
         values["scene_images"] = values["prompt_images"].new_zeros((b, 0, 3, h, w))

@@ -105,6 +105,7 @@ class EncoderEmbedder(nn.Module):
         if n_scenes:
             scenes = self.obs_patch_embed(scene_images.to(prompt.dtype))  # (B, S, Np, D)
             index = self.image_index_embed(scene_image_index)  # (B, S, D)
+            # view 0's tag: a scene is a frame of the first camera (Processor.scene_camera)
             scenes = scenes + index.unsqueeze(2) + self.view_embed.weight[0]
             scenes = self._tag(scenes.flatten(1, 2), "prompt_images")  # (B, S*Np, D)
         else:  # static: no scene slots, no patch embedding of an empty tensor

@@ -147,10 +147,11 @@ class Processor:
                     f"max_prompt_scenes={self.max_prompt_scenes} exceeds max_prompt_images="
                     f"{self.max_prompt_images}: a scene repeats a prompt image"
                 )
-        if self.scene_camera is not None and self.scene_camera not in self.camera_keys:
+        if self.scene_camera is not None and self.scene_camera != self.camera_keys[0]:
+            # the model tags scene patches with view 0's embedding (it knows no camera names)
             raise ValueError(
-                f"Processor.scene_camera {self.scene_camera!r} is not one of camera_keys "
-                f"{self.camera_keys}"
+                f"Processor.scene_camera {self.scene_camera!r} must be the first of camera_keys "
+                f"{self.camera_keys}: prompt scenes are frames of view 0"
             )
         if self.prompt_overflow not in OVERFLOW_MODES:
             raise ValueError(
@@ -291,10 +292,7 @@ class Processor:
         for k, img in enumerate(pictures[:n_kept]):
             if n == s or tuple(img.shape[:2]) != self.frame_size:
                 continue
-            crop = self.crops.get(self.scene_key)
-            if crop is not None:
-                img = crop_fraction(check_rgb_image(img, f"prompt image {k}"), crop)
-            images[n] = preprocess_image(img, self.image_size, what=f"prompt scene {k}")
+            images[n] = self.encode_view(img, self.scene_key, f"prompt scene {k}")
             mask[n], index[n] = True, k
             n += 1
         return {"scene_images": images, "scene_image_mask": mask, "scene_image_index": index}
@@ -314,11 +312,15 @@ class Processor:
                     f"{what} has no camera image {key!r}; expected keys {self.camera_keys}, "
                     f"got {sorted(obs)}"
                 )
-            image = obs[key]
-            if key in self.crops:
-                image = crop_fraction(check_rgb_image(image, f"{what}[{key!r}]"), self.crops[key])
-            views.append(preprocess_image(image, self.image_size, what=f"{what}[{key!r}]"))
+            views.append(self.encode_view(obs[key], key, f"{what}[{key!r}]"))
         return np.stack(views)  # (V, 3, H, W)
+
+    def encode_view(self, image: Any, camera: str, what: str) -> np.ndarray:
+        """One frame of ``camera`` -> (3, H, W): its crop, then the resize and scaling. Prompt
+        scenes go through here too, so they match that camera's observations exactly."""
+        if camera in self.crops:
+            image = crop_fraction(check_rgb_image(image, what), self.crops[camera])
+        return preprocess_image(image, self.image_size, what=what)
 
     def encode_observation(
         self,

@@ -152,8 +152,10 @@ def workspace_crop(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, A
 
 def scene_fields(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, Any]:
     """Processor fields that mark prompt images of the stored top view's size as scenes."""
-    if "top" not in cameras:
-        raise ValueError(f"prompt scenes are top-view frames, but the cameras are {cameras}")
+    if cameras[0] != "top":
+        raise ValueError(
+            f"prompt scenes are top-view frames and must be view 0, but the cameras are {cameras}"
+        )
     return {"scene_camera": "top", "frame_size": tuple(store.schema.keys["top"].shape[:2])}
 
 
