@@ -281,10 +281,22 @@ def _align_yaw(p: Placed, base_yaw: float, cur_yaw: float) -> float:
     return wrap_angle(base_yaw + k * step)
 
 
+def left_to_right(sim: Sim, objects: list[Placed]) -> list[Placed]:
+    """``objects`` in the order a viewer of the top camera reads them: left to right (image
+    left is world +y), top to bottom on a tie (image up is +x).
+
+    Oracles that may move interchangeable objects in any order take them in this order. Spawn
+    order is invisible to a policy: demonstrations that followed it picked either object 50/50
+    from the policy's point of view, and the policy learnt to pick one object and place it at the
+    other's goal. A rule it can see in the image makes every demonstration's choice learnable.
+    """
+    return sorted(objects, key=lambda p: (-round(sim.pose(p)[1], 3), -sim.pose(p)[0]))
+
+
 def fill_container(sim: Sim, ep: Episode, targets: list[Placed], base: Placed) -> Primitive | None:
-    """Oracle for "put all of these into the base": the next target that is not in yet."""
+    """Oracle for "put all of these into the base": the leftmost target not in yet."""
     inside = [p for p in targets if in_container(sim, p, base)]
-    for p in targets:
+    for p in left_to_right(sim, targets):
         if p not in inside:
             return place_into(sim, p, base, len(inside))
     return None

@@ -13,7 +13,7 @@ import math
 from ..motion import Primitive
 from ..shapes import shape
 from ..sim import Sim
-from .base import Episode, Segment, SetupContext, Task, at_rest, pick_place
+from .base import Episode, Segment, SetupContext, Task, at_rest, left_to_right, pick_place
 
 POS_TOL = 0.02  # m
 N_DRAGGED = 2
@@ -54,7 +54,7 @@ class Rearrange(Task):
         return all(at_rest(sim, p) and self._at_goal(sim, ep, p) for p in ep.with_role("dragged"))
 
     def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
-        for p in ep.with_role("dragged"):
+        for p in left_to_right(sim, ep.with_role("dragged")):
             if not self._at_goal(sim, ep, p):
                 gx, gy, gyaw = ep.params["goals"][p.pool_index]
                 return pick_place(sim, p, gx, gy, gyaw)
