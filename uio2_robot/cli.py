@@ -298,6 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # collect and train keep what they finished (stored episodes, the last checkpoint);
+        # running the same command again resumes from there.
+        print(f"\n{name}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -39,3 +39,32 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "uio2_robot.cli", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "rollout" in out.stdout
+
+
+def test_ctrl_c_during_collect_keeps_stored_episodes_and_says_how_to_resume(tmp_path):
+    """A real SIGINT to the console script: exit 130 with a one-line message, not a traceback,
+    and the episodes already flushed to the store stay readable."""
+    import os
+    import signal
+    import time
+
+    from uio2_robot.trajectories import EpisodeStore
+
+    out = tmp_path / "demo.zarr"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uio2_robot.cli", "collect", f"out={out}",
+         "tasks=[visual_manipulation]", "episodes=2000", "workers=0", "image_size=32",
+         "progress=false"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (out / "zarr.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert (out / "zarr.json").exists(), proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "collect: interrupted; rerun the same command to resume" in err
+    assert "Traceback" not in err
+    store = EpisodeStore.open(out)
+    assert store.n_episodes >= 1 and store.validate() == []
