@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,10 @@ class WindowDataset(Dataset):
     ``keys`` are the observation keys to load (default: every key except action and reward).
     ``weights`` (one per store) set the mixing proportions; ``self.weights`` holds them
     normalised (without weights: proportional to each store's frames, i.e. every frame equally
-    likely), and ``sampler()`` draws by them. Items are dicts of numpy arrays plus "prompt" (list of
+    likely), and ``sampler()`` draws by them. ``task_weights`` (task name -> weight, default 1)
+    re-weight the frames of each task inside every store, keeping the stores' shares: a store that
+    holds one task's long episodes next to another's short ones need not be split to rebalance
+    them. Items are dicts of numpy arrays plus "prompt" (list of
     segments) and "meta" (dict); use ``collate`` in the DataLoader.
     """
 
@@ -78,6 +81,7 @@ class WindowDataset(Dataset):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         transform: Callable[[Sample], Sample] | None = None,
+        task_weights: Mapping[str, float] | None = None,
     ) -> None:
         if not stores:
             raise StoreError("WindowDataset needs at least one store")
@@ -145,6 +149,7 @@ class WindowDataset(Dataset):
                 f"expected at least one episode"
             )
         self.weights = self._check_weights(weights, counts)
+        self.sample_cdf = self._task_cdf(task_weights, counts) if task_weights else None
         self._local: dict[str, Any] = {}  # per-process state, rebuilt after fork/spawn
 
     # ------------------------------------------------------------------ public
@@ -189,8 +194,23 @@ class WindowDataset(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
     def sampler(self, num_samples: int | None = None, seed: int = 0) -> MixtureSampler:
-        """A sampler that draws stores by ``self.weights``, then frames uniformly within them."""
-        return MixtureSampler(self.store_offsets, self.weights, num_samples or len(self), seed)
+        """A sampler that draws stores by ``self.weights``, then frames uniformly within them
+        (by ``task_weights`` where given)."""
+        return MixtureSampler(
+            self.store_offsets, self.weights, num_samples or len(self), seed, self.sample_cdf
+        )
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n,) sample indices drawn with replacement by the store and task weights."""
+        return draw_samples(rng, n, self.store_offsets, self.weights, self.sample_cdf)
+
+    def task_of_samples(self) -> np.ndarray:
+        """(N,) the task name of every sample's episode."""
+        tasks = [
+            np.repeat(np.array([m["task"] for m in metas], dtype=object), b[:, 1] - b[:, 0])
+            for metas, b in zip(self._metas, self._bounds, strict=True)
+        ]
+        return np.concatenate(tasks) if tasks else np.zeros(0, dtype=object)
 
     def episodes(self, store: int = 0) -> list[int]:
         """Episode indices of ``store`` in this split."""
@@ -235,6 +255,32 @@ class WindowDataset(Dataset):
             )
         return w / w.sum()
 
+    def _task_cdf(self, task_weights: Mapping[str, float], counts: np.ndarray) -> np.ndarray:
+        """(N,) cumulative sample probabilities: store shares as ``self.weights``, frames within a
+        store in proportion to their task's weight."""
+        tasks = self.task_of_samples()
+        known = sorted(set(tasks.tolist()))
+        bad = {k: v for k, v in task_weights.items() if k not in known}
+        values = np.array(list(task_weights.values()), dtype=np.float64)
+        if bad or np.any(values < 0) or not np.isfinite(values).all():
+            raise StoreError(
+                f"task_weights {dict(task_weights)} are invalid; expected non-negative weights "
+                f"for tasks the {self.split!r} split holds: {known}"
+            )
+        w = np.array([float(task_weights.get(t, 1.0)) for t in tasks], dtype=np.float64)
+        probs = np.zeros_like(w)
+        for s in range(len(counts)):
+            lo, hi = self.store_offsets[s], self.store_offsets[s + 1]
+            total = w[lo:hi].sum()
+            if self.weights[s] > 0 and total <= 0:
+                raise StoreError(
+                    f"task_weights {dict(task_weights)} leave store {self.paths[s]} nothing "
+                    f"to sample, but its weight is {self.weights[s]:.3g}"
+                )
+            if total > 0:
+                probs[lo:hi] = self.weights[s] * w[lo:hi] / total
+        return np.cumsum(probs)
+
 
 class MixtureSampler(Sampler[int]):
     """Sample indices: pick a store by its probability, then one of its frames uniformly (with
@@ -242,9 +288,15 @@ class MixtureSampler(Sampler[int]):
     """
 
     def __init__(
-        self, store_offsets: np.ndarray, probs: np.ndarray, num_samples: int, seed: int = 0
+        self,
+        store_offsets: np.ndarray,
+        probs: np.ndarray,
+        num_samples: int,
+        seed: int = 0,
+        sample_cdf: np.ndarray | None = None,
     ) -> None:
         self.offsets = np.asarray(store_offsets, dtype=np.int64)
+        self.sample_cdf = sample_cdf  # (N,) per-sample cumulative probabilities (task weights)
         self.probs = np.asarray(probs, dtype=np.float64)
         self.num_samples = int(num_samples)
         self.seed = seed
@@ -256,10 +308,26 @@ class MixtureSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        counts = np.diff(self.offsets)
-        store = rng.choice(len(self.probs), size=self.num_samples, p=self.probs)
-        within = (rng.random(self.num_samples) * counts[store]).astype(np.int64)
-        return iter((self.offsets[store] + within).tolist())
+        idx = draw_samples(rng, self.num_samples, self.offsets, self.probs, self.sample_cdf)
+        return iter(idx.tolist())
+
+
+def draw_samples(
+    rng: np.random.Generator,
+    n: int,
+    offsets: np.ndarray,
+    probs: np.ndarray,
+    sample_cdf: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n,) sample indices with replacement: a store by ``probs``, then a frame uniformly within
+    it (``offsets`` (S+1,) bound the stores' samples); or, with ``sample_cdf`` (N,) cumulative
+    per-sample probabilities, straight from those."""
+    if sample_cdf is not None:
+        u = rng.random(n) * sample_cdf[-1]
+        return np.minimum(np.searchsorted(sample_cdf, u, side="right"), len(sample_cdf) - 1)
+    store = rng.choice(len(probs), size=n, p=probs)
+    lo, hi = offsets[store], offsets[store + 1]
+    return lo + (rng.random(n) * (hi - lo)).astype(np.int64)
 
 
 def collate(batch: list[Sample]) -> dict[str, Any]:

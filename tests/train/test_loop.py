@@ -10,8 +10,9 @@ from uio2_robot.envs.spaces import PRIMITIVE_ACTION_NAMES, PRIMITIVE_HIGH, PRIMI
 from uio2_robot.policies.uio2 import UIO2Policy
 from uio2_robot.train.checkpoint import load_checkpoint, load_train_state
 from uio2_robot.train.config import MixtureWeights, TrainConfig
-from uio2_robot.train.loop import Trainer, lr_factor
+from uio2_robot.train.loop import StepBatchSampler, Trainer, lr_factor
 from uio2_robot.trajectories.episode import Episode
+from uio2_robot.trajectories.errors import StoreError
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
@@ -142,6 +143,17 @@ def test_bad_config_is_a_clear_error(store_path, tmp_path):
         Trainer(_cfg(store_path, tmp_path / "x", steps=1, finetune="half"))
     with pytest.raises(ValueError, match="stores"):
         Trainer(TrainConfig(stores=[], out=str(tmp_path / "y")))
+
+
+def test_task_weights_reach_the_training_batches(store_path, tmp_path):
+    """``task_weights`` shape the loop's batches; a task the stores lack is a clear error."""
+    trainer = Trainer(_cfg(store_path, tmp_path / "tw", steps=1, task_weights={"synthetic": 2.0}))
+    assert trainer.train_set.sample_cdf is not None
+    batches = list(StepBatchSampler(trainer.train_set, 8, 0, 3, seed=0))
+    assert batches == list(StepBatchSampler(trainer.train_set, 8, 0, 3, seed=0))
+    assert all(0 <= i < len(trainer.train_set) for b in batches for i in b)
+    with pytest.raises(StoreError, match="synthetic"):
+        Trainer(_cfg(store_path, tmp_path / "tw2", steps=1, task_weights={"rotate": 2.0}))
 
 
 def test_workspace_crop_and_gaussian_bin_targets_train(store_path, tmp_path):

@@ -93,6 +93,38 @@ def test_mixing_weights(tmp_path: Path, schema: StoreSchema) -> None:
         WindowDataset([a, b], weights=[1.0, -1.0])
 
 
+def test_task_weights_rebalance_tasks_inside_each_store(
+    tmp_path: Path, schema: StoreSchema
+) -> None:
+    a = _store(tmp_path / "a.zarr", schema, range(0, 10))  # tasks "a" and "b" alternate
+    b = _store(tmp_path / "b.zarr", schema, range(10, 40))
+    plain = WindowDataset([a, b], weights=[1, 1], split="all")
+    ds = WindowDataset([a, b], weights=[1, 1], split="all", task_weights={"b": 3.0})
+    tasks = ds.task_of_samples()
+    assert [ds[i]["meta"]["task"] for i in range(len(ds))] == tasks.tolist()
+    for data, share_b in ((plain, None), (ds, 3.0)):
+        draws = np.array(list(data.sampler(num_samples=20000, seed=1)))
+        in_a = draws < data.store_offsets[1]
+        assert np.mean(in_a) == pytest.approx(0.5, abs=0.02)  # store shares are kept
+        for store_draws, lo, hi in ((draws[in_a], 0, 1), (draws[~in_a], 1, 2)):
+            frames = tasks[data.store_offsets[lo] : data.store_offsets[hi]]
+            n_a, n_b = np.sum(frames == "a"), np.sum(frames == "b")
+            w_b = share_b or 1.0
+            expected = w_b * n_b / (w_b * n_b + n_a)
+            assert np.mean(tasks[store_draws] == "b") == pytest.approx(expected, abs=0.025)
+    # the training loop's batches draw the same way, deterministically per (seed, step)
+    rng = np.random.default_rng([0, 7])
+    assert ds.draw(rng, 5).tolist() == ds.draw(np.random.default_rng([0, 7]), 5).tolist()
+    only_a = WindowDataset([a], split="all", task_weights={"b": 0.0})
+    assert set(only_a.task_of_samples()[only_a.draw(np.random.default_rng(0), 500)]) == {"a"}
+    with pytest.raises(StoreError, match=r"tasks the 'all' split holds: \['a', 'b'\]"):
+        WindowDataset([a], split="all", task_weights={"rearange": 2.0})
+    with pytest.raises(StoreError, match="non-negative"):
+        WindowDataset([a], split="all", task_weights={"a": -1.0})
+    with pytest.raises(StoreError, match="nothing to sample"):
+        WindowDataset([a], split="all", task_weights={"a": 0.0, "b": 0.0})
+
+
 def test_mixed_stores_must_agree(tmp_path: Path, schema: StoreSchema, filled_store: Path) -> None:
     other = synthetic_episode(0, image=8)
     odd = tmp_path / "odd.zarr"

@@ -62,7 +62,8 @@ class LossModule(torch.nn.Module):
 
 class StepBatchSampler(Sampler[list[int]]):
     """Yields the index batches of micro-steps ``start .. total-1``; batch k depends only on
-    (seed, k, rank), which is what makes resume exact. Stores are mixed by the dataset's weights.
+    (seed, k, rank), which is what makes resume exact. Stores (and tasks) are mixed by the
+    dataset's weights.
     """
 
     def __init__(
@@ -74,8 +75,7 @@ class StepBatchSampler(Sampler[list[int]]):
         seed: int,
         rank: int = 0,
     ) -> None:
-        self.offsets = dataset.store_offsets
-        self.weights = np.asarray(dataset.weights, dtype=np.float64)
+        self.dataset = dataset
         self.batch_size, self.start, self.total = batch_size, start, total
         self.seed, self.rank = seed, rank
 
@@ -85,9 +85,7 @@ class StepBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         for k in range(self.start, self.total):
             rng = np.random.default_rng([self.seed, k, self.rank])
-            stores = rng.choice(len(self.weights), size=self.batch_size, p=self.weights)
-            lo, hi = self.offsets[stores], self.offsets[stores + 1]
-            yield (lo + (rng.random(self.batch_size) * (hi - lo)).astype(np.int64)).tolist()
+            yield self.dataset.draw(rng, self.batch_size).tolist()
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -298,6 +296,7 @@ class Trainer:
             cfg.val_fraction,
             0,
             transform,
+            dict(cfg.task_weights) or None,
         )
         self.val_set = None
         if cfg.val_fraction > 0:
