@@ -68,3 +68,13 @@ def test_ctrl_c_during_collect_keeps_stored_episodes_and_says_how_to_resume(tmp_
     assert "Traceback" not in err
     store = EpisodeStore.open(out)
     assert store.n_episodes >= 1 and store.validate() == []
+
+
+def test_train_task_weights_compose_from_the_command_line():
+    from uio2_robot.cli import _commands, compose
+
+    schema = _commands()["train"].schema
+    cfg = compose("train", ["task_weights={rearrange:1.5,rotate:2}"], schema)
+    assert dict(cfg.task_weights) == {"rearrange": 1.5, "rotate": 2.0}
+    assert compose("train", [], schema).task_weights is None
+    assert main(["train", "task_weights={rearrange:lots}"]) == 2

@@ -34,7 +34,7 @@ class TrainConfig:
 
     stores: list[str] = field(default_factory=list)
     weights: list[float] | None = None
-    task_weights: dict[str, float] = field(default_factory=dict)
+    task_weights: dict[str, float] | None = None
     out: str = "runs/uio2"
     model: str = "small"
     model_overrides: dict[str, Any] = field(default_factory=dict)

@@ -296,7 +296,7 @@ class Trainer:
             cfg.val_fraction,
             0,
             transform,
-            dict(cfg.task_weights) or None,
+            dict(cfg.task_weights or {}) or None,
         )
         self.val_set = None
         if cfg.val_fraction > 0:
