@@ -149,7 +149,7 @@ class WindowDataset(Dataset):
                 f"expected at least one episode"
             )
         self.weights = self._check_weights(weights, counts)
-        self.sample_cdf = self._task_cdf(task_weights, counts) if task_weights else None
+        self.sample_cdf = self._task_cdf(task_weights) if task_weights else None
         self._local: dict[str, Any] = {}  # per-process state, rebuilt after fork/spawn
 
     # ------------------------------------------------------------------ public
@@ -255,7 +255,7 @@ class WindowDataset(Dataset):
             )
         return w / w.sum()
 
-    def _task_cdf(self, task_weights: Mapping[str, float], counts: np.ndarray) -> np.ndarray:
+    def _task_cdf(self, task_weights: Mapping[str, float]) -> np.ndarray:
         """(N,) cumulative sample probabilities: store shares as ``self.weights``, frames within a
         store in proportion to their task's weight."""
         tasks = self.task_of_samples()
@@ -269,7 +269,7 @@ class WindowDataset(Dataset):
             )
         w = np.array([float(task_weights.get(t, 1.0)) for t in tasks], dtype=np.float64)
         probs = np.zeros_like(w)
-        for s in range(len(counts)):
+        for s in range(len(self.paths)):
             lo, hi = self.store_offsets[s], self.store_offsets[s + 1]
             total = w[lo:hi].sum()
             if self.weights[s] > 0 and total <= 0:

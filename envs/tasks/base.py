@@ -290,7 +290,12 @@ def left_to_right(sim: Sim, objects: list[Placed]) -> list[Placed]:
     from the policy's point of view, and the policy learnt to pick one object and place it at the
     other's goal. A rule it can see in the image makes every demonstration's choice learnable.
     """
-    return sorted(objects, key=lambda p: (-round(sim.pose(p)[1], 3), -sim.pose(p)[0]))
+
+    def reading_key(p: Placed) -> tuple[float, float]:
+        x, y, _, _ = sim.pose(p)
+        return -round(y, 3), -x
+
+    return sorted(objects, key=reading_key)
 
 
 def fill_container(sim: Sim, ep: Episode, targets: list[Placed], base: Placed) -> Primitive | None:

@@ -172,6 +172,22 @@ def test_workspace_crop_and_gaussian_bin_targets_train(store_path, tmp_path):
         Trainer(_cfg(store_path, tmp_path / "c2", steps=1, cameras=["front"], crop_workspace=True))
 
 
+def test_finetune_keeps_the_training_seeds_of_its_lineage(store_path, tmp_path):
+    """A fine-tuned policy lists the seeds its init was trained on too: evaluation refuses them."""
+    import json
+
+    _, init = _trained(store_path, tmp_path / "base")
+    config = tmp_path / "base" / "checkpoints" / "policy" / "config.json"
+    data = json.loads(config.read_text())
+    data["train_seeds"]["rotate/L1"] = [5, 9]  # as if the init had also seen rotate episodes
+    config.write_text(json.dumps(data))
+    ft = Trainer(_cfg(store_path, tmp_path / "ft", steps=1, init_from=init))
+    assert ft.seeds["rotate/L1"] == [5, 9] and ft.seeds["synthetic/L1"] == list(range(24))
+    ft.train()
+    _, saved, _ = load_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
+    assert saved["train_seeds"]["rotate/L1"] == [5, 9]
+
+
 def test_finetune_can_refit_proprio_stats_to_the_new_data(store_path, tmp_path):
     base, init = _trained(store_path, tmp_path / "base")
     shifted = tmp_path / "shifted.zarr"

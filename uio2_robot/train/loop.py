@@ -172,9 +172,12 @@ def camera_keys(store: EpisodeStore, wanted: list[str] | None = None) -> tuple[s
     return keys
 
 
-def train_seeds(stores: list[EpisodeStore]) -> dict[str, list[int]]:
-    """Seeds of every stored episode per ``task/level``: evaluation refuses to reuse them."""
-    seeds: dict[str, set[int]] = {}
+def train_seeds(
+    stores: list[EpisodeStore], inherited: dict[str, list[int]] | None = None
+) -> dict[str, list[int]]:
+    """Seeds of every stored episode per ``task/level``, plus the ``inherited`` seeds of the
+    checkpoint a run starts from: evaluation refuses to reuse any seed a policy's lineage saw."""
+    seeds: dict[str, set[int]] = {k: set(v) for k, v in (inherited or {}).items()}
     for store in stores:
         for meta in store.all_meta():
             if meta.get("seed") is not None:
@@ -201,11 +204,11 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.stores = [EpisodeStore.open(p, mode="r") for p in cfg.stores]
-        self.seeds = train_seeds(self.stores)
 
         resume_dir = self.out / "checkpoints" / "last"
         self.step = 0
         train_state = None
+        saved: dict[str, Any] = {}
         if cfg.resume and resume_dir.is_dir():
             weights, saved, proc = load_checkpoint(resume_dir)
             self.model_cfg = ModelConfig.from_dict(saved["model"])
@@ -242,6 +245,7 @@ class Trainer:
                 **dict(cfg.model_overrides),
             )
             self.processor = build_processor(cfg, self.model_cfg, self.stores)
+        self.seeds = train_seeds(self.stores, saved.get("train_seeds"))
         check_processor_matches_model(self.processor, self.model_cfg)
 
         self.model = UIO2Model(self.model_cfg)
