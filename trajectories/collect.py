@@ -52,6 +52,26 @@ EnvFactory = Callable[..., Any]  # (task, level, action_mode=, image_size=) -> g
 PolicyFactory = Callable[..., Any]  # (name, **kwargs) -> Policy
 
 
+def warn_if_base_overlaps(seed: int, episodes: int) -> None:
+    """Warn when ``seed`` shares episodes with a nearby base. Seeds are ``base + offset(task,
+    level) + index``, so base 21's episode i is base 0's episode i + 21: a new base gives new
+    layouts only ``MAX_EPISODES_PER_PAIR`` (100,000) or more away from every base used before.
+    (Sessions 6-7 collected "new" data with bases 7, 13 and 21 and got base 0's layouts again.)"""
+    from uio2_robot.seeding import MAX_EPISODES_PER_PAIR
+
+    step = MAX_EPISODES_PER_PAIR
+    if seed % step:
+        nearest = seed - seed % step
+        warnings.warn(
+            f"collection seed base {seed} is not a multiple of {step}: its episodes 0..{episodes - 1} "
+            f"are episodes {seed % step}..{seed % step + episodes - 1} of base {nearest}. For new "
+            f"layouts use a multiple of {step} that no earlier collection used (e.g. "
+            f"seed={nearest + step}).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def episode_seed(seed: int, task: str, level: str, index: int) -> int:
     """The env seed of episode ``index`` of (task, level): `uio2_robot.seeding.episode_seed`,
     the one derivation rollouts use too, so the trainer can prove evaluation never reuses a
@@ -118,6 +138,7 @@ def collect(
         raise StoreError(f"tasks={list(tasks)} and levels={list(levels)} must both be non-empty")
     if episodes < 0 or workers < 0:
         raise StoreError(f"episodes={episodes} and workers={workers} must be >= 0")
+    warn_if_base_overlaps(seed, episodes)
     os.environ.setdefault("MUJOCO_GL", "egl")  # inherited by the workers before mujoco loads
     t0 = time.perf_counter()
 

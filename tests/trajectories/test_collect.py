@@ -136,3 +136,19 @@ def test_policy_that_cannot_be_built_fails_fast(tmp_path: Path) -> None:
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     with pytest.raises(StoreError, match="not a trajectory store"):
         collect(["pick"], ["L1"], 1, workers=0, out=tmp_path / "mine", **TOY)
+
+
+def test_a_base_near_another_warns_that_it_replays_its_episodes(tmp_path: Path) -> None:
+    """Base 3's episode i is base 0's episode i + 3: collect says so instead of silently
+    collecting old layouts as new data; a multiple of 100000 draws new ones without a warning."""
+    with pytest.warns(RuntimeWarning, match=r"episodes 3\.\.4 of base 0.*seed=100000"):
+        collect(["pick"], ["L1"], 2, workers=0, out=tmp_path / "near.zarr", seed=3, **TOY)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        collect(["pick"], ["L1"], 2, workers=0, out=tmp_path / "far.zarr", seed=100000, **TOY)
+    near = {m["seed"] for m in EpisodeStore.open(tmp_path / "near.zarr").all_meta()}
+    base0 = {episode_seed(0, "pick", "L1", i) for i in range(5)}
+    far = {m["seed"] for m in EpisodeStore.open(tmp_path / "far.zarr").all_meta()}
+    assert near <= base0 and far.isdisjoint(base0)
