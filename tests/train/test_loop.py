@@ -217,6 +217,20 @@ def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):
     no_maps.mixture = MixtureWeights(r_image=0.0, point_weight=1.0)
     with pytest.raises(ValueError, match="needs a processor with point_maps"):
         Trainer(no_maps)
+    no_scenes = _cfg(store_path, tmp_path / "pt3", steps=1, cameras=["top"], crop_workspace=True)
+    no_scenes.mixture = MixtureWeights(r_image=0.0, point_weight=1.0, scene_point_weight=1.0)
+    with pytest.raises(ValueError, match="scene_point_weight > 0 needs prompt scenes"):
+        Trainer(no_scenes)
+    scenes = _cfg(
+        store_path,
+        tmp_path / "pt4",
+        steps=2,
+        cameras=["top"],
+        crop_workspace=True,
+        model_overrides={"max_prompt_scenes": 1},
+    )
+    scenes.mixture = no_scenes.mixture
+    assert np.isfinite(Trainer(scenes).train()["loss"])
 
 
 def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path, tmp_path):

@@ -401,3 +401,39 @@ def test_pointing_term_rewards_the_patch_that_holds_the_point():
         compute_losses(model, batch, mix, g, proc.vocab)
     with pytest.raises(ValueError, match="does not support pack"):
         MixtureConfig(point_weight=1.0, pack=True)
+
+
+def test_scene_pointing_scores_the_goal_scene_patch_of_the_place_point():
+    from uio2_robot.train.batching import POINT_TARGETS, batch_to_torch, encoder_inputs_from_numpy
+    from uio2_robot.train.objectives import PREFIXES, with_prefix
+
+    cfg_model = CFG.replace(point_heads=2, max_prompt_scenes=1)
+    proc = _processor()
+    torch.manual_seed(0)
+    model = UIO2Model(cfg_model)
+    batch = _batch(proc, n=4, seed=3)
+    rng = np.random.default_rng(0)
+    batch["scene_images"] = rng.uniform(-1, 1, (4, 1, 3, 32, 32)).astype(np.float32)
+    batch["scene_image_mask"] = np.array([[True], [True], [False], [True]])
+    batch["scene_image_index"] = np.zeros((4, 1), dtype=np.int64)
+    # place points: row 1 has none, row 3's is in view 1 (not the scene camera's view 0)
+    batch[POINT_TARGETS] = np.array([[0, 5], [3, -1], [1, 2], [7, 16 + 2]], dtype=np.int64)
+    g = torch.Generator().manual_seed(0)
+    plain = MixtureConfig(s_action=1.0, r_image=0.0, point_weight=1.0)
+    scene = MixtureConfig(s_action=1.0, r_image=0.0, point_weight=1.0, scene_point_weight=2.0)
+    base = compute_losses(model, batch, plain, g, proc.vocab)["loss"]
+    total = compute_losses(model, batch, scene, g, proc.vocab)["loss"]
+    # only row 0 counts: it has a scene and a place point in view 0 (patch 5)
+    with torch.no_grad():
+        inputs = encoder_inputs_from_numpy(batch_to_torch(batch, torch.device("cpu")))
+        inp = with_prefix(inputs, *PREFIXES["s_action"], proc.vocab)
+        scores = model.scene_point_logits(model.encode(inp))[:, 1, : cfg_model.n_patches]
+    expected = torch.nn.functional.cross_entropy(scores[:1], torch.tensor([5]))
+    torch.testing.assert_close(total - base, 2.0 * expected, rtol=1e-4, atol=1e-5)
+    batch["scene_image_mask"][:] = False  # no scene anywhere: the term adds nothing
+    none = compute_losses(model, batch, scene, g, proc.vocab)["loss"]
+    torch.testing.assert_close(none, compute_losses(model, batch, plain, g, proc.vocab)["loss"])
+    with pytest.raises(ValueError, match="needs point_weight"):
+        MixtureConfig(scene_point_weight=1.0)
+    with pytest.raises(ValueError, match="no prompt scenes"):
+        UIO2Model(CFG.replace(point_heads=2)).scene_point_logits(model.encode(inp))

@@ -344,6 +344,18 @@ class UIO2Model(nn.Module):
         sl = group_slices(self.cfg)["obs_patches"]
         return self.point_head(enc.hidden[:, sl]).transpose(1, 2)
 
+    def scene_point_logits(self, enc: EncoderOutput) -> Tensor:
+        """The same pointing heads over the prompt scenes' patches (scene-major):
+        (B, point_heads, max_prompt_scenes*Np). A scene is on the observation's grid, so a
+        table point falls in the same patch index of both; training uses this to say *where in
+        the goal scene* the demonstrated place point is (``MixtureConfig.scene_point_weight``)."""
+        if self.point_head is None:
+            raise ValueError("this model has no pointing heads (ModelConfig.point_heads = 0)")
+        if not self.cfg.max_prompt_scenes:
+            raise ValueError("this model has no prompt scenes (ModelConfig.max_prompt_scenes = 0)")
+        sl = group_slices(self.cfg)["prompt_scenes"]
+        return self.point_head(enc.hidden[:, sl]).transpose(1, 2)
+
     def obs_patch_targets(self, inputs: EncoderInputs) -> Tensor:
         """The observation pixels in the reconstruction layout: (B, V, Np, p*p*3)."""
         return patchify(inputs.obs_images, self.cfg.patch_size)

@@ -110,8 +110,10 @@ def build_processor(
         max_prompt_images=model_cfg.max_prompt_images,
         max_history=model_cfg.max_history,
         action_horizon=cfg.action_horizon,
-        **(workspace_crop(stores[0], cameras) if cfg.crop_workspace else {}),
-        **(scene_fields(stores[0], cameras) if model_cfg.max_prompt_scenes else {}),
+        **{  # both set frame_size (the stored frames' size): merged, not passed twice
+            **(workspace_crop(stores[0], cameras) if cfg.crop_workspace else {}),
+            **(scene_fields(stores[0], cameras) if model_cfg.max_prompt_scenes else {}),
+        },
         max_prompt_scenes=model_cfg.max_prompt_scenes,
     )
     proprio = np.concatenate([s.read_key(PROPRIO) for s in stores])
@@ -285,6 +287,13 @@ class Trainer:
             raise ValueError(
                 "mixture.point_weight > 0 needs a processor with point_maps (crop_workspace=true) "
                 f"and a model with 2 pointing heads (has {self.model_cfg.point_heads})"
+            )
+        scene_camera = self.processor.scene_key if self.processor.max_prompt_scenes else None
+        if cfg.mixture.scene_point_weight > 0 and scene_camera not in self.processor.point_maps:
+            raise ValueError(
+                "mixture.scene_point_weight > 0 needs prompt scenes (max_prompt_scenes > 0) from a "
+                f"camera with a point map; scenes: {scene_camera}, point maps: "
+                f"{sorted(self.processor.point_maps)}"
             )
         transform = TrainingTransform(
             self.processor, cfg.action_mode, self.model_cfg.grid_hw if pointing else None

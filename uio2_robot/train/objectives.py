@@ -117,6 +117,13 @@ class MixtureConfig:
     # through the decoder's cross-attention alone, that stalls at chance for thousands of steps
     # (a blob-localisation toy did not move in 600 steps; with pointing it did in 150). 0 = off.
     point_weight: float = 0.0
+    # Scene pointing: the place head also scores the first prompt scene's patches for the
+    # demonstrated place point (the scene is on the observation's grid). In a goal scene
+    # (rearrange) that patch shows the picked object at its goal; in a layout scene
+    # (scene_understanding) the container. It supervises the binding "picked object -> its spot
+    # in the goal image" that the action loss only reaches through the decoder. Needs
+    # point_weight > 0 (the same targets); steps whose prompt has no scene add nothing. 0 = off.
+    scene_point_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for term in TERMS:
@@ -149,6 +156,14 @@ class MixtureConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (np.isfinite(self.point_weight) and self.point_weight >= 0):
             raise ValueError(f"point_weight must be a finite float >= 0, got {self.point_weight}")
+        if not (np.isfinite(self.scene_point_weight) and self.scene_point_weight >= 0):
+            raise ValueError(
+                f"scene_point_weight must be a finite float >= 0, got {self.scene_point_weight}"
+            )
+        if self.scene_point_weight > 0 and not self.point_weight > 0:
+            raise ValueError(
+                "scene_point_weight > 0 needs point_weight > 0 (it reuses the pointing targets)"
+            )
         if self.point_weight > 0 and self.pack:
             raise ValueError("the pointing objective (point_weight > 0) does not support pack")
         if not (np.isfinite(self.action_bin_sigma) and self.action_bin_sigma >= 0):
@@ -506,10 +521,26 @@ def _action_with_pointing(
         )
     scores = scores[:, : points.shape[1]]
     valid = points >= 0
+    loss = action.loss
+    if bool(valid.any()):
+        loss = loss + cfg.point_weight * F.cross_entropy(scores[valid].float(), points[valid])
+    if cfg.scene_point_weight > 0:
+        loss = loss + cfg.scene_point_weight * _scene_point_loss(model, enc, inp, points)
+    return SequenceLoss(loss, action.n_tokens, action.accuracy)
+
+
+def _scene_point_loss(model, enc, inp: EncoderInputs, points: Tensor) -> Tensor:
+    """CE of the place head over the first prompt scene's patches, on rows that have a scene
+    and a place point in view 0 (the scene camera); 0 when no row does."""
+    n_patches = model.cfg.n_patches
+    if points.shape[1] < 2:
+        raise ValueError(f"scene pointing needs place targets (B, 2), got {tuple(points.shape)}")
+    place = points[:, 1]
+    valid = inp.scene_image_mask[:, 0] & (place >= 0) & (place < n_patches)
     if not bool(valid.any()):
-        return action
-    point = F.cross_entropy(scores[valid].float(), points[valid])
-    return SequenceLoss(action.loss + cfg.point_weight * point, action.n_tokens, action.accuracy)
+        return enc.hidden.new_zeros(())
+    scores = model.scene_point_logits(enc)[:, 1, :n_patches]  # (B, Np) of scene 0
+    return F.cross_entropy(scores[valid].float(), place[valid])
 
 
 def _r_image(model, inputs, tensors, cfg, generator, vocab) -> Tensor:
