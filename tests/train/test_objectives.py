@@ -403,7 +403,7 @@ def test_pointing_term_rewards_the_patch_that_holds_the_point():
         MixtureConfig(point_weight=1.0, pack=True)
 
 
-def test_scene_pointing_scores_the_goal_scene_patch_of_the_place_point():
+def test_scene_pointing_scores_goal_scene_patches_from_the_picked_patch():
     from uio2_robot.train.batching import POINT_TARGETS, batch_to_torch, encoder_inputs_from_numpy
     from uio2_robot.train.objectives import PREFIXES, with_prefix
 
@@ -427,7 +427,9 @@ def test_scene_pointing_scores_the_goal_scene_patch_of_the_place_point():
     with torch.no_grad():
         inputs = encoder_inputs_from_numpy(batch_to_torch(batch, torch.device("cpu")))
         inp = with_prefix(inputs, *PREFIXES["s_action"], proc.vocab)
-        scores = model.scene_point_logits(model.encode(inp))[:, 1, : cfg_model.n_patches]
+        enc = model.encode(inp)
+        scores = model.scene_point_logits(enc, torch.tensor([0, 3, 1, 7]))
+    # row 0's pick patch (0) scores the scene's patches; its place patch (5) is the target
     expected = torch.nn.functional.cross_entropy(scores[:1], torch.tensor([5]))
     torch.testing.assert_close(total - base, 2.0 * expected, rtol=1e-4, atol=1e-5)
     batch["scene_image_mask"][:] = False  # no scene anywhere: the term adds nothing
@@ -436,4 +438,6 @@ def test_scene_pointing_scores_the_goal_scene_patch_of_the_place_point():
     with pytest.raises(ValueError, match="needs point_weight"):
         MixtureConfig(scene_point_weight=1.0)
     with pytest.raises(ValueError, match="no prompt scenes"):
-        UIO2Model(CFG.replace(point_heads=2)).scene_point_logits(model.encode(inp))
+        UIO2Model(CFG.replace(point_heads=2)).scene_point_logits(enc, torch.zeros(4).long())
+    with pytest.raises(ValueError, match="query_patches must be"):
+        model.scene_point_logits(enc, torch.tensor([0, 1, 2, 16]))  # 16: view 1

@@ -344,17 +344,32 @@ class UIO2Model(nn.Module):
         sl = group_slices(self.cfg)["obs_patches"]
         return self.point_head(enc.hidden[:, sl]).transpose(1, 2)
 
-    def scene_point_logits(self, enc: EncoderOutput) -> Tensor:
-        """The same pointing heads over the prompt scenes' patches (scene-major):
-        (B, point_heads, max_prompt_scenes*Np). A scene is on the observation's grid, so a
-        table point falls in the same patch index of both; training uses this to say *where in
-        the goal scene* the demonstrated place point is (``MixtureConfig.scene_point_weight``)."""
-        if self.point_head is None:
-            raise ValueError("this model has no pointing heads (ModelConfig.point_heads = 0)")
+    def scene_point_logits(self, enc: EncoderOutput, query_patches: Tensor) -> Tensor:
+        """Scores of the first prompt scene's patches against one observation patch per row:
+        (B, Np), the dot product of final encoder states over sqrt(d_model).
+
+        Training asks the observation patch of the demonstrated pick point to score highest the
+        scene patch of the place point (``MixtureConfig.scene_point_weight``): in a goal scene
+        (rearrange) that is the same object at its goal, in a layout scene the container. A
+        per-patch head cannot say this under prefix encoding, where scene tokens never see the
+        observation; the picked patch can, so the binding "this object -> that spot in the goal
+        image" is put on the observation side, where the decoder reads it. No weights.
+        ``query_patches`` (B,) index view 0's patches (the scene camera's view)."""
         if not self.cfg.max_prompt_scenes:
             raise ValueError("this model has no prompt scenes (ModelConfig.max_prompt_scenes = 0)")
-        sl = group_slices(self.cfg)["prompt_scenes"]
-        return self.point_head(enc.hidden[:, sl]).transpose(1, 2)
+        n = self.cfg.n_patches
+        if query_patches.shape != enc.hidden.shape[:1] or not bool(
+            ((query_patches >= 0) & (query_patches < n)).all()
+        ):
+            raise ValueError(
+                f"query_patches must be (B={enc.hidden.shape[0]},) indices into view 0's {n} "
+                f"patches, got shape {tuple(query_patches.shape)}"
+            )
+        sl = group_slices(self.cfg)
+        scene = enc.hidden[:, sl["prompt_scenes"].start : sl["prompt_scenes"].start + n]
+        rows = torch.arange(enc.hidden.shape[0], device=enc.hidden.device)
+        query = enc.hidden[rows, sl["obs_patches"].start + query_patches]  # (B, D)
+        return torch.einsum("bnd,bd->bn", scene, query) / math.sqrt(self.cfg.d_model)
 
     def obs_patch_targets(self, inputs: EncoderInputs) -> Tensor:
         """The observation pixels in the reconstruction layout: (B, V, Np, p*p*3)."""

@@ -117,12 +117,13 @@ class MixtureConfig:
     # through the decoder's cross-attention alone, that stalls at chance for thousands of steps
     # (a blob-localisation toy did not move in 600 steps; with pointing it did in 150). 0 = off.
     point_weight: float = 0.0
-    # Scene pointing: the place head also scores the first prompt scene's patches for the
-    # demonstrated place point (the scene is on the observation's grid). In a goal scene
-    # (rearrange) that patch shows the picked object at its goal; in a layout scene
-    # (scene_understanding) the container. It supervises the binding "picked object -> its spot
-    # in the goal image" that the action loss only reaches through the decoder. Needs
-    # point_weight > 0 (the same targets); steps whose prompt has no scene add nothing. 0 = off.
+    # Scene pointing: the observation patch of the demonstrated pick point scores the first
+    # prompt scene's patches (dot product of encoder states), and the scene patch of the place
+    # point must win: in a goal scene (rearrange) that is the picked object at its goal, in a
+    # layout scene (scene_understanding) the container. It supervises the binding "picked object
+    # -> its spot in the goal image", which the action loss reaches only through the decoder
+    # (v10 places the right object at another object's goal). Needs point_weight > 0 (the same
+    # targets); rows without a scene or without both points in view 0 add nothing. 0 = off.
     scene_point_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -530,17 +531,21 @@ def _action_with_pointing(
 
 
 def _scene_point_loss(model, enc, inp: EncoderInputs, points: Tensor) -> Tensor:
-    """CE of the place head over the first prompt scene's patches, on rows that have a scene
-    and a place point in view 0 (the scene camera); 0 when no row does."""
+    """CE over the first prompt scene's patches of "which one holds the place point", scored
+    from the pick point's observation patch; on rows that have a scene and both points in view 0
+    (the scene camera's); 0 when no row does."""
     n_patches = model.cfg.n_patches
     if points.shape[1] < 2:
-        raise ValueError(f"scene pointing needs place targets (B, 2), got {tuple(points.shape)}")
-    place = points[:, 1]
-    valid = inp.scene_image_mask[:, 0] & (place >= 0) & (place < n_patches)
+        raise ValueError(f"scene pointing needs pick and place targets (B, 2), got {points.shape}")
+    pick, place = points[:, 0], points[:, 1]
+    in_view0 = (pick >= 0) & (pick < n_patches) & (place >= 0) & (place < n_patches)
+    valid = inp.scene_image_mask[:, 0] & in_view0
     if not bool(valid.any()):
         return enc.hidden.new_zeros(())
-    scores = model.scene_point_logits(enc)[:, 1, :n_patches]  # (B, Np) of scene 0
-    return F.cross_entropy(scores[valid].float(), place[valid])
+    rows = valid.nonzero().squeeze(1)
+    sub = enc._replace(hidden=enc.hidden[rows])
+    scores = model.scene_point_logits(sub, pick[rows])  # (b, Np)
+    return F.cross_entropy(scores.float(), place[rows])
 
 
 def _r_image(model, inputs, tensors, cfg, generator, vocab) -> Tensor:
