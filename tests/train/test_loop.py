@@ -231,6 +231,17 @@ def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):
     )
     scenes.mixture = no_scenes.mixture
     assert np.isfinite(Trainer(scenes).train()["loss"])
+    # the probe reads the trained heads back on the store's demonstrations
+    from uio2_robot.train.probe import probe_pointing
+
+    ckpt = str(tmp_path / "pt4" / "checkpoints" / "policy")
+    scores = probe_pointing(ckpt, store_path, "synthetic", samples=16)
+    for name in ("pick", "place"):
+        assert scores[name].n == 16 and 0.0 <= scores[name].accuracy <= 1.0
+        assert scores[name].cross_entropy > 0
+    assert scores["scene"] is None  # the synthetic prompts hold no scene
+    with pytest.raises(ValueError, match="holds no 'rearrange' episodes"):
+        probe_pointing(ckpt, store_path, "rearrange")
 
 
 def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path, tmp_path):
