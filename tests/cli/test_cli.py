@@ -56,6 +56,9 @@ def test_ctrl_c_during_collect_keeps_stored_episodes_and_says_how_to_resume(tmp_
          "tasks=[visual_manipulation]", "episodes=2000", "workers=0", "image_size=32",
          "progress=false"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+        # a shell running the suite in the background ignores SIGINT, and a child inherits
+        # that (Python then installs no KeyboardInterrupt handler): give it back the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.time() + 120
     while not (out / "zarr.json").exists() and time.time() < deadline and proc.poll() is None:
