@@ -25,7 +25,9 @@ class MixtureWeights:
     label_smoothing: float = 0.0
     action_bin_sigma: float = 0.0  # HL-Gauss width in bins for action targets; 0 = one-hot
     point_weight: float = 0.0  # pointing objective (needs crop_workspace or point maps); 0 = off
-    scene_point_weight: float = 0.0  # the place head on the goal scene too (needs point_weight)
+    scene_point_weight: float = (
+        0.0  # picked patch -> place point in the goal scene (needs point_weight)
+    )
     assignment: str = "all"  # all: every term on the whole batch; split: one term per example
 
 

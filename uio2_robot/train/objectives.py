@@ -532,20 +532,30 @@ def _action_with_pointing(
 
 def _scene_point_loss(model, enc, inp: EncoderInputs, points: Tensor) -> Tensor:
     """CE over the first prompt scene's patches of "which one holds the place point", scored
-    from the pick point's observation patch; on rows that have a scene and both points in view 0
-    (the scene camera's); 0 when no row does."""
+    from the pick point's observation patch; 0 when no row has a scene and both points."""
+    scored = scene_point_scores(model, enc, inp, points)
+    if scored is None:
+        return enc.hidden.new_zeros(())
+    scores, targets = scored
+    return F.cross_entropy(scores.float(), targets)
+
+
+def scene_point_scores(
+    model, enc, inp: EncoderInputs, points: Tensor
+) -> tuple[Tensor, Tensor] | None:
+    """The scene-pointing scores (b, Np) and their place-patch targets (b,) on the rows that
+    have a prompt scene and both points in view 0 (the scene camera's); None when none does.
+    Shared by the training term and `uio2_robot.train.probe`."""
     n_patches = model.cfg.n_patches
-    if points.shape[1] < 2:
+    if points.dim() != 2 or points.shape[1] < 2:
         raise ValueError(f"scene pointing needs pick and place targets (B, 2), got {points.shape}")
     pick, place = points[:, 0], points[:, 1]
     in_view0 = (pick >= 0) & (pick < n_patches) & (place >= 0) & (place < n_patches)
-    valid = inp.scene_image_mask[:, 0] & in_view0
-    if not bool(valid.any()):
-        return enc.hidden.new_zeros(())
-    rows = valid.nonzero().squeeze(1)
-    sub = enc._replace(hidden=enc.hidden[rows])
-    scores = model.scene_point_logits(sub, pick[rows])  # (b, Np)
-    return F.cross_entropy(scores.float(), place[rows])
+    rows = (inp.scene_image_mask[:, 0] & in_view0).nonzero().squeeze(1)
+    if not len(rows):
+        return None
+    scores = model.scene_point_logits(enc._replace(hidden=enc.hidden[rows]), pick[rows])
+    return scores, place[rows]
 
 
 def _r_image(model, inputs, tensors, cfg, generator, vocab) -> Tensor:

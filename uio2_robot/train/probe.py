@@ -25,7 +25,7 @@ from uio2_robot.model import ModelConfig, UIO2Model
 from uio2_robot.tokenize.processor import Processor
 from uio2_robot.train.batching import POINT_TARGETS, batch_to_torch, encoder_inputs_from_numpy
 from uio2_robot.train.checkpoint import load_checkpoint
-from uio2_robot.train.objectives import PREFIXES, with_prefix
+from uio2_robot.train.objectives import PREFIXES, scene_point_scores, with_prefix
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 
 
@@ -87,14 +87,8 @@ def probe_pointing(
         out[name] = _score(heads[valid, k], points[valid, k])
     out["scene"] = None
     if model.cfg.max_prompt_scenes:
-        n = model.cfg.n_patches
-        valid = inputs.scene_image_mask[:, 0] & ((points >= 0) & (points < n)).all(1)
-        rows = valid.nonzero().squeeze(1)
-        if len(rows):
-            scores = model.scene_point_logits(
-                enc._replace(hidden=enc.hidden[rows]), points[rows, 0]
-            )
-            out["scene"] = _score(scores, points[rows, 1])
+        scored = scene_point_scores(model, enc, inputs, points)
+        out["scene"] = _score(*scored) if scored is not None else None
     return out
 
 
