@@ -64,6 +64,16 @@ def test_ctrl_c_during_collect_keeps_stored_episodes_and_says_how_to_resume(tmp_
     while not (out / "zarr.json").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert (out / "zarr.json").exists(), proc.communicate()[1][-2000:]
+
+    def stored() -> int:
+        try:
+            return EpisodeStore.open(out, mode="r").n_episodes
+        except Exception:  # the store's first commit may not be written yet
+            return 0
+
+    while stored() < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # interrupt mid-run, once an episode is committed (slow hosts)
+    assert proc.poll() is None, "collect finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
