@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also time the torch policy on the GPU (fp32; each step ends with the action on the host)",
     )
+    p.add_argument(
+        "--scene",
+        action="store_true",
+        help="a rearrange-style prompt whose image is a whole camera frame (a goal scene), so "
+        "policies with prompt scenes guide their placement; adds an unguided fp32 row",
+    )
     p.add_argument("--work-dir", type=Path, default=None, help="where bundles go (default: temp)")
     p.add_argument(
         "--reuse",
@@ -141,9 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         policies[name] = UIO2Policy.from_checkpoint(checkpoint, device="cuda")
     for variant in bundles:
         policies[f"onnxruntime {variant}"] = OnnxPolicy(bundles[variant].root, threads=args.threads)
-    if policies["onnxruntime fp32"].runner.has_prompt_cache:  # the uncached baseline
+    guided = policies["onnxruntime fp32"].guide_place
+    if args.scene and guided:  # what guidance costs: the same bundle without it
+        policies["onnxruntime fp32, unguided"] = OnnxPolicy(
+            bundles["fp32"].root, threads=args.threads, guide_place=False
+        )
+    if policies["onnxruntime fp32"].runner.has_prompt_cache and not args.scene:
+        # the uncached baseline (guidance reads the scene from the cache; no scene here anyway)
         policies["onnxruntime fp32, prompt re-encoded every step"] = OnnxPolicy(
-            bundles["fp32"].root, threads=args.threads, cache_prompt=False
+            bundles["fp32"].root, threads=args.threads, cache_prompt=False, guide_place=False
         )
     cfg = bundles["fp32"].manifest["model_config"]
     processor = policies["torch eager"].processor
@@ -152,11 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(2)]
     prompt = ["Put the ", crops[0], " into the ", crops[1], "."]
+    if args.scene:
+        if processor.frame_size is None:
+            raise SystemExit("--scene: this policy's processor has no frame_size (no scenes)")
+        prompt = ["Rearrange to this ", rng.integers(0, 256, (*processor.frame_size, 3), np.uint8)]
+    frame = processor.frame_size if args.scene else (args.image, args.image)
     observations = []
     for _ in range(16):
-        obs = {
-            k: rng.integers(0, 256, (args.image, args.image, 3), dtype=np.uint8) for k in CAMERAS
-        }
+        obs = {k: rng.integers(0, 256, (*frame, 3), dtype=np.uint8) for k in CAMERAS}
         obs[processor.proprio_key] = rng.normal(size=processor.proprio_dim).astype(np.float32)
         observations.append(obs)
     space = action_space("primitive")
@@ -203,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{enc_mask.shape[1]} of them real"
         )
     print(
-        f"\nOne control step of the `{cfg['name']}` policy (preprocess 2 x {args.image}px frames, "
+        f"\nOne control step of the `{cfg['name']}` policy (preprocess 2 x {frame[0]}px frames, "
+        f"a prompt {'with a goal scene, placement guided' if args.scene else 'without a scene'}, "
         f"{encode}, decode {n_tokens} action tokens, detokenize); "
         f"{args.threads} threads, {args.iters} steps after {args.warmup} warm-up, in blocks of "
         f"{args.block}; {weights}; "

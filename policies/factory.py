@@ -55,6 +55,8 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
             temporal_ensemble=bool(kwargs.get("temporal_ensemble", False)),
             execute_steps=int(kwargs.get("execute_steps") or 1),
             seed=int(kwargs.get("seed") or 0),
+            guide_place=kwargs.get("guide_place"),
+            guide_margin=int(kwargs.get("guide_margin", 1)),
         )
     if name == "onnx":
         from uio2_robot.policies.onnx_policy import OnnxPolicy
@@ -70,5 +72,7 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
             threads=int(kwargs.get("threads") or 0),
             temporal_ensemble=bool(kwargs.get("temporal_ensemble", False)),
             execute_steps=int(kwargs.get("execute_steps") or 1),
+            guide_place=kwargs.get("guide_place"),
+            guide_margin=int(kwargs.get("guide_margin", 1)),
         )
     raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")

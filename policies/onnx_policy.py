@@ -22,6 +22,12 @@ import numpy as np
 from uio2_robot.export.manifest import Bundle
 from uio2_robot.export.runtime import BundleRunner
 from uio2_robot.policies.base import Observation
+from uio2_robot.policies.scene_guide import (
+    grid_hw_of,
+    guided_allowed,
+    recommended_guidance,
+    scene_match,
+)
 from uio2_robot.policies.token_policy import TokenPolicy
 
 
@@ -37,11 +43,27 @@ class OnnxPolicy(TokenPolicy):
         execute_steps: int = 1,
         warmup: bool = True,
         cache_prompt: bool = True,
+        guide_place: bool | None = None,
+        guide_margin: int = 1,
     ) -> None:
         """``cache_prompt``: with a prefix-encoding bundle, encode the prompt once per episode
-        (False re-encodes it with every observation: same tokens, slower; for benchmarks)."""
+        (False re-encodes it with every observation: same tokens, slower; for benchmarks).
+        ``guide_place``/``guide_margin``: scene-guided placement as in `UIO2Policy` (None: the
+        bundle's recommendation, ``inference.guide_place`` in its manifest)."""
         self.cache_prompt = cache_prompt
         self.runner = BundleRunner(bundle, providers=providers, threads=threads, warmup=warmup)
+        self.guide_place = recommended_guidance(self.runner.bundle.manifest, guide_place)
+        if self.guide_place and not self.runner.has_scene_states:
+            raise ValueError(
+                f"guide_place needs a bundle whose graphs export scene states (a prefix-encoding "
+                f"model with prompt scenes); {self.runner.bundle.root} has none"
+            )
+        if self.guide_place and not cache_prompt:
+            raise ValueError("guide_place reads the scene from the prompt cache: keep cache_prompt")
+        if guide_margin < 0:
+            raise ValueError(f"guide_margin must be >= 0 bins, got {guide_margin}")
+        self.guide_margin = guide_margin
+        self._scene_states: np.ndarray | None = None
         super().__init__(
             self.runner.bundle.processor,
             temporal_ensemble,
@@ -61,17 +83,36 @@ class OnnxPolicy(TokenPolicy):
 
     def _on_reset(self) -> None:
         self._allowed = self.runner.allowed_mask(self.processor.allowed_action_ids(self._mode))
+        self._scene_states = None
 
     def plan_tokens(self, obs: Observation) -> np.ndarray:
         """Greedy action tokens (n_tokens,) for ``obs``."""
         assert self._mode is not None
         arrays = self.encoder_arrays(obs)
         if self.cache_prompt and self.runner.has_prompt_cache and self._prompt_cache is None:
-            self._prompt_cache = self.runner.encode_prompt(arrays)  # once per episode
-        tokens = self.runner.generate(
-            arrays,
-            self.processor.n_action_tokens(self._mode),
-            allowed=self._allowed,
-            prompt=self._prompt_cache,
+            if self.guide_place:  # once per episode
+                self._prompt_cache, self._scene_states = self.runner.encode_prompt_states(arrays)
+            else:
+                self._prompt_cache = self.runner.encode_prompt(arrays)
+        n_tokens = self.processor.n_action_tokens(self._mode)
+        guide = (
+            self.guide_place
+            and self._mode == "primitive"
+            and bool(arrays["scene_image_mask"][0, 0])
         )
-        return tokens[0]
+        cross, b = self.runner.encode_cross(arrays, self._prompt_cache, obs_states=guide)
+        tokens = self.runner.decode(cross, b, n_tokens, self._allowed)[0]
+        if guide:
+            assert self._scene_states is not None
+            obs_states = cross[-1][0]  # (Np, D) of view 0
+            rows = guided_allowed(
+                self.processor,
+                tokens,
+                grid_hw_of(self.runner.bundle.manifest["model_config"]),
+                self.runner.vocab_size,
+                lambda pick: scene_match(self._scene_states[0], obs_states[pick]),
+                self.guide_margin,
+            )
+            if rows is not None:
+                tokens = self.runner.decode(cross, b, n_tokens, rows)[0]
+        return tokens

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from uio2_robot.model.config import ModelConfig
+from uio2_robot.model.inputs import EncoderInputs
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.policies.base import Observation
+from uio2_robot.policies.scene_guide import guided_allowed, recommended_guidance
 from uio2_robot.policies.token_policy import TokenPolicy
 from uio2_robot.tokenize.processor import Processor
 from uio2_robot.train.batching import encoder_inputs_from_numpy
@@ -42,8 +44,21 @@ class UIO2Policy(TokenPolicy):
         execute_steps: int = 1,
         seed: int = 0,
         train_seeds: dict[str, list[int]] | None = None,
+        guide_place: bool | None = False,
+        guide_margin: int = 1,
     ) -> None:
+        """``guide_place``: read the place point from the prompt's goal scene
+        (`policies.scene_guide`); needs a model with prompt scenes, acts only in primitive mode
+        on prompts that show a scene. ``guide_margin``: bins of slack around the goal patch."""
         super().__init__(processor, temporal_ensemble, execute_steps, train_seeds)
+        if guide_place and not model.cfg.max_prompt_scenes:
+            raise ValueError(
+                "guide_place needs a model with prompt scenes (ModelConfig.max_prompt_scenes > 0)"
+            )
+        if guide_margin < 0:
+            raise ValueError(f"guide_margin must be >= 0 bins, got {guide_margin}")
+        self.guide_place = bool(guide_place)
+        self.guide_margin = guide_margin
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.greedy = greedy
@@ -52,11 +67,13 @@ class UIO2Policy(TokenPolicy):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> UIO2Policy:
-        """Load a checkpoint folder written by `uio2-robot train` (weights, config, processor)."""
+        """Load a checkpoint folder written by `uio2-robot train` (weights, config, processor).
+        ``guide_place=None`` (or absent) takes the checkpoint's ``inference.guide_place``."""
         weights, config, processor_dict = load_checkpoint(path)
         model = UIO2Model(ModelConfig.from_dict(config["model"]))
         model.load_state_dict(weights)
         processor = Processor.from_dict(processor_dict)
+        kwargs["guide_place"] = recommended_guidance(config, kwargs.get("guide_place"))
         return cls(model, processor, device=device, train_seeds=config.get("train_seeds"), **kwargs)
 
     @torch.no_grad()
@@ -70,6 +87,21 @@ class UIO2Policy(TokenPolicy):
             )
         allowed = torch.zeros(self.model.cfg.vocab_size, dtype=torch.bool, device=self.device)
         allowed[torch.from_numpy(self.processor.allowed_action_ids(self._mode))] = True
+        tokens = self._generate(inputs, allowed)
+        if self.guide_place and self._mode == "primitive" and bool(inputs.scene_image_mask[0, 0]):
+            rows = guided_allowed(
+                self.processor,
+                tokens,
+                self.model.cfg.grid_hw,
+                self.model.cfg.vocab_size,
+                lambda pick: self._scene_scores(inputs, pick),
+                self.guide_margin,
+            )
+            if rows is not None:
+                tokens = self._generate(inputs, torch.from_numpy(rows).to(self.device))
+        return tokens
+
+    def _generate(self, inputs: EncoderInputs, allowed: torch.Tensor) -> np.ndarray:
         tokens = self.model.generate(
             inputs,
             self.processor.n_action_tokens(self._mode),
@@ -81,3 +113,9 @@ class UIO2Policy(TokenPolicy):
             prompt=self._prompt_cache,
         )
         return tokens[0].cpu().numpy()
+
+    def _scene_scores(self, inputs: EncoderInputs, pick: int) -> np.ndarray:
+        """The first prompt scene's patch scores (Np,) for observation patch ``pick``."""
+        enc = self.model.encode(inputs)
+        query = torch.tensor([pick], device=self.device)
+        return self.model.scene_point_logits(enc, query)[0].float().cpu().numpy()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from uio2_robot.envs.spaces import action_space
 from uio2_robot.export.manifest import (
     ENCODER_INPUTS,
     PROMPT_INPUTS,
@@ -20,6 +21,8 @@ from uio2_robot.export.manifest import (
 )
 from uio2_robot.export.runtime import BundleRunner
 from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs
+from uio2_robot.policies.onnx_policy import OnnxPolicy
+from uio2_robot.policies.scene_guide import scene_match
 
 OLD_ENCODER_INPUTS = (
     "tokens",
@@ -104,9 +107,14 @@ def test_onnx_matches_torch_with_and_without_a_scene(scene_export, scene_model, 
 
     runner = BundleRunner(scene_export["bundle"], threads=1, warmup=False)
     arrays = _arrays(runner, scene)
+
+    def prompt_and_states(a: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        cache, states = runner.encode_prompt_states(a)
+        return (*cache, states)
+
     for graph, run in (
         (EncoderGraph(scene_model), runner.encode),
-        (PromptEncoderGraph(scene_model), runner.encode_prompt),
+        (PromptEncoderGraph(scene_model), prompt_and_states),
     ):
         with torch.no_grad():
             want = graph(*(torch.from_numpy(arrays[n]) for n in graph.input_names))
@@ -122,3 +130,61 @@ def test_onnx_matches_torch_with_and_without_a_scene(scene_export, scene_model, 
     prompt_len = runner.encode_prompt(arrays)[2].shape[1]
     other_len = runner.encode_prompt(_arrays(runner, not scene))[2].shape[1]
     assert prompt_len - other_len == (n_patches if scene else -n_patches)
+
+
+def test_exported_states_give_torchs_scene_scores(scene_export, scene_model) -> None:
+    """The prompt graph's scene states and the step graph's observation states score like
+    ``UIO2Model.scene_point_logits`` on the whole prefix-masked encoding."""
+    from uio2_robot.model.inputs import EncoderInputs as Inputs
+
+    runner = BundleRunner(scene_export["bundle"], threads=1, warmup=False)
+    assert runner.has_scene_states
+    arrays = _arrays(runner, scene=True)
+    cache, scene_states = runner.encode_prompt_states(arrays)
+    cross, batch = runner.encode_cross(arrays, cache, obs_states=True)
+    assert batch == 1 and len(cross) == 4
+    n = scene_model.cfg.n_patches
+    assert scene_states.shape == cross[3].shape == (1, n, scene_model.cfg.d_model)
+    inputs = Inputs(**{k: torch.from_numpy(arrays[k]) for k in Inputs.names()})
+    with torch.no_grad():
+        enc = scene_model.encode(inputs)
+        for pick in (0, n // 2, n - 1):
+            want = scene_model.scene_point_logits(enc, torch.tensor([pick]))[0].numpy()
+            np.testing.assert_allclose(
+                scene_match(scene_states[0], cross[3][0, pick]), want, atol=1e-4
+            )
+    with pytest.raises(ValueError, match="step encoder"):
+        runner.encode_cross(arrays, None, obs_states=True)
+
+
+def test_guided_placement_is_the_same_in_torch_and_onnx(scene_export) -> None:
+    """Both runtimes guide the same steps to the same tokens, and guiding changes some."""
+    from uio2_robot.policies.uio2 import UIO2Policy
+
+    policies = {
+        "torch": UIO2Policy.from_checkpoint(scene_export["checkpoint"], guide_place=True),
+        "onnx": OnnxPolicy(scene_export["bundle"], threads=1, warmup=False, guide_place=True),
+        "unguided": OnnxPolicy(scene_export["bundle"], threads=1, warmup=False),
+    }
+    processor = policies["onnx"].processor
+    rng = np.random.default_rng(1)
+    changed = 0
+    for episode in range(3):
+        small = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        scene = rng.integers(0, 256, (*processor.frame_size, 3), dtype=np.uint8)
+        for policy in policies.values():
+            policy.reset(["put ", small, " as in ", scene], action_space("primitive"))
+        for _ in range(4):
+            frame = (*processor.frame_size, 3)
+            obs = {k: rng.integers(0, 256, frame, dtype=np.uint8) for k in processor.camera_keys}
+            obs[processor.proprio_key] = rng.normal(size=processor.proprio_dim).astype(np.float32)
+            tokens = {name: p.plan_tokens(obs) for name, p in policies.items()}
+            assert np.array_equal(tokens["torch"], tokens["onnx"]), episode
+            assert np.array_equal(tokens["onnx"][:3], tokens["unguided"][:3])  # same pick
+            changed += int(not np.array_equal(tokens["onnx"], tokens["unguided"]))
+    assert changed > 0
+
+
+def test_guidance_needs_scene_states(bundle) -> None:
+    with pytest.raises(ValueError, match="scene states"):
+        OnnxPolicy(bundle, threads=1, warmup=False, guide_place=True)

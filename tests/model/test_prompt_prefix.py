@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from uio2_robot.model import UIO2Model, get_config, random_encoder_inputs
+from uio2_robot.model.uio2 import scene_match
 
 BOS = 1471
 
@@ -56,6 +57,28 @@ def test_cached_prompt_plus_step_equals_the_full_encoder(prefix_model, inputs):
     real = enc.mask[None, :, None, :, None]  # padded positions are never attended to
     torch.testing.assert_close(cross_k * real, want_k * real, atol=1e-5, rtol=0)
     torch.testing.assert_close(cross_v * real, want_v * real, atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_split_states_are_the_full_encoders_and_score_scenes_alike(prefix_model, inputs):
+    """The states scene-guided placement reads from the two halves (prompt: scene patches,
+    step: observation patches) equal the full encoder's, so their scene scores do too."""
+    enc = prefix_model.encode(inputs)
+    prompt, step = _prompt_and_step(prefix_model, inputs)
+    _, prompt_hidden = prefix_model.encode_prompt_states(prompt)
+    *_, step_hidden = prefix_model.encode_step_states(prefix_model.encode_prompt(prompt), step)
+    sp = prefix_model.cfg.prompt_seq_len
+    real = enc.mask.unsqueeze(-1)
+    torch.testing.assert_close(prompt_hidden * real[:, :sp], enc.hidden[:, :sp] * real[:, :sp])
+    torch.testing.assert_close(step_hidden, enc.hidden[:, sp:], atol=1e-5, rtol=0)
+    sl = prefix_model.group_slices(prefix_model.cfg)["prompt_scenes"]
+    n = prefix_model.cfg.n_patches
+    picks = torch.tensor([0, n // 2, n - 1])
+    want = prefix_model.scene_point_logits(enc, picks)
+    got = scene_match(
+        prompt_hidden[:, sl.start : sl.start + n], step_hidden[torch.arange(3), picks]
+    )
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
 @torch.no_grad()

@@ -249,6 +249,8 @@ def export_bundle(
     }
     if config.get("train_seeds"):
         extra["train_seeds"] = config["train_seeds"]
+    if config.get("inference"):  # how the checkpoint is meant to be run (scene guidance)
+        extra["inference"] = config["inference"]
     return _write_bundle(
         Path(out),
         overwrite,
@@ -285,6 +287,7 @@ def convert_bundle(
         "source_checkpoint",
         "created_at",
         "train_seeds",
+        "inference",
         "encoder_drops_padding",
         "greedy_decoder",
     )

@@ -52,11 +52,12 @@ from uio2_robot.export.manifest import (
     PROMPT_OUTPUTS,
     STEP_INPUTS,
     encoder_input_names,
+    graph_io_names,
     prompt_input_names,
 )
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs, random_encoder_inputs
-from uio2_robot.model.sequence import EncoderOutput
+from uio2_robot.model.sequence import EncoderOutput, group_slices
 from uio2_robot.model.uio2 import PromptCache, UIO2Model
 
 MAX_BATCH = 1024
@@ -154,10 +155,21 @@ class PromptEncoderGraph(_ModelGraph):
         self.input_names = prompt_input_names(model.cfg.to_dict())
 
     def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
-        values = graph_inputs(self.model.cfg, self.input_names, args)
+        cfg = self.model.cfg
+        values = graph_inputs(cfg, self.input_names, args)
         emb = self.model.embed_prompt(*(values[name] for name in PROMPT_FIELDS))
         # every prompt starts with its paradigm and target-modality tokens (tokenize.prompt)
-        return tuple(self.model.encode_prompt(drop_padding(emb, lower_bound=2)[0]))
+        compact, keep = drop_padding(emb, lower_bound=2)
+        cache, hidden = self.model.encode_prompt_states(compact)
+        if not cfg.max_prompt_scenes:
+            return tuple(cache)
+        # the first scene's patches where padding was dropped before them; a batch without any
+        # scene has none to find, so clamp (those rows are never read: scene_image_mask says so)
+        first = (keep < group_slices(cfg)["prompt_scenes"].start).sum()
+        index = (first + torch.arange(cfg.n_patches, device=keep.device)).clamp(
+            max=hidden.shape[1] - 1
+        )
+        return (*cache, hidden.index_select(1, index))  # + scene_states (B, Np, D)
 
 
 class StepEncoderGraph(_ModelGraph):
@@ -174,10 +186,14 @@ class StepEncoderGraph(_ModelGraph):
         prompt_mask: Tensor,  # (B, Sp) bool
         prompt_cross_k: Tensor,  # (n_dec, B, H, Sp, Dh)
         prompt_cross_v: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, ...]:
         emb = self.model.embed_step(obs_images, history_images, history_mask, proprio)
         cache = PromptCache(prompt_k, prompt_v, prompt_mask, prompt_cross_k, prompt_cross_v)
-        return self.model.encode_step(cache, emb)
+        cross_k, cross_v, enc_mask, hidden = self.model.encode_step_states(cache, emb)
+        if not self.model.cfg.max_prompt_scenes:
+            return cross_k, cross_v, enc_mask
+        # + obs_states (B, Np, D): the step starts with view 0's observation patches
+        return cross_k, cross_v, enc_mask, hidden[:, : self.model.cfg.n_patches]
 
 
 class DecoderStepGraph(_ModelGraph):
@@ -438,7 +454,9 @@ def _prompt_example(model: UIO2Model) -> tuple[EncoderInputs, PromptCache]:
     example.scene_image_mask[1:] = False
     graph = PromptEncoderGraph(model).eval()
     with torch.no_grad():
-        cache = PromptCache(*graph(*_example_args(example, graph.input_names)))
+        cache = PromptCache(
+            *graph(*_example_args(example, graph.input_names))[: len(PROMPT_OUTPUTS)]
+        )
     return example, cache
 
 
@@ -453,7 +471,7 @@ def export_prompt_encoder(model: UIO2Model, path: str | Path) -> Path:
         _example_args(example, names),
         Path(path),
         names,
-        PROMPT_OUTPUTS,
+        graph_io_names("prompt_encoder", model.cfg.to_dict())[1],
         {"args": tuple({0: batch} for _ in names)},
         rename={"u0": "prompt_len"},
     )
@@ -482,6 +500,6 @@ def export_step_encoder(model: UIO2Model, path: str | Path) -> Path:
         (*_example_args(example, OBSERVATION_INPUTS), *cache),
         Path(path),
         STEP_INPUTS,
-        ENCODER_OUTPUTS,
+        graph_io_names("step_encoder", model.cfg.to_dict())[1],
         dynamic,
     )

@@ -84,6 +84,9 @@ PROMPT_INPUTS = ENCODER_INPUTS[:4]
 OBSERVATION_INPUTS = ENCODER_INPUTS[4:]
 PROMPT_OUTPUTS = ("prompt_k", "prompt_v", "prompt_mask", "prompt_cross_k", "prompt_cross_v")
 STEP_INPUTS = (*OBSERVATION_INPUTS, *PROMPT_OUTPUTS)
+SCENE_STATE_OUTPUTS = {"prompt_encoder": "scene_states", "step_encoder": "obs_states"}
+"""The extra output of each prefix graph of a model with prompt scenes: the first scene's and
+view 0's final encoder states (B, Np, D), for scene-guided placement (``policies.scene_guide``)."""
 GRAPH_IO = {
     "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
     "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),
@@ -122,6 +125,8 @@ def graph_io_names(
         ins = encoder_input_names(model_config)
     elif graph == "prompt_encoder":
         ins = prompt_input_names(model_config)
+    if graph in SCENE_STATE_OUTPUTS and has_prompt_scenes(model_config):
+        outs = (*outs, SCENE_STATE_OUTPUTS[graph])
     return ins, outs
 
 
@@ -366,7 +371,8 @@ def _check_graph_specs(manifest: dict[str, Any]) -> None:
             got = tuple(d.get("name") for d in spec.get(kind, []))
             if got != want:
                 raise BundleError(
-                    f"manifest: {graph} {kind} are {list(got)}, expected {list(want)}"
+                    f"manifest: {graph} {kind} are {list(got)}, expected {list(want)} (a bundle "
+                    "from an older export: export it again from its checkpoint)"
                 )
     _check_greedy_decoder(manifest)
 

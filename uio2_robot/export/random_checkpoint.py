@@ -22,7 +22,8 @@ def make_random_checkpoint(
 
     ``action_horizon`` is the processor's chunk length; ``overrides`` change ModelConfig fields.
     A model with prompt scenes gets a processor whose camera frames (and so scenes) are twice the
-    observation size, as ``uio2_robot.export.parity.synthetic_episodes`` makes them.
+    observation size, as ``uio2_robot.export.parity.synthetic_episodes`` makes them, and a
+    point map on view 0 (the top view's).
     """
     import torch
 
@@ -35,8 +36,14 @@ def make_random_checkpoint(
     base = get_config(preset, **overrides)
     sizes = processor_sizes(base)
     if base.max_prompt_scenes:  # a prompt image of the camera frame's size is a scene
+        from uio2_robot.envs.render import top_view_point_map
+        from uio2_robot.envs.spaces import CAMERAS
+
         h, w = base.image_hw
         sizes["frame_size"] = (2 * h, 2 * w)
+        # view 0 maps table points to pixels (as a cropped top view does), so scene-guided
+        # placement has a pick patch to guide from
+        sizes["point_maps"] = {sizes.get("camera_keys", CAMERAS)[0]: top_view_point_map()}
     processor = Processor.for_suite(**sizes, action_horizon=action_horizon)
     cfg = base.replace(
         vocab_size=processor.vocab.size, image_marker_id=processor.vocab.image_marker_id(0)

@@ -29,9 +29,11 @@ from uio2_robot.export.manifest import (
     ENCODER_OUTPUTS,
     GREEDY_OUTPUTS,
     PROMPT_OUTPUTS,
+    SCENE_STATE_OUTPUTS,
     Bundle,
     BundleError,
     TensorSpec,
+    has_prompt_scenes,
     load_bundle,
 )
 
@@ -250,6 +252,28 @@ class BundleRunner:
         outs = self.encoder.run(list(ENCODER_OUTPUTS), feed)
         return tuple(outs)
 
+    @property
+    def has_scene_states(self) -> bool:
+        """True for a prefix bundle of a model with prompt scenes: its prompt and step graphs
+        also export the scene and observation-patch states scene-guided placement reads."""
+        return self.has_prompt_cache and has_prompt_scenes(self.bundle.manifest["model_config"])
+
+    def encode_prompt_states(
+        self, arrays: Mapping[str, np.ndarray]
+    ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """``encode_prompt``'s cache and, from the same run, the first prompt scene's final
+        encoder states (B, Np, D) (``scene_states``; garbage where the prompt has no scene)."""
+        if not self.has_scene_states:
+            raise ValueError(
+                f"{self.bundle.root} exports no scene states: scene-guided placement needs a "
+                "prefix-encoding model with prompt scenes"
+            )
+        feed = {s.name: arrays[s.name] for s in self.prompt_inputs if s.name in arrays}
+        check_feed("prompt_encoder", self.prompt_inputs, feed)
+        names = [*PROMPT_OUTPUTS, SCENE_STATE_OUTPUTS["prompt_encoder"]]
+        outs = self.sessions["prompt_encoder"].run(names, feed)
+        return tuple(outs[:-1]), outs[-1]
+
     def encode_prompt(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """The prompt inputs of batched encoder arrays -> the prompt cache (``PROMPT_OUTPUTS``:
         per-layer keys, values, mask, decoder cross K/V). Prefix bundles only."""
@@ -357,21 +381,66 @@ class BundleRunner:
         and the others read -inf.
         ``prompt``: this episode's ``encode_prompt`` cache; only the step is then encoded.
         """
+        self._check_n_tokens(n_tokens)
+        mask = self.allowed_mask(allowed)
+        cross, b = self.encode_cross(arrays, prompt)
+        return self.decode(cross, b, n_tokens, mask, return_logits)
+
+    def _check_n_tokens(self, n_tokens: int) -> None:
         if not 1 <= n_tokens <= self.max_dec_len:
             raise ValueError(
                 f"n_tokens must be in [1, max_dec_len={self.max_dec_len}], got {n_tokens}"
             )
-        mask = self.allowed_mask(allowed)
+
+    def encode_cross(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        prompt: Sequence[np.ndarray] | None = None,
+        obs_states: bool = False,
+    ) -> tuple[list[Any], int]:
+        """What the decoder reads (cross_k, cross_v, enc_mask: on a GPU left on the device) and
+        the batch size. ``obs_states`` (step encoder of a scene bundle only) appends view 0's
+        observation-patch states (B, Np, D) as a host array."""
         # On a GPU the encoder's outputs and the growing self-attention cache stay on the device
         # (IOBinding); only the token, position and logits cross to the host each step.
         if prompt is not None:
             feed = self._step_feed(arrays, prompt)
-            cross = self._run_bound("step_encoder", feed, ENCODER_OUTPUTS)
+            outputs: tuple[str, ...] = ENCODER_OUTPUTS
+            if obs_states:
+                if not self.has_scene_states:
+                    raise ValueError(f"{self.bundle.root} exports no observation states")
+                outputs = (*outputs, SCENE_STATE_OUTPUTS["step_encoder"])
+            cross = self._run_bound("step_encoder", feed, outputs, host=outputs[3:])
         else:
+            if obs_states:
+                raise ValueError("observation states come from the step encoder: pass prompt")
             feed = {s.name: arrays[s.name] for s in self.encoder_inputs if s.name in arrays}
             check_feed("encoder", self.encoder_inputs, feed)
             cross = self._run_bound("encoder", feed, ENCODER_OUTPUTS)
-        b = int(feed[next(iter(feed))].shape[0])  # every input's first axis is the batch
+        return cross, int(feed[next(iter(feed))].shape[0])  # every input's axis 0 is the batch
+
+    def decode(
+        self,
+        cross: Sequence[Any],
+        b: int,
+        n_tokens: int,
+        mask: np.ndarray | None,
+        return_logits: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Greedy decoding from ``encode_cross``'s outputs. ``mask``: None, a (V,) bool mask
+        for every token (``allowed_mask``), or one row per token (n_tokens, V), which always
+        runs the step loop (the fused graph takes one mask)."""
+        self._check_n_tokens(n_tokens)
+        cross = list(cross[: len(ENCODER_OUTPUTS)])
+        if mask is not None and mask.ndim == 2:
+            if mask.shape != (n_tokens, self.vocab_size) or mask.dtype != bool:
+                raise ValueError(
+                    f"per-token allowed mask must be bool ({n_tokens}, {self.vocab_size}), got "
+                    f"{mask.dtype} {mask.shape}"
+                )
+            if not mask.any(axis=1).all():
+                raise ValueError("per-token allowed mask permits no token in some row")
+            return self._decode_loop(cross, b, n_tokens, mask, return_logits)
         if self._can_fuse(n_tokens, mask):
             assert mask is not None
             greedy_feed = {**dict(zip(ENCODER_OUTPUTS, cross, strict=True)), "allowed": mask}
@@ -423,7 +492,7 @@ class BundleRunner:
             if all_logits is not None:
                 all_logits.append(logits)
             if mask is not None:
-                logits = np.where(mask, logits, -np.inf)
+                logits = np.where(mask if mask.ndim == 1 else mask[i], logits, -np.inf)
             tokens[:, i] = logits.argmax(-1)
             token = tokens[:, i : i + 1]
         if all_logits is not None:

@@ -110,6 +110,15 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.norm_mlp(x)), k, v
 
 
+def scene_match(scene_states: Tensor, query_states: Tensor) -> Tensor:
+    """Scores (B, Np) of scene patch states (B, Np, D) against one query state per row (B, D):
+    dot products over sqrt(D). The ONNX runtime computes the same in numpy from the states its
+    graphs export (``policies.scene_guide``)."""
+    return torch.einsum("bnd,bd->bn", scene_states, query_states) / math.sqrt(
+        scene_states.shape[-1]
+    )
+
+
 class UIO2Model(nn.Module):
     """Unified-IO 2 as a robot policy network (see the package README for the data flow)."""
 
@@ -290,6 +299,11 @@ class UIO2Model(nn.Module):
         """Encode the prompt part alone (``embed_prompt``'s output, possibly with padding
         dropped) and keep what each step needs from it. Needs ``cfg.prompt_prefix``: only then
         is the prompt's encoding independent of the observation."""
+        return self.encode_prompt_states(emb)[0]
+
+    def encode_prompt_states(self, emb: EncoderOutput) -> tuple[PromptCache, Tensor]:
+        """``encode_prompt`` and the prompt's final (normed) encoder states (B, Sp, D), which
+        scene-guided placement scores against (``scene_point_logits``)."""
         if not self.cfg.prompt_prefix:
             raise ValueError(
                 "encode_prompt needs a model trained with ModelConfig.prompt_prefix=True; this "
@@ -303,10 +317,10 @@ class UIO2Model(nn.Module):
             x, k, v = layer.forward_kv(x, cos, sin, key_mask)
             keys.append(k)
             values.append(v)
-        cross_k, cross_v = self.precompute_cross_kv(
-            self.encoder_norm(x), emb.positions, emb.rope_2d
-        )
-        return PromptCache(torch.stack(keys), torch.stack(values), emb.mask, cross_k, cross_v)
+        hidden = self.encoder_norm(x)
+        cross_k, cross_v = self.precompute_cross_kv(hidden, emb.positions, emb.rope_2d)
+        cache = PromptCache(torch.stack(keys), torch.stack(values), emb.mask, cross_k, cross_v)
+        return cache, hidden
 
     def encode_step(self, prompt: PromptCache, emb: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         """Encode one step's tokens (``embed_step``'s output) against a cached prompt.
@@ -315,19 +329,26 @@ class UIO2Model(nn.Module):
         (n_dec_layers, B, H, Sp + Ss, Dh) and the key mask (B, Sp + Ss). Equal (up to float
         summation order) to ``precompute_cross_kv`` of the full prefix-masked ``encode``.
         """
+        return self.encode_step_states(prompt, emb)[:3]
+
+    def encode_step_states(
+        self, prompt: PromptCache, emb: EncoderOutput
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``encode_step`` and the step's final (normed) encoder states (B, Ss, D); the first
+        ``n_patches`` are view 0's observation patches."""
         x = emb.hidden
         cos, sin = self.rope(emb.positions, emb.rope_2d)
         enc_mask = torch.cat([prompt.mask, emb.mask], dim=1)  # (B, Sp + Ss)
         key_mask = enc_mask.unsqueeze(1).unsqueeze(1)
         for i, layer in enumerate(self.encoder_layers):
             x, _, _ = layer.forward_kv(x, cos, sin, key_mask, prompt.keys[i], prompt.values[i])
-        cross_k, cross_v = self.precompute_cross_kv(
-            self.encoder_norm(x), emb.positions, emb.rope_2d
-        )
+        hidden = self.encoder_norm(x)
+        cross_k, cross_v = self.precompute_cross_kv(hidden, emb.positions, emb.rope_2d)
         return (
             torch.cat([prompt.cross_k, cross_k], dim=3),
             torch.cat([prompt.cross_v, cross_v], dim=3),
             enc_mask,
+            hidden,
         )
 
     def reconstruct_patches(self, enc: EncoderOutput) -> Tensor:
@@ -369,7 +390,7 @@ class UIO2Model(nn.Module):
         scene = enc.hidden[:, sl["prompt_scenes"].start : sl["prompt_scenes"].start + n]
         rows = torch.arange(enc.hidden.shape[0], device=enc.hidden.device)
         query = enc.hidden[rows, sl["obs_patches"].start + query_patches]  # (B, D)
-        return torch.einsum("bnd,bd->bn", scene, query) / math.sqrt(self.cfg.d_model)
+        return scene_match(scene, query)
 
     def obs_patch_targets(self, inputs: EncoderInputs) -> Tensor:
         """The observation pixels in the reconstruction layout: (B, V, Np, p*p*3)."""

@@ -1,0 +1,114 @@
+"""Scene-guided placement's numpy half: which bins a goal patch allows, and the decode rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
+from uio2_robot.policies.scene_guide import (
+    grid_hw_of,
+    guided_allowed,
+    patch_bins,
+    recommended_guidance,
+    scene_match,
+)
+from uio2_robot.tokenize.processor import Processor
+
+
+@pytest.fixture(scope="module")
+def processor() -> Processor:
+    """The shipped policy's processor: a cropped top view with a point map, 128 bins."""
+    return Processor.from_dict(json.loads((DEFAULT_POLICY_DIR / "processor.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def grid_hw() -> tuple[int, int]:
+    return grid_hw_of(json.loads((DEFAULT_POLICY_DIR / "config.json").read_text())["model"])
+
+
+def _centres(processor: Processor, dim: int) -> np.ndarray:
+    tok = processor.action_tokenizer("primitive")
+    ids = tok.first_bin_id + np.arange(tok.n_bins)[:, None].repeat(tok.dim, axis=1)
+    return tok.decode(ids)[:, dim]
+
+
+def _patch_of(processor: Processor, x: float, y: float, grid_hw: tuple[int, int]) -> int:
+    action = np.array([x, y, 0.0, x, y, 0.0])
+    return int(processor.point_targets(action, "primitive", grid_hw)[0])
+
+
+def test_a_patch_allows_exactly_the_bins_whose_centres_fall_in_it(processor, grid_hw) -> None:
+    xs, ys = _centres(processor, 3), _centres(processor, 4)
+    rows, cols = grid_hw
+    for patch in (0, cols + 3, rows * cols // 2, rows * cols - 1):
+        x_bins, y_bins = patch_bins(processor, patch, grid_hw, margin=0)
+        assert x_bins.any() and y_bins.any()
+        # every allowed (x, y) centre pair lies in the patch; the first bin outside does not
+        for x in xs[x_bins]:
+            for y in ys[y_bins]:
+                assert _patch_of(processor, x, y, grid_hw) == patch
+        y_mid = ys[y_bins][len(ys[y_bins]) // 2]
+        for i in (np.flatnonzero(x_bins)[0] - 1, np.flatnonzero(x_bins)[-1] + 1):
+            if 0 <= i < len(xs):
+                assert _patch_of(processor, xs[i], y_mid, grid_hw) != patch
+        # a margin of 1 adds one bin on each side that exists
+        wide_x, _ = patch_bins(processor, patch, grid_hw, margin=1)
+        first, last = np.flatnonzero(x_bins)[[0, -1]]
+        assert wide_x.sum() == x_bins.sum() + (first > 0) + (last < len(xs) - 1)
+
+
+def test_guided_rows_fix_the_pick_and_confine_the_place_to_the_best_scene_patch(
+    processor, grid_hw
+) -> None:
+    tok = processor.action_tokenizer("primitive")
+    first = np.array([0.45, 0.05, 0.3, 0.6, -0.1, -0.2])  # pick near the centre
+    tokens = tok.encode(first[None])[0]
+    n_patches = grid_hw[0] * grid_hw[1]
+    goal = 5
+    queried = []
+
+    def scores(pick: int) -> np.ndarray:
+        queried.append(pick)
+        out = np.zeros(n_patches)
+        out[goal] = 3.0
+        return out
+
+    vocab = processor.vocab.size
+    rows = guided_allowed(processor, tokens, grid_hw, vocab, scores, margin=0)
+    assert rows is not None and rows.shape == (6, vocab)
+    assert queried == [_patch_of(processor, first[0], first[1], grid_hw)]
+    for dim in (0, 1, 2):  # pick x, y, yaw: only the first decode's token
+        assert np.flatnonzero(rows[dim]).tolist() == [tokens[dim]]
+    x_bins, y_bins = patch_bins(processor, goal, grid_hw, margin=0)
+    assert np.array_equal(np.flatnonzero(rows[3]), tok.first_bin_id + np.flatnonzero(x_bins))
+    assert np.array_equal(np.flatnonzero(rows[4]), tok.first_bin_id + np.flatnonzero(y_bins))
+    assert np.array_equal(np.flatnonzero(rows[5]), processor.allowed_action_ids("primitive"))
+
+
+def test_guidance_stands_aside_or_refuses_clearly(processor, grid_hw) -> None:
+    tok = processor.action_tokenizer("primitive")
+    tokens = tok.encode(np.array([[0.45, 0.05, 0.0, 0.6, -0.1, 0.0]]))[0]
+    n = grid_hw[0] * grid_hw[1]
+    no_map = Processor.from_dict({**processor.to_dict(), "point_maps": {}})
+    assert guided_allowed(no_map, tokens, grid_hw, processor.vocab.size, np.zeros) is None
+    with pytest.raises(ValueError, match="one per scene patch"):
+        guided_allowed(processor, tokens, grid_hw, processor.vocab.size, lambda p: np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        guided_allowed(
+            processor, tokens, grid_hw, processor.vocab.size, lambda p: np.full(n, np.nan)
+        )
+    with pytest.raises(ValueError, match="margin"):
+        guided_allowed(processor, tokens, grid_hw, processor.vocab.size, np.zeros, margin=-1)
+
+
+def test_recommendation_and_scores() -> None:
+    assert recommended_guidance({}, None) is False
+    assert recommended_guidance({"inference": {"guide_place": True}}, None) is True
+    assert recommended_guidance({"inference": {"guide_place": True}}, False) is False
+    with pytest.raises(ValueError, match="true or false"):
+        recommended_guidance({"inference": {"guide_place": "yes"}}, None)
+    scene = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
+    np.testing.assert_allclose(scene_match(scene, np.array([0.0, 1.0, 0.0, 0.0])), [0.0, 1.0])
