@@ -268,15 +268,17 @@ class BundleRunner:
                 f"{self.bundle.root} exports no scene states: scene-guided placement needs a "
                 "prefix-encoding model with prompt scenes"
             )
-        feed = {s.name: arrays[s.name] for s in self.prompt_inputs if s.name in arrays}
-        check_feed("prompt_encoder", self.prompt_inputs, feed)
-        names = [*PROMPT_OUTPUTS, SCENE_STATE_OUTPUTS["prompt_encoder"]]
-        outs = self.sessions["prompt_encoder"].run(names, feed)
-        return tuple(outs[:-1]), outs[-1]
+        outs = self._run_prompt(arrays, (*PROMPT_OUTPUTS, SCENE_STATE_OUTPUTS["prompt_encoder"]))
+        return outs[:-1], outs[-1]
 
     def encode_prompt(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """The prompt inputs of batched encoder arrays -> the prompt cache (``PROMPT_OUTPUTS``:
         per-layer keys, values, mask, decoder cross K/V). Prefix bundles only."""
+        return self._run_prompt(arrays, PROMPT_OUTPUTS)
+
+    def _run_prompt(
+        self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> tuple[np.ndarray, ...]:
         if not self.has_prompt_cache:
             raise ValueError(
                 f"{self.bundle.root} has no prompt_encoder graph: its model was not trained with "
@@ -284,7 +286,7 @@ class BundleRunner:
             )
         feed = {s.name: arrays[s.name] for s in self.prompt_inputs if s.name in arrays}
         check_feed("prompt_encoder", self.prompt_inputs, feed)
-        return tuple(self.sessions["prompt_encoder"].run(list(PROMPT_OUTPUTS), feed))
+        return tuple(self.sessions["prompt_encoder"].run(list(outputs), feed))
 
     def encode_step(
         self, arrays: Mapping[str, np.ndarray], prompt: Sequence[np.ndarray]
