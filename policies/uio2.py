@@ -21,7 +21,7 @@ import torch
 
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import EncoderInputs
-from uio2_robot.model.uio2 import UIO2Model
+from uio2_robot.model.uio2 import UIO2Model, scene_match
 from uio2_robot.policies.base import Observation
 from uio2_robot.policies.scene_guide import guided_allowed, recommended_guidance
 from uio2_robot.policies.token_policy import TokenPolicy
@@ -58,6 +58,7 @@ class UIO2Policy(TokenPolicy):
         if guide_margin < 0:
             raise ValueError(f"guide_margin must be >= 0 bins, got {guide_margin}")
         self.guide_place = bool(guide_place)
+        self._prompt_states: torch.Tensor | None = None  # set with the prompt cache
         self.guide_margin = guide_margin
         self.model = model.to(device).eval()
         self.device = torch.device(device)
@@ -82,7 +83,7 @@ class UIO2Policy(TokenPolicy):
         assert self._mode is not None
         inputs = encoder_inputs_from_numpy(self.encoder_arrays(obs), self.device)
         if self.model.cfg.prompt_prefix and self._prompt_cache is None:  # once per episode
-            self._prompt_cache = self.model.encode_prompt(
+            self._prompt_cache, self._prompt_states = self.model.encode_prompt_states(
                 self.model.embed_prompt(*inputs.prompt_tensors())
             )
         allowed = torch.zeros(self.model.cfg.vocab_size, dtype=torch.bool, device=self.device)
@@ -115,7 +116,21 @@ class UIO2Policy(TokenPolicy):
         return tokens[0].cpu().numpy()
 
     def _scene_scores(self, inputs: EncoderInputs, pick: int) -> np.ndarray:
-        """The first prompt scene's patch scores (Np,) for observation patch ``pick``."""
-        enc = self.model.encode(inputs)
-        query = torch.tensor([pick], device=self.device)
-        return self.model.scene_point_logits(enc, query)[0].float().cpu().numpy()
+        """The first prompt scene's patch scores (Np,) for observation patch ``pick``.
+
+        A prefix model scores the cached prompt's scene states against this step's states (as
+        the ONNX policy does; the whole encoder would give the same up to float rounding, tested
+        in tests/model/test_prompt_prefix.py, at ~6x the cost); other models encode it all."""
+        model, cfg = self.model, self.model.cfg
+        if self._prompt_cache is None:
+            enc = model.encode(inputs)
+            query = torch.tensor([pick], device=self.device)
+            return model.scene_point_logits(enc, query)[0].float().cpu().numpy()
+        step = model.embed_step(
+            inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
+        )
+        assert self._prompt_states is not None
+        obs_states = model.encode_step_states(self._prompt_cache, step)[3]
+        start = model.group_slices(cfg)["prompt_scenes"].start
+        scene = self._prompt_states[:, start : start + cfg.n_patches]
+        return scene_match(scene, obs_states[:, pick])[0].float().cpu().numpy()
