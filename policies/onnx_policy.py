@@ -22,12 +22,7 @@ import numpy as np
 from uio2_robot.export.manifest import Bundle
 from uio2_robot.export.runtime import BundleRunner
 from uio2_robot.policies.base import Observation
-from uio2_robot.policies.scene_guide import (
-    grid_hw_of,
-    guided_allowed,
-    recommended_guidance,
-    scene_match,
-)
+from uio2_robot.policies.scene_guide import grid_hw_of, recommended_guidance, scene_match
 from uio2_robot.policies.token_policy import TokenPolicy
 
 
@@ -52,23 +47,22 @@ class OnnxPolicy(TokenPolicy):
         bundle's recommendation, ``inference.guide_place`` in its manifest)."""
         self.cache_prompt = cache_prompt
         self.runner = BundleRunner(bundle, providers=providers, threads=threads, warmup=warmup)
-        self.guide_place = recommended_guidance(self.runner.bundle.manifest, guide_place)
-        if self.guide_place and not self.runner.has_scene_states:
+        guide = recommended_guidance(self.runner.bundle.manifest, guide_place)
+        if guide and not self.runner.has_scene_states:
             raise ValueError(
                 f"guide_place needs a bundle whose graphs export scene states (a prefix-encoding "
                 f"model with prompt scenes); {self.runner.bundle.root} has none"
             )
-        if self.guide_place and not cache_prompt:
+        if guide and not cache_prompt:
             raise ValueError("guide_place reads the scene from the prompt cache: keep cache_prompt")
-        if guide_margin < 0:
-            raise ValueError(f"guide_margin must be >= 0 bins, got {guide_margin}")
-        self.guide_margin = guide_margin
         self._scene_states: np.ndarray | None = None
         super().__init__(
             self.runner.bundle.processor,
             temporal_ensemble,
             execute_steps,
             self.runner.bundle.manifest.get("train_seeds"),
+            guide,
+            guide_margin,
         )
         self._allowed: np.ndarray | None = None
 
@@ -95,23 +89,17 @@ class OnnxPolicy(TokenPolicy):
             else:
                 self._prompt_cache = self.runner.encode_prompt(arrays)
         n_tokens = self.processor.n_action_tokens(self._mode)
-        guide = (
-            self.guide_place
-            and self._mode == "primitive"
-            and bool(arrays["scene_image_mask"][0, 0])
-        )
+        guide = self.guides(arrays)
         cross, b = self.runner.encode_cross(arrays, self._prompt_cache, obs_states=guide)
         tokens = self.runner.decode(cross, b, n_tokens, self._allowed)[0]
         if guide:
             assert self._scene_states is not None
-            obs_states = cross[-1][0]  # (Np, D) of view 0
-            rows = guided_allowed(
-                self.processor,
+            scene, obs_states = self._scene_states[0], cross[-1][0]  # (Np, D) each, view 0
+            rows = self.guided_rows(
                 tokens,
                 grid_hw_of(self.runner.bundle.manifest["model_config"]),
                 self.runner.vocab_size,
-                lambda pick: scene_match(self._scene_states[0], obs_states[pick]),
-                self.guide_margin,
+                lambda pick: scene_match(scene, obs_states[pick]),
             )
             if rows is not None:
                 tokens = self.runner.decode(cross, b, n_tokens, rows)[0]

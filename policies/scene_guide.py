@@ -42,6 +42,12 @@ def recommended_guidance(config: Mapping[str, Any], requested: bool | None) -> b
     return value
 
 
+def check_margin(margin: int) -> None:
+    """A guide margin is a whole number of value bins, 0 or more."""
+    if not isinstance(margin, int) or margin < 0:
+        raise ValueError(f"guide_margin must be >= 0 bins, got {margin!r}")
+
+
 def grid_hw_of(model_config: Mapping[str, Any]) -> tuple[int, int]:
     """``ModelConfig.grid_hw`` from a config dict (a bundle manifest's ``model_config``), without
     importing the torch model package."""
@@ -111,8 +117,7 @@ def guided_allowed(
     ``scene_scores(pick)`` returns the scene patches' scores (Np,) for observation patch
     ``pick``; the caller checks that the prompt has a scene.
     """
-    if margin < 0:
-        raise ValueError(f"guide margin must be >= 0 bins, got {margin}")
+    check_margin(margin)
     tokens = np.asarray(tokens).reshape(-1)
     pick = pick_patch(processor, tokens, grid_hw)
     if pick < 0:

@@ -9,6 +9,7 @@ behave identically (and keeps torch out of the ONNX runtime's process).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from gymnasium import spaces
 
 from uio2_robot.policies.base import Observation, PromptSegment
 from uio2_robot.policies.chunking import ActionQueue, TemporalEnsembler
+from uio2_robot.policies.scene_guide import check_margin, guided_allowed
 from uio2_robot.tokenize.processor import Processor
 
 
@@ -28,7 +30,14 @@ class TokenPolicy:
         temporal_ensemble: bool = False,
         execute_steps: int = 1,
         train_seeds: dict[str, list[int]] | None = None,
+        guide_place: bool = False,
+        guide_margin: int = 1,
     ) -> None:
+        """``guide_place``/``guide_margin``: scene-guided placement (`policies.scene_guide`);
+        the subclass checks its network can score scenes and supplies the scores."""
+        check_margin(guide_margin)
+        self.guide_place = bool(guide_place)
+        self.guide_margin = guide_margin
         self.processor = processor
         self.temporal_ensemble = temporal_ensemble
         self.execute_steps = execute_steps
@@ -96,6 +105,26 @@ class TokenPolicy:
     def plan_tokens(self, obs: Observation) -> np.ndarray:
         """Action token ids (n_tokens,) for ``obs``; the network call of the subclass."""
         raise NotImplementedError
+
+    def guides(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Whether this step's decode is guided: guidance on, primitive mode, a prompt scene."""
+        return (
+            self.guide_place
+            and self._mode == "primitive"
+            and bool(arrays["scene_image_mask"][0, 0])
+        )
+
+    def guided_rows(
+        self,
+        tokens: np.ndarray,
+        grid_hw: tuple[int, int],
+        vocab_size: int,
+        scene_scores: Callable[[int], np.ndarray],
+    ) -> np.ndarray | None:
+        """The per-token allowed rows of the guided second decode (``guided_allowed``)."""
+        return guided_allowed(
+            self.processor, tokens, grid_hw, vocab_size, scene_scores, self.guide_margin
+        )
 
     def plan(self, obs: Observation) -> np.ndarray:
         """Encode the current observation (with history) and decode one action chunk (H, D)."""

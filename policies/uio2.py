@@ -23,7 +23,7 @@ from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import EncoderInputs
 from uio2_robot.model.uio2 import UIO2Model, scene_match
 from uio2_robot.policies.base import Observation
-from uio2_robot.policies.scene_guide import guided_allowed, recommended_guidance
+from uio2_robot.policies.scene_guide import recommended_guidance
 from uio2_robot.policies.token_policy import TokenPolicy
 from uio2_robot.tokenize.processor import Processor
 from uio2_robot.train.batching import encoder_inputs_from_numpy
@@ -50,16 +50,19 @@ class UIO2Policy(TokenPolicy):
         """``guide_place``: read the place point from the prompt's goal scene
         (`policies.scene_guide`); needs a model with prompt scenes, acts only in primitive mode
         on prompts that show a scene. ``guide_margin``: bins of slack around the goal patch."""
-        super().__init__(processor, temporal_ensemble, execute_steps, train_seeds)
+        super().__init__(
+            processor,
+            temporal_ensemble,
+            execute_steps,
+            train_seeds,
+            bool(guide_place),
+            guide_margin,
+        )
         if guide_place and not model.cfg.max_prompt_scenes:
             raise ValueError(
                 "guide_place needs a model with prompt scenes (ModelConfig.max_prompt_scenes > 0)"
             )
-        if guide_margin < 0:
-            raise ValueError(f"guide_margin must be >= 0 bins, got {guide_margin}")
-        self.guide_place = bool(guide_place)
-        self._prompt_states: torch.Tensor | None = None  # set with the prompt cache
-        self.guide_margin = guide_margin
+        self._scene_states: torch.Tensor | None = None  # the first scene's, with the prompt cache
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.greedy = greedy
@@ -81,22 +84,23 @@ class UIO2Policy(TokenPolicy):
     def plan_tokens(self, obs: Observation) -> np.ndarray:
         """Constrained decoding of one action chunk's tokens (n_tokens,) for ``obs``."""
         assert self._mode is not None
-        inputs = encoder_inputs_from_numpy(self.encoder_arrays(obs), self.device)
+        arrays = self.encoder_arrays(obs)
+        inputs = encoder_inputs_from_numpy(arrays, self.device)
         if self.model.cfg.prompt_prefix and self._prompt_cache is None:  # once per episode
-            self._prompt_cache, self._prompt_states = self.model.encode_prompt_states(
+            self._prompt_cache, hidden = self.model.encode_prompt_states(
                 self.model.embed_prompt(*inputs.prompt_tensors())
             )
+            start = self.model.group_slices(self.model.cfg)["prompt_scenes"].start
+            self._scene_states = hidden[:, start : start + self.model.cfg.n_patches]
         allowed = torch.zeros(self.model.cfg.vocab_size, dtype=torch.bool, device=self.device)
         allowed[torch.from_numpy(self.processor.allowed_action_ids(self._mode))] = True
         tokens = self._generate(inputs, allowed)
-        if self.guide_place and self._mode == "primitive" and bool(inputs.scene_image_mask[0, 0]):
-            rows = guided_allowed(
-                self.processor,
+        if self.guides(arrays):
+            rows = self.guided_rows(
                 tokens,
                 self.model.cfg.grid_hw,
                 self.model.cfg.vocab_size,
                 lambda pick: self._scene_scores(inputs, pick),
-                self.guide_margin,
             )
             if rows is not None:
                 tokens = self._generate(inputs, torch.from_numpy(rows).to(self.device))
@@ -121,7 +125,7 @@ class UIO2Policy(TokenPolicy):
         A prefix model scores the cached prompt's scene states against this step's states (as
         the ONNX policy does; the whole encoder would give the same up to float rounding, tested
         in tests/model/test_prompt_prefix.py, at ~6x the cost); other models encode it all."""
-        model, cfg = self.model, self.model.cfg
+        model = self.model
         if self._prompt_cache is None:
             enc = model.encode(inputs)
             query = torch.tensor([pick], device=self.device)
@@ -129,8 +133,6 @@ class UIO2Policy(TokenPolicy):
         step = model.embed_step(
             inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
         )
-        assert self._prompt_states is not None
+        assert self._scene_states is not None
         obs_states = model.encode_step_states(self._prompt_cache, step)[3]
-        start = model.group_slices(cfg)["prompt_scenes"].start
-        scene = self._prompt_states[:, start : start + cfg.n_patches]
-        return scene_match(scene, obs_states[:, pick])[0].float().cpu().numpy()
+        return scene_match(self._scene_states, obs_states[:, pick])[0].float().cpu().numpy()
