@@ -22,7 +22,12 @@ import numpy as np
 from uio2_robot.export.manifest import Bundle
 from uio2_robot.export.runtime import BundleRunner
 from uio2_robot.policies.base import Observation
-from uio2_robot.policies.scene_guide import grid_hw_of, recommended_guidance, scene_match
+from uio2_robot.policies.scene_guide import (
+    GUIDE_AFTER,
+    grid_hw_of,
+    recommended_guidance,
+    scene_match,
+)
 from uio2_robot.policies.token_policy import TokenPolicy
 
 
@@ -91,16 +96,20 @@ class OnnxPolicy(TokenPolicy):
         n_tokens = self.processor.n_action_tokens(self._mode)
         guide = self.guides(arrays)
         cross, b = self.runner.encode_cross(arrays, self._prompt_cache, obs_states=guide)
-        tokens = self.runner.decode(cross, b, n_tokens, self._allowed)[0]
-        if guide:
-            assert self._scene_states is not None
-            scene, obs_states = self._scene_states[0], cross[-1][0]  # (Np, D) each, view 0
-            rows = self.guided_rows(
-                tokens,
-                grid_hw_of(self.runner.bundle.manifest["model_config"]),
+        if not guide:
+            return self.runner.decode(cross, b, n_tokens, self._allowed)[0]
+        assert self._scene_states is not None
+        scene, obs_states = self._scene_states[0], cross[-1][0]  # (Np, D) each, view 0
+        grid_hw = grid_hw_of(self.runner.bundle.manifest["model_config"])
+
+        def place_rows(pick_tokens: np.ndarray) -> np.ndarray | None:
+            return self.guided_rows(
+                pick_tokens,
+                grid_hw,
                 self.runner.vocab_size,
                 lambda pick: scene_match(scene, obs_states[pick]),
             )
-            if rows is not None:
-                tokens = self.runner.decode(cross, b, n_tokens, rows)[0]
-        return tokens
+
+        # one pass: the place rows are decided once the pick is decoded (see scene_guide)
+        revise = (GUIDE_AFTER, place_rows)
+        return self.runner.decode(cross, b, n_tokens, self._allowed, revise=revise)[0]

@@ -14,7 +14,9 @@ finds the goal 79-92% of the time. Guidance combines the two at decode time, wit
    still chooses where inside the patch, and every other token.
 
 Greedy decoding is causal, so step 3 equals decoding once with the place rows restricted after
-the pick was emitted. Numpy only: the torch and ONNX policies share it and so agree.
+the pick was emitted (``GUIDE_AFTER`` tokens): the ONNX runtime does exactly that, in one pass
+(``BundleRunner.decode(..., revise=...)``); the torch policy decodes twice. Numpy only: the torch
+and ONNX policies share it and so agree.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from uio2_robot.tokenize.processor import Processor
 
 PICK_DIMS = (0, 1)  # x0, y0 of a primitive action
 PLACE_DIMS = (3, 4)  # x1, y1
+GUIDE_AFTER = 3
+"""Tokens of the first decode that guidance keeps (x0, y0 and the pick angle): the place rows are
+decided once these are known."""
 
 
 def recommended_guidance(config: Mapping[str, Any], requested: bool | None) -> bool:
@@ -66,12 +71,27 @@ def scene_match(scene_states: np.ndarray, query_state: np.ndarray) -> np.ndarray
 
 def pick_patch(processor: Processor, tokens: np.ndarray, grid_hw: tuple[int, int]) -> int:
     """The view-0 observation patch under the first action's pick point, or -1 where it has
-    none (outside the view, or no point map for view 0)."""
+    none (outside the view, or no point map for view 0). ``tokens``: a primitive chunk, or at
+    least its first ``GUIDE_AFTER`` tokens."""
     mapped = [i for i, k in enumerate(processor.camera_keys) if k in processor.point_maps]
     if not mapped or mapped[0] != 0:  # scene scores are over view 0's patches
         return -1
-    action = processor.decode_actions(tokens, "primitive")[0]
+    action = processor.decode_actions(_full_chunk(processor, tokens), "primitive")[0]
     return int(processor.point_targets(action, "primitive", grid_hw)[0])
+
+
+def _full_chunk(processor: Processor, tokens: np.ndarray) -> np.ndarray:
+    """``tokens`` padded to a whole primitive chunk with the first bin (the pick reads only
+    x0, y0, so the padding never matters)."""
+    tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+    n = processor.n_action_tokens("primitive")
+    if not GUIDE_AFTER <= tokens.size <= n:
+        raise ValueError(
+            f"guidance reads the first {GUIDE_AFTER} tokens of a primitive chunk of {n}, got "
+            f"{tokens.size} tokens"
+        )
+    first_bin = processor.action_tokenizer("primitive").first_bin_id
+    return np.concatenate([tokens, np.full(n - tokens.size, first_bin, dtype=np.int64)])
 
 
 def patch_bins(
@@ -111,14 +131,14 @@ def guided_allowed(
     margin: int = 1,
 ) -> np.ndarray | None:
     """Per-token allowed ids (n_tokens, vocab_size) for the guided second decode of ``tokens``
-    (a primitive chunk from the first decode), or None where guidance does not apply: no pick
-    patch, or the goal patch holds no bin centre.
+    (a primitive chunk from the first decode, or its first ``GUIDE_AFTER`` tokens), or None
+    where guidance does not apply: no pick patch, or the goal patch holds no bin centre.
 
     ``scene_scores(pick)`` returns the scene patches' scores (Np,) for observation patch
     ``pick``; the caller checks that the prompt has a scene.
     """
     check_margin(margin)
-    tokens = np.asarray(tokens).reshape(-1)
+    tokens = _full_chunk(processor, tokens)
     pick = pick_patch(processor, tokens, grid_hw)
     if pick < 0:
         return None
@@ -134,7 +154,7 @@ def guided_allowed(
     tok = processor.action_tokenizer("primitive")
     allowed = np.zeros((tokens.size, vocab_size), dtype=bool)
     allowed[:, processor.allowed_action_ids("primitive")] = True
-    for dim in (*PICK_DIMS, 2):  # the pick (and its angle) stay what the first decode chose
+    for dim in range(GUIDE_AFTER):  # the pick (and its angle) stay what the first decode chose
         allowed[dim] = False
         allowed[dim, tokens[dim]] = True
     for dim, bins in zip(PLACE_DIMS, (x_bins, y_bins), strict=True):

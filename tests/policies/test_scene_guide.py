@@ -9,6 +9,7 @@ import pytest
 
 from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
 from uio2_robot.policies.scene_guide import (
+    GUIDE_AFTER,
     grid_hw_of,
     guided_allowed,
     patch_bins,
@@ -86,6 +87,11 @@ def test_guided_rows_fix_the_pick_and_confine_the_place_to_the_best_scene_patch(
     assert np.array_equal(np.flatnonzero(rows[3]), tok.first_bin_id + np.flatnonzero(x_bins))
     assert np.array_equal(np.flatnonzero(rows[4]), tok.first_bin_id + np.flatnonzero(y_bins))
     assert np.array_equal(np.flatnonzero(rows[5]), processor.allowed_action_ids("primitive"))
+    # the pick's tokens alone decide the rows (the one-pass guided decode has only those)
+    prefix = guided_allowed(processor, tokens[:GUIDE_AFTER], grid_hw, vocab, scores, margin=0)
+    assert prefix is not None and np.array_equal(prefix, rows)
+    with pytest.raises(ValueError, match="first 3 tokens of a primitive chunk of 6, got 2"):
+        guided_allowed(processor, tokens[:2], grid_hw, vocab, scores)
 
 
 def test_guidance_stands_aside_or_refuses_clearly(processor, grid_hw) -> None:

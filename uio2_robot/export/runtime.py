@@ -17,7 +17,7 @@ cache fed back.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ from uio2_robot.export.manifest import (
     has_prompt_scenes,
     load_bundle,
 )
+
+Revision = tuple[int, Callable[[np.ndarray], "np.ndarray | None"]]
+"""``decode``'s mid-way constraint: after k tokens, per-token rows from the tokens so far."""
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 """Preferred execution providers, fastest first; the available ones are used in this order."""
@@ -428,21 +431,28 @@ class BundleRunner:
         n_tokens: int,
         mask: np.ndarray | None,
         return_logits: bool = False,
+        revise: Revision | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Greedy decoding from ``encode_cross``'s outputs. ``mask``: None, a (V,) bool mask
         for every token (``allowed_mask``), or one row per token (n_tokens, V), which always
-        runs the step loop (the fused graph takes one mask)."""
+        runs the step loop (the fused graph takes one mask).
+
+        ``revise`` = (k, rows): after the first k tokens, ``rows(tokens[0, :k])`` gives the
+        per-token mask (n_tokens, V) for the rest (None keeps ``mask``); batch size 1, step
+        loop. Greedy decoding is causal, so this equals decoding, then decoding again with
+        the first k tokens fixed and the new mask, at one pass's cost (scene guidance)."""
         self._check_n_tokens(n_tokens)
         cross = list(cross[: len(ENCODER_OUTPUTS)])
         if mask is not None and mask.ndim == 2:
-            if mask.shape != (n_tokens, self.vocab_size) or mask.dtype != bool:
-                raise ValueError(
-                    f"per-token allowed mask must be bool ({n_tokens}, {self.vocab_size}), got "
-                    f"{mask.dtype} {mask.shape}"
-                )
-            if not mask.any(axis=1).all():
-                raise ValueError("per-token allowed mask permits no token in some row")
+            self._check_rows(mask, n_tokens)
             return self._decode_loop(cross, b, n_tokens, mask, return_logits)
+        if revise is not None:
+            if b != 1 or not 0 < revise[0] < n_tokens:
+                raise ValueError(
+                    f"revise needs batch size 1 and 0 < k < n_tokens={n_tokens}, got b={b}, "
+                    f"k={revise[0]}"
+                )
+            return self._decode_loop(cross, b, n_tokens, mask, return_logits, revise)
         if self._can_fuse(n_tokens, mask):
             assert mask is not None
             greedy_feed = {**dict(zip(ENCODER_OUTPUTS, cross, strict=True)), "allowed": mask}
@@ -459,6 +469,15 @@ class BundleRunner:
             return tokens, full
         return self._decode_loop(cross, b, n_tokens, mask, return_logits)
 
+    def _check_rows(self, rows: np.ndarray, n_tokens: int) -> None:
+        if rows.shape != (n_tokens, self.vocab_size) or rows.dtype != bool:
+            raise ValueError(
+                f"per-token allowed mask must be bool ({n_tokens}, {self.vocab_size}), got "
+                f"{rows.dtype} {rows.shape}"
+            )
+        if not rows.any(axis=1).all():
+            raise ValueError("per-token allowed mask permits no token in some row")
+
     def _can_fuse(self, n_tokens: int, mask: np.ndarray | None) -> bool:
         """decoder_greedy can serve this decode: no longer than it unrolls, and constrained to
         the ids whose logits it computes (the action bins)."""
@@ -474,6 +493,7 @@ class BundleRunner:
         n_tokens: int,
         mask: np.ndarray | None,
         return_logits: bool,
+        revise: Revision | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Greedy decoding with one ``decoder_step`` call per token, the cache fed back."""
         self_k: np.ndarray | ort.OrtValue = self.empty_cache(b)
@@ -482,6 +502,11 @@ class BundleRunner:
         tokens = np.empty((b, n_tokens), dtype=np.int64)
         all_logits = [] if return_logits else None
         for i in range(n_tokens):
+            if revise is not None and i == revise[0]:
+                rows = revise[1](tokens[0, :i].copy())
+                if rows is not None:
+                    self._check_rows(rows, n_tokens)
+                    mask = rows
             step_feed = {
                 "token": token,
                 "position": np.full((b,), i, dtype=np.int64),
