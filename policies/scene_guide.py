@@ -14,9 +14,11 @@ finds the goal 79-92% of the time. Guidance combines the two at decode time, wit
    still chooses where inside the patch, and every other token.
 
 Greedy decoding is causal, so step 3 equals decoding once with the place rows restricted after
-the pick was emitted (``GUIDE_AFTER`` tokens): the ONNX runtime does exactly that, in one pass
-(``BundleRunner.decode(..., revise=...)``); the torch policy decodes twice. Numpy only: the torch
-and ONNX policies share it and so agree.
+the pick was emitted (``GUIDE_AFTER`` tokens). The torch policy decodes twice with
+``guided_allowed``'s rows; the ONNX policy decodes once, the rule turned into lookup tables
+(``pick_patch_table``, ``place_rows_table``, ``step_place_rows``) that its ``decoder_guided``
+graph applies between tokens (or its step loop, ``BundleRunner.decode_guided``). Numpy only:
+both policies share it and so agree (tested token for token).
 """
 
 from __future__ import annotations
@@ -161,3 +163,72 @@ def guided_allowed(
         allowed[dim] = False
         allowed[dim, tok.first_bin_id + np.flatnonzero(bins)] = True
     return allowed
+
+
+# ---------------------------------------------------------------------------- in-graph guidance
+# The same rule as ``guided_allowed``, as lookup tables a fused decoder graph can apply between
+# tokens (``UIO2Model.greedy_decode``'s ``guide``): the pick tokens (x0, y0) index a table of
+# observation patches, the patch a set of place rows, so guidance costs no extra decoder call.
+
+
+def pick_patch_table(
+    processor: Processor, grid_hw: tuple[int, int], ids: tuple[int, int]
+) -> np.ndarray:
+    """(K, K) int64, K = hi - lo of ``ids``: entry [i, j] is the view-0 patch under the pick of
+    tokens x0 = lo + i, y0 = lo + j (``pick_patch``), or Np (no patch: outside the view, not a
+    primitive bin, or no point map for view 0), the row of ``place_rows_table`` that guides
+    nothing."""
+    lo, hi = ids
+    rows, cols = grid_hw
+    n_patches = rows * cols
+    table = np.full((hi - lo, hi - lo), n_patches, dtype=np.int64)
+    mapped = [i for i, k in enumerate(processor.camera_keys) if k in processor.point_maps]
+    if not mapped or mapped[0] != 0:
+        return table
+    tok = processor.action_tokenizer("primitive")
+    bins = np.arange(tok.n_bins)
+    centres = tok.decode(tok.first_bin_id + bins[:, None].repeat(tok.dim, axis=1))
+    # point_targets' arithmetic, in float64 like it, over every (x0, y0) bin pair
+    x = centres[:, PICK_DIMS[0]].astype(np.float64)[:, None]
+    y = centres[:, PICK_DIMS[1]].astype(np.float64)[None, :]
+    a, b, c, d, e, f = processor.point_maps[processor.camera_keys[0]]
+    r, q = a * x + b * y + c, d * x + e * y + f
+    inside = (r >= 0.0) & (r < 1.0) & (q >= 0.0) & (q < 1.0)
+    patch = np.where(inside, np.floor(r * rows) * cols + np.floor(q * cols), n_patches)
+    start = tok.first_bin_id - lo
+    table[start : start + tok.n_bins, start : start + tok.n_bins] = patch.astype(np.int64)
+    return table
+
+
+def place_rows_table(
+    processor: Processor, grid_hw: tuple[int, int], ids: tuple[int, int], margin: int = 1
+) -> np.ndarray:
+    """(Np + 1, 2, K) bool: for each scene patch taken as the goal, the x1 and y1 ids (less lo)
+    guidance allows (``patch_bins``); all True where it stands aside (a goal whose bins are
+    empty, and the last row: no pick patch)."""
+    check_margin(margin)
+    lo, hi = ids
+    n_patches = grid_hw[0] * grid_hw[1]
+    table = np.ones((n_patches + 1, 2, hi - lo), dtype=bool)
+    start = processor.action_tokenizer("primitive").first_bin_id - lo
+    for goal in range(n_patches):
+        x_bins, y_bins = patch_bins(processor, goal, grid_hw, margin)
+        if x_bins.any() and y_bins.any():
+            table[goal] = False
+            table[goal, 0, start + np.flatnonzero(x_bins)] = True
+            table[goal, 1, start + np.flatnonzero(y_bins)] = True
+    return table
+
+
+def step_place_rows(
+    place_rows: np.ndarray, scene_states: np.ndarray, obs_states: np.ndarray
+) -> np.ndarray:
+    """This step's guide rows (1, Np + 1, 2, K): for each observation patch (the pick), the
+    place rows of its best-matching scene patch (``scene_match`` for every patch at once); the
+    last row stands aside. ``scene_states``, ``obs_states``: (Np, D) of view 0."""
+    scene = np.asarray(scene_states, dtype=np.float64)
+    scores = np.asarray(obs_states, dtype=np.float64) @ scene.T / np.sqrt(scene.shape[-1])
+    if not np.isfinite(scores).all():
+        raise ValueError("scene scores must be finite: the scene or observation states hold NaN")
+    goals = np.append(scores.argmax(axis=1), len(place_rows) - 1)
+    return place_rows[goals][None]

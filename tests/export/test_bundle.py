@@ -98,6 +98,8 @@ def test_command_ran_parity_and_wrote_report(exported: dict) -> None:
     assert parity["step_agreement"] == 1.0
     assert parity["action_agreement"] == 1.0
     assert parity["within_one_bin"] == 1.0
+    assert 0.0 <= parity["clear_steps"] <= 1.0
+    assert parity["clear_step_agreement"] in (None, 1.0)
     assert parity["max_logit_diff"] < 1e-4
     assert parity["passed"] is True
 

@@ -158,14 +158,21 @@ def test_exported_states_give_torchs_scene_scores(scene_export, scene_model) -> 
 
 
 def test_guided_placement_is_the_same_in_torch_and_onnx(scene_export) -> None:
-    """Both runtimes guide the same steps to the same tokens, and guiding changes some."""
+    """Both runtimes guide the same steps to the same tokens, and guiding changes some: torch
+    decodes twice, the ONNX policy once with ``decoder_guided`` (guidance inside the graph) or,
+    without the fused graphs, with the step loop."""
     from uio2_robot.policies.uio2 import UIO2Policy
 
+    loop = OnnxPolicy(scene_export["bundle"], threads=1, warmup=False, guide_place=True)
+    loop.runner.fused_decoding = False
     policies = {
         "torch": UIO2Policy.from_checkpoint(scene_export["checkpoint"], guide_place=True),
-        "onnx": OnnxPolicy(scene_export["bundle"], threads=1, warmup=False, guide_place=True),
+        "onnx": OnnxPolicy(scene_export["bundle"], threads=1, guide_place=True),
+        "onnx_loop": loop,
         "unguided": OnnxPolicy(scene_export["bundle"], threads=1, warmup=False),
     }
+    assert policies["onnx"].runner.has_guided_decoder
+    assert "decoder_guided" in load_bundle(scene_export["bundle"]).graphs
     processor = policies["onnx"].processor
     rng = np.random.default_rng(1)
     changed = 0
@@ -180,6 +187,7 @@ def test_guided_placement_is_the_same_in_torch_and_onnx(scene_export) -> None:
             obs[processor.proprio_key] = rng.normal(size=processor.proprio_dim).astype(np.float32)
             tokens = {name: p.plan_tokens(obs) for name, p in policies.items()}
             assert np.array_equal(tokens["torch"], tokens["onnx"]), episode
+            assert np.array_equal(tokens["onnx_loop"], tokens["onnx"]), episode
             assert np.array_equal(tokens["onnx"][:3], tokens["unguided"][:3])  # same pick
             changed += int(not np.array_equal(tokens["onnx"], tokens["unguided"]))
     assert changed > 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
 from uio2_robot.export.bundle import convert_bundle
 from uio2_robot.export.manifest import load_bundle
-from uio2_robot.export.parity import check_parity
+from uio2_robot.export.parity import check_parity, min_margin
 
 
 def _ops(path: Path) -> Counter:
@@ -33,6 +34,13 @@ def test_int8_loads_and_mostly_agrees(bundle: Path, checkpoint: Path, tmp_path: 
     assert report["variant"] == "int8" and report["threshold"] == 0.99
     assert report["token_agreement"] >= 0.9, report
     assert 0 < report["max_logit_diff"] < 0.5, report
+
+
+def test_min_margin_is_the_closest_call_among_allowed_ids() -> None:
+    logits = np.array([[5.0, 1.0, 0.9, 0.0], [9.0, 3.0, 1.0, 2.5]])
+    allowed = np.array([False, True, True, True])  # id 0 would win but may not be emitted
+    assert min_margin(logits, allowed) == pytest.approx(0.1)
+    assert min_margin(logits[1:], allowed) == pytest.approx(0.5)
 
 
 def test_int8_leaves_selection_matmuls_exact(tmp_path: Path) -> None:

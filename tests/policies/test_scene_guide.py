@@ -13,8 +13,12 @@ from uio2_robot.policies.scene_guide import (
     grid_hw_of,
     guided_allowed,
     patch_bins,
+    pick_patch,
+    pick_patch_table,
+    place_rows_table,
     recommended_guidance,
     scene_match,
+    step_place_rows,
 )
 from uio2_robot.tokenize.processor import Processor
 
@@ -118,3 +122,38 @@ def test_recommendation_and_scores() -> None:
         recommended_guidance({"inference": {"guide_place": "yes"}}, None)
     scene = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
     np.testing.assert_allclose(scene_match(scene, np.array([0.0, 1.0, 0.0, 0.0])), [0.0, 1.0])
+
+
+def test_the_lookup_tables_are_the_same_rule(processor, grid_hw) -> None:
+    """The tables a fused decoder applies (pick patch per bin pair, place rows per goal) give
+    exactly ``guided_allowed``'s rows."""
+    tok = processor.action_tokenizer("primitive")
+    lo, hi = tok.first_bin_id - 2, tok.first_bin_id + tok.n_bins  # a wider id range, as a
+    # bundle whose other modes have other bins would have
+    n_patches = grid_hw[0] * grid_hw[1]
+    picks = pick_patch_table(processor, grid_hw, (lo, hi))
+    assert picks.shape == (hi - lo, hi - lo) and (picks[:2] == n_patches).all()
+    rng = np.random.default_rng(0)
+    for i, j in rng.integers(0, tok.n_bins, (400, 2)):
+        tokens = tok.encode(np.zeros((1, 6)))[0]
+        tokens[0], tokens[1] = tok.first_bin_id + i, tok.first_bin_id + j
+        want = pick_patch(processor, tokens, grid_hw)
+        assert picks[tokens[0] - lo, tokens[1] - lo] == (n_patches if want < 0 else want)
+    assert (picks < n_patches).any() and (picks == n_patches).any()  # the crop leaves some out
+    place = place_rows_table(processor, grid_hw, (lo, hi), margin=1)
+    assert place.shape == (n_patches + 1, 2, hi - lo) and place[-1].all()
+    for goal in (0, 5, n_patches - 1):
+        x_bins, y_bins = patch_bins(processor, goal, grid_hw, margin=1)
+        np.testing.assert_array_equal(place[goal, 0, 2:], x_bins)
+        np.testing.assert_array_equal(place[goal, 1, 2:], y_bins)
+        assert not place[goal, :, :2].any()
+    # per step: each observation patch gets its best scene patch's rows (the last stands aside)
+    d = 8
+    scene = rng.normal(size=(n_patches, d))
+    obs = rng.normal(size=(n_patches, d))
+    rows = step_place_rows(place, scene, obs)
+    assert rows.shape == (1, n_patches + 1, 2, hi - lo) and rows[0, -1].all()
+    for p in (0, 7):
+        np.testing.assert_array_equal(rows[0, p], place[scene_match(scene, obs[p]).argmax()])
+    with pytest.raises(ValueError, match="finite"):
+        step_place_rows(place, scene, np.full_like(obs, np.nan))

@@ -25,6 +25,7 @@ import numpy as np
 from uio2_robot.export.manifest import (
     BUNDLE_FORMAT_VERSION,
     GRAPHS,
+    GUIDE_GRAPHS,
     MANIFEST_FILE,
     OPSET,
     PREFIX_GRAPHS,
@@ -200,6 +201,7 @@ def export_bundle(
         export_decoder_step,
         export_encoder,
         export_greedy_decoder,
+        export_guided_decoder,
         export_prompt_encoder,
         export_step_encoder,
     )
@@ -237,6 +239,14 @@ def export_bundle(
             if cfg.prompt_prefix:
                 export_prompt_encoder(model, folder / PREFIX_GRAPHS["prompt_encoder"])
                 export_step_encoder(model, folder / PREFIX_GRAPHS["step_encoder"])
+            if "decoder_guided" in bundle_graphs(cfg.to_dict()):
+                export_guided_decoder(
+                    model,
+                    folder / GUIDE_GRAPHS["decoder_guided"],
+                    n_greedy,
+                    processor.vocab.bos_id,
+                    greedy_ids,
+                )
 
     extra: dict[str, Any] = {
         "source_checkpoint": {

@@ -12,6 +12,10 @@
   instead of one per token: on the CPU no per-call overhead and no cache trips through numpy, on
   a GPU no host round trip between tokens. ``decoder_step`` stays for longer or unconstrained
   decoding.
+- **decoder_guided** (prefix models with prompt scenes): decoder_greedy plus two inputs,
+  ``pick_patch`` (K, K) and ``place_rows`` (B, Np + 1, 2, K), that apply scene-guided placement
+  between tokens (``policies.scene_guide``): the place tokens are confined once the pick is
+  decoded, in the same single call.
 
 A prefix-encoding model (``ModelConfig.prompt_prefix``) also gets its encoder in two halves:
 
@@ -47,6 +51,7 @@ from uio2_robot.export.manifest import (
     ENCODER_OUTPUTS,
     GREEDY_INPUTS,
     GREEDY_OUTPUTS,
+    GUIDED_INPUTS,
     OBSERVATION_INPUTS,
     OPSET,
     PROMPT_OUTPUTS,
@@ -59,6 +64,7 @@ from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs, random_encoder_inputs
 from uio2_robot.model.sequence import EncoderOutput, group_slices
 from uio2_robot.model.uio2 import PromptCache, UIO2Model
+from uio2_robot.policies.scene_guide import PICK_DIMS, PLACE_DIMS
 
 MAX_BATCH = 1024
 """Upper bound of the dynamic batch axis (torch.export wants a finite range)."""
@@ -231,6 +237,32 @@ class GreedyDecoderGraph(_ModelGraph):
     ) -> tuple[Tensor, Tensor]:
         return self.model.greedy_decode(
             cross_k, cross_v, enc_mask, allowed, self.n_tokens, self.bos_id, self.ids
+        )
+
+
+class GuidedDecoderGraph(GreedyDecoderGraph):
+    """GreedyDecoderGraph with scene-guided placement: (..., allowed, pick_patch (K, K) int64,
+    place_rows (B, Np + 1, 2, K) bool) -> the same outputs (``greedy_decode``'s ``guide``)."""
+
+    def forward(  # type: ignore[override]
+        self,
+        cross_k: Tensor,
+        cross_v: Tensor,
+        enc_mask: Tensor,
+        allowed: Tensor,
+        pick_patch: Tensor,
+        place_rows: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        return self.model.greedy_decode(
+            cross_k,
+            cross_v,
+            enc_mask,
+            allowed,
+            self.n_tokens,
+            self.bos_id,
+            self.ids,
+            guide=(pick_patch, place_rows),
+            guide_dims=(PICK_DIMS, PLACE_DIMS),
         )
 
 
@@ -439,6 +471,31 @@ def export_greedy_decoder(
         GREEDY_INPUTS,
         GREEDY_OUTPUTS,
         {**_cross_dynamic(cfg), "allowed": {}},
+    )
+
+
+def export_guided_decoder(
+    model: UIO2Model, path: str | Path, n_tokens: int, bos_id: int, ids: tuple[int, int]
+) -> Path:
+    """Export ``decoder_guided``: ``export_greedy_decoder``'s graph with the guidance tables as
+    two more inputs (dynamic batch and encoder length; K = hi - lo and Np fixed)."""
+    cfg = model.cfg
+    if not PLACE_DIMS[1] < n_tokens <= cfg.max_dec_len:
+        raise ValueError(f"guidance needs n_tokens in ({PLACE_DIMS[1]}, {cfg.max_dec_len}]")
+    k = ids[1] - ids[0]
+    allowed = torch.ones(cfg.vocab_size, dtype=torch.bool)
+    # example tables that route the picks to different rows, so no index is traced as constant
+    pick_patch = torch.arange(k * k).reshape(k, k) % (cfg.n_patches + 1)
+    place_rows = torch.rand(2, cfg.n_patches + 1, 2, k, generator=torch.Generator().manual_seed(0))
+    cross = _cross_example(model)
+    dynamic = _cross_dynamic(cfg)
+    return _export(
+        GuidedDecoderGraph(model, n_tokens, bos_id, ids),
+        (*cross, allowed, pick_patch, place_rows > 0.2),
+        Path(path),
+        GUIDED_INPUTS,
+        GREEDY_OUTPUTS,
+        {**dynamic, "allowed": {}, "pick_patch": {}, "place_rows": {0: dynamic["cross_k"][1]}},
     )
 
 

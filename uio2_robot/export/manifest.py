@@ -16,6 +16,11 @@ two so a controller encodes the prompt once per episode::
     prompt_encoder.onnx  prompt inputs -> the prompt's per-layer keys/values and cross K/V
     step_encoder.onnx    observation inputs + that prompt cache -> cross_k, cross_v, enc_mask
 
+and, when that model also has prompt scenes (``max_prompt_scenes``), the greedy decoder with
+scene-guided placement inside (``policies.scene_guide``)::
+
+    decoder_guided.onnx  decoder_greedy's inputs + pick_patch, place_rows -> the same outputs
+
 The manifest repeats the processor's vocabulary, action bins, normalisation statistics and image
 preprocessing so a reader in another language (a C++ robot stack) needs only ``manifest.json``;
 loading checks those copies against ``processor.json`` so the two can never drift apart.
@@ -38,9 +43,11 @@ from typing import Any
 
 from uio2_robot.tokenize.processor import Processor, model_mismatches
 
-BUNDLE_FORMAT_VERSION = 2
+BUNDLE_FORMAT_VERSION = 3
 """Bumped whenever a bundle written by older code could be misread by newer code.
-2: every bundle carries ``decoder_greedy`` (all action tokens of a step in one call)."""
+2: every bundle carries ``decoder_greedy`` (all action tokens of a step in one call).
+3: a prefix bundle of a model with prompt scenes carries ``decoder_guided`` (the greedy decoder
+with scene-guided placement inside)."""
 
 OPSET = 18
 """The ONNX opset of every exported graph: torch 2.13's dynamo exporter (torchlib) targets 18
@@ -60,6 +67,9 @@ GRAPHS = {"encoder": ENCODER_FILE, "decoder_step": DECODER_FILE, "decoder_greedy
 """The graphs of every bundle."""
 PREFIX_GRAPHS = {"prompt_encoder": PROMPT_ENCODER_FILE, "step_encoder": STEP_ENCODER_FILE}
 """The extra graphs of a prefix-encoding model's bundle."""
+GUIDED_FILE = "decoder_guided.onnx"
+GUIDE_GRAPHS = {"decoder_guided": GUIDED_FILE}
+"""The extra graph of a prefix bundle of a model with prompt scenes (it can guide placement)."""
 
 ENCODER_INPUTS = (
     "tokens",
@@ -80,6 +90,7 @@ DECODER_INPUTS = ("token", "position", "self_k", "self_v", "cross_k", "cross_v",
 DECODER_OUTPUTS = ("logits", "self_k_out", "self_v_out")
 GREEDY_INPUTS = ("cross_k", "cross_v", "enc_mask", "allowed")
 GREEDY_OUTPUTS = ("tokens", "logits")
+GUIDED_INPUTS = (*GREEDY_INPUTS, "pick_patch", "place_rows")
 PROMPT_INPUTS = ENCODER_INPUTS[:4]
 OBSERVATION_INPUTS = ENCODER_INPUTS[4:]
 PROMPT_OUTPUTS = ("prompt_k", "prompt_v", "prompt_mask", "prompt_cross_k", "prompt_cross_v")
@@ -91,6 +102,7 @@ GRAPH_IO = {
     "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
     "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),
     "decoder_greedy": (GREEDY_INPUTS, GREEDY_OUTPUTS),
+    "decoder_guided": (GUIDED_INPUTS, GREEDY_OUTPUTS),
     "prompt_encoder": (PROMPT_INPUTS, PROMPT_OUTPUTS),
     "step_encoder": (STEP_INPUTS, ENCODER_OUTPUTS),
 }
@@ -133,6 +145,8 @@ def graph_io_names(
 def bundle_graphs(model_config: Mapping[str, Any]) -> dict[str, str]:
     """Graph name -> file name of the bundle of a model with this config."""
     if model_config.get("prompt_prefix"):
+        if has_prompt_scenes(model_config):
+            return {**GRAPHS, **PREFIX_GRAPHS, **GUIDE_GRAPHS}
         return {**GRAPHS, **PREFIX_GRAPHS}
     return dict(GRAPHS)
 
@@ -381,18 +395,21 @@ def _check_greedy_decoder(manifest: dict[str, Any]) -> None:
     """decoder_greedy unrolls a fixed number of tokens and computes the logits of one id range:
     both must cover every action mode, and agree with the graph's output shapes."""
     greedy = manifest["greedy_decoder"]
-    tokens, logits = (d.get("shape") for d in manifest["graphs"]["decoder_greedy"]["outputs"])
     try:
         n, (lo, hi) = int(greedy["n_tokens"]), (int(i) for i in greedy["ids"])
     except (KeyError, TypeError, ValueError):
         raise BundleError(
             f"manifest: greedy_decoder must be {{'n_tokens': int, 'ids': [lo, hi]}}, got {greedy!r}"
         ) from None
-    if tokens != ["batch", n] or logits != ["batch", n, hi - lo]:
-        raise BundleError(
-            f"manifest: decoder_greedy outputs {tokens} and {logits} do not match greedy_decoder "
-            f"{greedy} (expected ['batch', {n}] and ['batch', {n}, {hi - lo}])"
-        )
+    for graph in ("decoder_greedy", *GUIDE_GRAPHS):
+        if graph not in manifest["graphs"]:
+            continue
+        tokens, logits = (d.get("shape") for d in manifest["graphs"][graph]["outputs"])
+        if tokens != ["batch", n] or logits != ["batch", n, hi - lo]:
+            raise BundleError(
+                f"manifest: {graph} outputs {tokens} and {logits} do not match greedy_decoder "
+                f"{greedy} (expected ['batch', {n}] and ['batch', {n}, {hi - lo}])"
+            )
     for mode, spec in manifest["decoding"].get("action_modes", {}).items():
         first, end = spec["allowed_ids"]
         if spec["n_tokens"] > n or first < lo or end > hi:

@@ -32,6 +32,19 @@ from uio2_robot.tokenize.processor import Processor
 PARITY_THRESHOLDS = {"fp32": 1.0, "int8": 0.99, "fp16": 0.99}
 """Minimum share of control steps whose action tokens must all match torch, per variant."""
 
+NEAR_TIE = 0.1
+"""A step is a near tie when some token's best two allowed torch logits lie closer than this
+(in logits): HL-Gauss action heads put neighbouring bins this close whenever the action falls
+near a bin edge, and reduced precision flips exactly those. The report gives the agreement on
+the other steps apart, so a flip on a clear decision (a real fault) cannot hide among them."""
+
+
+def min_margin(logits: np.ndarray, allowed: np.ndarray) -> float:
+    """The smallest gap between the best and second-best allowed logit over a step's tokens:
+    logits (n, V), allowed (V,) bool."""
+    top2 = np.sort(np.where(allowed, logits, -np.inf), axis=-1)[:, -2:]
+    return float((top2[:, 1] - top2[:, 0]).min())
+
 
 @dataclass
 class RecordedEpisode:
@@ -228,6 +241,7 @@ def check_parity(
     model = torch_policy.model
     bos = processor.vocab.bos_id
     steps = same_steps = same_tokens = n_tokens_total = same_actions = near_steps = 0
+    clear_steps = same_clear_steps = 0
     max_diff, diffs = 0.0, []
     for episode in episodes:
         torch_policy.reset(episode.prompt, episode.action_space)
@@ -257,6 +271,9 @@ def check_parity(
             same_steps += int(equal.all())
             # bins are consecutive ids: a near-tie flips a token to the neighbouring bin
             near_steps += int((np.abs(t_tokens[0] - o_tokens[0]) <= 1).all())
+            if min_margin(t_logits[0], allowed) >= NEAR_TIE:
+                clear_steps += 1
+                same_clear_steps += int(equal.all())
             same_tokens += int(equal.sum())
             n_tokens_total += n_tok
             # the policies themselves, end to end (history, queue, decoding, clipping)
@@ -285,6 +302,10 @@ def check_parity(
         # share of steps whose every token is torch's bin or a neighbour (one bin = the action
         # range / n_bins): what an int8 near-tie flip costs, as opposed to a wrong action
         "within_one_bin": near_steps / steps,
+        # steps where every torch token won by >= NEAR_TIE logits, and the agreement on those
+        "clear_steps": clear_steps / steps,
+        "clear_step_agreement": same_clear_steps / clear_steps if clear_steps else None,
+        "near_tie": NEAR_TIE,
         "max_logit_diff": max_diff,
         "mean_logit_diff": float(np.mean(diffs)),
         "threshold": threshold,

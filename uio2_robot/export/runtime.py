@@ -36,6 +36,10 @@ from uio2_robot.export.manifest import (
     has_prompt_scenes,
     load_bundle,
 )
+from uio2_robot.policies.scene_guide import PICK_DIMS, PLACE_DIMS
+
+GUIDE_INPUTS = ("pick_patch", "place_rows")
+"""decoder_guided's inputs beyond decoder_greedy's: the scene-guidance tables."""
 
 Revision = tuple[int, Callable[[np.ndarray], "np.ndarray | None"]]
 """``decode``'s mid-way constraint: after k tokens, per-token rows from the tokens so far."""
@@ -469,6 +473,68 @@ class BundleRunner:
             return tokens, full
         return self._decode_loop(cross, b, n_tokens, mask, return_logits)
 
+    @property
+    def has_guided_decoder(self) -> bool:
+        """True when the bundle carries ``decoder_guided`` (scene-guided placement in one call)."""
+        return "decoder_guided" in self.sessions
+
+    def decode_guided(
+        self,
+        cross: Sequence[Any],
+        b: int,
+        n_tokens: int,
+        mask: np.ndarray,
+        pick_patch: np.ndarray,
+        place_rows: np.ndarray,
+    ) -> np.ndarray:
+        """Greedy decoding with scene-guided placement from its tables
+        (``policies.scene_guide``: ``pick_patch_table`` (K, K) int64 and this step's
+        ``step_place_rows`` (B, Np + 1, 2, K) bool, K = the greedy ids' count): one
+        ``decoder_guided`` call, or the step loop with the place rows set after the pick (the
+        same tokens) where that graph cannot serve."""
+        lo, hi = self.greedy_ids
+        k = hi - lo
+        if pick_patch.shape != (k, k) or pick_patch.dtype != np.int64:
+            raise ValueError(
+                f"pick_patch must be int64 ({k}, {k}), got {pick_patch.dtype} {pick_patch.shape}"
+            )
+        if place_rows.ndim != 4 or place_rows.shape[0] != b or place_rows.shape[2:] != (2, k):
+            raise ValueError(
+                f"place_rows must be bool ({b}, R, 2, {k}), got {place_rows.dtype} {place_rows.shape}"
+            )
+        if place_rows.dtype != bool:
+            raise ValueError(f"place_rows must be bool, got {place_rows.dtype}")
+        if pick_patch.min() < 0 or pick_patch.max() >= place_rows.shape[1]:
+            raise ValueError(
+                f"pick_patch entries must index place_rows' {place_rows.shape[1]} rows"
+            )
+        self._check_n_tokens(n_tokens)
+        if self.has_guided_decoder and self._can_fuse(n_tokens, mask):
+            feed = {
+                **dict(zip(ENCODER_OUTPUTS, cross[: len(ENCODER_OUTPUTS)], strict=True)),
+                "allowed": mask,
+                "pick_patch": pick_patch,
+                "place_rows": place_rows,
+            }
+            guide_specs = [
+                s for s in self.bundle.inputs("decoder_guided") if s.name in GUIDE_INPUTS
+            ]
+            check_feed("decoder_guided", guide_specs, {n: feed[n] for n in GUIDE_INPUTS})
+            tokens = self._run_bound("decoder_guided", feed, GREEDY_OUTPUTS, host=GREEDY_OUTPUTS)[0]
+            return tokens[:, :n_tokens]
+        if b != 1:
+            raise ValueError("guided decoding without decoder_guided runs batch size 1")
+
+        def rows(pick: np.ndarray) -> np.ndarray:
+            key = pick_patch[pick[PICK_DIMS[0]] - lo, pick[PICK_DIMS[1]] - lo]
+            out = np.repeat(mask[None], n_tokens, axis=0)
+            for j, dim in enumerate(PLACE_DIMS):
+                if dim < n_tokens:
+                    out[dim, lo:hi] &= place_rows[0, key, j]
+            return out
+
+        return self.decode(cross, b, n_tokens, mask, revise=(max(PICK_DIMS) + 1, rows))
+
     def _check_rows(self, rows: np.ndarray, n_tokens: int) -> None:
         if rows.shape != (n_tokens, self.vocab_size) or rows.dtype != bool:
             raise ValueError(
@@ -573,3 +639,12 @@ class BundleRunner:
         self.generate(feed, n)
         if self.has_prompt_cache:
             self.generate(feed, n, prompt=self.encode_prompt(feed))
+        if self.has_guided_decoder:
+            lo, hi = self.greedy_ids
+            mask = np.zeros(self.vocab_size, dtype=bool)
+            mask[lo:hi] = True
+            spec = next(s for s in self.bundle.inputs("decoder_guided") if s.name == "place_rows")
+            pick_patch = np.zeros((hi - lo, hi - lo), dtype=np.int64)
+            place_rows = np.ones((1, int(spec.shape[1]), 2, hi - lo), dtype=bool)
+            cross, b = self.encode_cross(feed)
+            self.decode_guided(cross, b, min(n, self.greedy_tokens), mask, pick_patch, place_rows)

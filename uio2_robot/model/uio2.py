@@ -533,6 +533,8 @@ class UIO2Model(nn.Module):
         n_tokens: int,
         bos_id: int,
         ids: tuple[int, int] | None = None,
+        guide: tuple[Tensor, Tensor] | None = None,
+        guide_dims: tuple[tuple[int, int], tuple[int, int]] = ((0, 1), (3, 4)),
     ) -> tuple[Tensor, Tensor]:
         """Greedy constrained decoding with the KV cache: tokens (B, n) int64 and the raw
         (unmasked) logits (B, n, V) of every step.
@@ -545,10 +547,19 @@ class UIO2Model(nn.Module):
         ``ids`` = (lo, hi): the caller promises ``allowed`` permits nothing outside lo..hi-1
         (the action bins), so only those logits are computed: (B, n, hi - lo), token ids still
         global. Identical tokens, a ninth of the output head's work.
+
+        ``guide`` = (pick_table (K, K) int64, rows (B, R, 2, K) bool), K = hi - lo (``ids``
+        required): scene-guided placement inside the loop (``policies.scene_guide``). The
+        tokens at ``guide_dims[0]`` (the pick x0, y0, less lo) index pick_table, giving a row
+        r; the tokens at ``guide_dims[1]`` (the place x1, y1) may then only be ids (less lo)
+        that rows[b, r, 0] and rows[b, r, 1] allow, on top of ``allowed``.
         """
         b, device = enc_mask.shape[0], enc_mask.device
         lo = 0 if ids is None else ids[0]
         allowed = allowed if ids is None else allowed[ids[0] : ids[1]]
+        if guide is not None and ids is None:
+            raise ValueError("guide indexes the ids lo..hi-1: pass ids")
+        (pick_x, pick_y), place = guide_dims
         token = torch.full((b, 1), bos_id, dtype=torch.int64, device=device)
         caches: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * self.cfg.n_dec_layers
         # every row is at the same position: one rotation for the batch, which the exported
@@ -561,7 +572,13 @@ class UIO2Model(nn.Module):
                 token, cos, sin, caches, cross_k, cross_v, enc_mask, ids
             )
             logits_all.append(logits)
-            token = logits.masked_fill(~allowed, float("-inf")).argmax(-1, keepdim=True) + lo
+            mask = allowed
+            if guide is not None and i in place:
+                pick_table, rows = guide
+                row = pick_table[tokens[pick_x][:, 0] - lo, tokens[pick_y][:, 0] - lo]  # (B,)
+                index = row.view(b, 1, 1, 1).expand(b, 1, 2, rows.shape[-1])
+                mask = allowed & rows.gather(1, index)[:, 0, place.index(i)]  # (B, K)
+            token = logits.masked_fill(~mask, float("-inf")).argmax(-1, keepdim=True) + lo
             tokens.append(token)
         return torch.cat(tokens, dim=1), torch.stack(logits_all, dim=1)
 
