@@ -196,3 +196,27 @@ def test_guided_placement_is_the_same_in_torch_and_onnx(scene_export) -> None:
 def test_guidance_needs_scene_states(bundle) -> None:
     with pytest.raises(ValueError, match="scene states"):
         OnnxPolicy(bundle, threads=1, warmup=False, guide_place=True)
+
+
+def test_guided_decoder_refuses_bad_tables(scene_export) -> None:
+    runner = BundleRunner(scene_export["bundle"], threads=1, warmup=False)
+    arrays = _arrays(runner, scene=True)
+    cache, _ = runner.encode_prompt_states(arrays)
+    cross, b = runner.encode_cross(arrays, cache)
+    lo, hi = runner.greedy_ids
+    mask = np.zeros(runner.vocab_size, dtype=bool)
+    mask[lo:hi] = True
+    k = hi - lo
+    spec = next(s for s in runner.bundle.inputs("decoder_guided") if s.name == "place_rows")
+    n_rows = int(spec.shape[1])  # every observation patch + "no patch"
+    picks = np.zeros((k, k), dtype=np.int64)
+    rows = np.ones((1, n_rows, 2, k), dtype=bool)
+    assert runner.decode_guided(cross, b, 6, mask, picks, rows).shape == (1, 6)
+    with pytest.raises(ValueError, match=r"pick_patch must be int64"):
+        runner.decode_guided(cross, b, 6, mask, picks.astype(np.int32), rows)
+    with pytest.raises(ValueError, match="must index place_rows"):
+        runner.decode_guided(cross, b, 6, mask, picks + n_rows, rows)
+    with pytest.raises(ValueError, match="place_rows must be bool"):
+        runner.decode_guided(cross, b, 6, mask, picks, rows.astype(np.float32))
+    with pytest.raises(ValueError, match="'place_rows' has shape"):  # the graph's row count
+        runner.decode_guided(cross, b, 6, mask, picks, rows[:, :-1])
