@@ -91,3 +91,19 @@ def test_train_task_weights_compose_from_the_command_line():
     assert dict(cfg.task_weights) == {"rearrange": 1.5, "rotate": 2.0}
     assert compose("train", [], schema).task_weights is None
     assert main(["train", "task_weights={rearrange:lots}"]) == 2
+
+
+def test_policy_groups_compose_and_name_what_they_need(capsys):
+    """``policy=onnx bundle=DIR`` and ``policy=uio2 checkpoint=DIR`` are the spelled-out forms of
+    the ``bundle=`` / ``checkpoint=`` shorthands; without the folder the error says so."""
+    from uio2_robot.cli import _commands, compose
+    from uio2_robot.eval.runner import policy_kwargs
+
+    schema = _commands()["rollout"].schema
+    onnx = compose("rollout", ["policy=onnx", "bundle=exports/b", "policy.threads=2"], schema)
+    kwargs = policy_kwargs(onnx)
+    assert (kwargs["name"], kwargs["bundle"], kwargs["threads"]) == ("onnx", "exports/b", 2)
+    torch_cfg = compose("rollout", ["policy=uio2", "checkpoint=runs/c"], schema)
+    assert policy_kwargs(torch_cfg)["name"] == "uio2"
+    assert main(["rollout", "policy=onnx", "episodes=1"]) != 0
+    assert "policy=onnx needs bundle=DIR" in capsys.readouterr().err
