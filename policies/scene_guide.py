@@ -14,7 +14,7 @@ finds the goal 79-92% of the time. Guidance combines the two at decode time, wit
    still chooses where inside the patch, and every other token.
 
 Greedy decoding is causal, so step 3 equals decoding once with the place rows restricted after
-the pick was emitted (``GUIDE_AFTER`` tokens). The torch policy decodes twice with
+the first ``GUIDE_AFTER`` tokens (the pick) were emitted. The torch policy decodes twice with
 ``guided_allowed``'s rows; the ONNX policy decodes once, the rule turned into lookup tables
 (``pick_patch_table``, ``place_rows_table``, ``step_place_rows``) that its ``decoder_guided``
 graph applies between tokens (or its step loop, ``BundleRunner.decode_guided``). Numpy only:
@@ -64,36 +64,45 @@ def grid_hw_of(model_config: Mapping[str, Any]) -> tuple[int, int]:
     return height // patch, width // patch
 
 
-def scene_match(scene_states: np.ndarray, query_state: np.ndarray) -> np.ndarray:
-    """Numpy twin of ``uio2_robot.model.uio2.scene_match`` for one row: scene patch states
-    (Np, D) scored against one observation-patch state (D,), dot products over sqrt(D)."""
+def scene_match(scene_states: np.ndarray, query_states: np.ndarray) -> np.ndarray:
+    """Numpy twin of ``uio2_robot.model.uio2.scene_match``: scene patch states (Np, D) scored
+    against observation-patch states (..., D) -> (..., Np), dot products over sqrt(D)."""
     scene = np.asarray(scene_states, dtype=np.float64)
-    return scene @ np.asarray(query_state, dtype=np.float64) / np.sqrt(scene.shape[-1])
+    return np.asarray(query_states, dtype=np.float64) @ scene.T / np.sqrt(scene.shape[-1])
+
+
+def _view0_mapped(processor: Processor) -> bool:
+    """Whether view 0 has a point map (scene scores are over view 0's patches)."""
+    mapped = [i for i, k in enumerate(processor.camera_keys) if k in processor.point_maps]
+    return bool(mapped) and mapped[0] == 0
+
+
+def _bin_centres(processor: Processor) -> np.ndarray:
+    """(n_bins, D) float32: every primitive value bin's centre in every dimension."""
+    tok = processor.action_tokenizer("primitive")
+    return tok.decode(tok.first_bin_id + np.arange(tok.n_bins)[:, None].repeat(tok.dim, axis=1))
+
+
+def _patch_index(
+    processor: Processor, x: np.ndarray, y: np.ndarray, grid_hw: tuple[int, int]
+) -> np.ndarray:
+    """View 0's patch under action points (x, y) (broadcast), -1 outside the view:
+    ``Processor.point_targets``' arithmetic, vectorised, in float64 like it."""
+    a, b, c, d, e, f = processor.point_maps[processor.camera_keys[0]]
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    row, col = a * x + b * y + c, d * x + e * y + f
+    rows, cols = grid_hw
+    inside = (row >= 0.0) & (row < 1.0) & (col >= 0.0) & (col < 1.0)
+    return np.where(inside, np.floor(row * rows) * cols + np.floor(col * cols), -1).astype(np.int64)
 
 
 def pick_patch(processor: Processor, tokens: np.ndarray, grid_hw: tuple[int, int]) -> int:
     """The view-0 observation patch under the first action's pick point, or -1 where it has
-    none (outside the view, or no point map for view 0). ``tokens``: a primitive chunk, or at
-    least its first ``GUIDE_AFTER`` tokens."""
-    mapped = [i for i, k in enumerate(processor.camera_keys) if k in processor.point_maps]
-    if not mapped or mapped[0] != 0:  # scene scores are over view 0's patches
+    none (outside the view, or no point map for view 0)."""
+    if not _view0_mapped(processor):
         return -1
-    action = processor.decode_actions(_full_chunk(processor, tokens), "primitive")[0]
+    action = processor.decode_actions(tokens, "primitive")[0]
     return int(processor.point_targets(action, "primitive", grid_hw)[0])
-
-
-def _full_chunk(processor: Processor, tokens: np.ndarray) -> np.ndarray:
-    """``tokens`` padded to a whole primitive chunk with the first bin (the pick reads only
-    x0, y0, so the padding never matters)."""
-    tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
-    n = processor.n_action_tokens("primitive")
-    if not GUIDE_AFTER <= tokens.size <= n:
-        raise ValueError(
-            f"guidance reads the first {GUIDE_AFTER} tokens of a primitive chunk of {n}, got "
-            f"{tokens.size} tokens"
-        )
-    first_bin = processor.action_tokenizer("primitive").first_bin_id
-    return np.concatenate([tokens, np.full(n - tokens.size, first_bin, dtype=np.int64)])
 
 
 def patch_bins(
@@ -101,16 +110,9 @@ def patch_bins(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bool masks over the value bins of x and y (n_bins,) whose centres map into view 0's
     ``patch``, each widened by ``margin`` bins on both sides (a patch's edge bins straddle it)."""
-    tok = processor.action_tokenizer("primitive")
-    ids = tok.first_bin_id + np.arange(tok.n_bins)[:, None].repeat(tok.dim, axis=1)
-    centres = tok.decode(ids)  # (n_bins, D): every bin's centre in every dimension
-    cx, cy = np.meshgrid(centres[:, PLACE_DIMS[0]], centres[:, PLACE_DIMS[1]], indexing="ij")
-    a, b, c, d, e, f = processor.point_maps[processor.camera_keys[0]]
-    row, col = a * cx + b * cy + c, d * cx + e * cy + f
-    rows, cols = grid_hw
-    inside = (row >= 0) & (row < 1) & (col >= 0) & (col < 1)
-    index = np.where(inside, np.floor(row * rows) * cols + np.floor(col * cols), -1)
-    hit = index == patch
+    centres = _bin_centres(processor)
+    x, y = centres[:, PLACE_DIMS[0], None], centres[None, :, PLACE_DIMS[1]]
+    hit = _patch_index(processor, x, y, grid_hw) == patch  # (x bin, y bin)
     return _widen(hit.any(axis=1), margin), _widen(hit.any(axis=0), margin)
 
 
@@ -133,14 +135,13 @@ def guided_allowed(
     margin: int = 1,
 ) -> np.ndarray | None:
     """Per-token allowed ids (n_tokens, vocab_size) for the guided second decode of ``tokens``
-    (a primitive chunk from the first decode, or its first ``GUIDE_AFTER`` tokens), or None
-    where guidance does not apply: no pick patch, or the goal patch holds no bin centre.
+    (a primitive chunk from the first decode), or None where guidance does not apply: no pick patch, or the goal patch holds no bin centre.
 
     ``scene_scores(pick)`` returns the scene patches' scores (Np,) for observation patch
     ``pick``; the caller checks that the prompt has a scene.
     """
     check_margin(margin)
-    tokens = _full_chunk(processor, tokens)
+    tokens = np.asarray(tokens).reshape(-1)
     pick = pick_patch(processor, tokens, grid_hw)
     if pick < 0:
         return None
@@ -179,24 +180,16 @@ def pick_patch_table(
     primitive bin, or no point map for view 0), the row of ``place_rows_table`` that guides
     nothing."""
     lo, hi = ids
-    rows, cols = grid_hw
-    n_patches = rows * cols
+    n_patches = grid_hw[0] * grid_hw[1]
     table = np.full((hi - lo, hi - lo), n_patches, dtype=np.int64)
-    mapped = [i for i, k in enumerate(processor.camera_keys) if k in processor.point_maps]
-    if not mapped or mapped[0] != 0:
+    if not _view0_mapped(processor):
         return table
-    tok = processor.action_tokenizer("primitive")
-    bins = np.arange(tok.n_bins)
-    centres = tok.decode(tok.first_bin_id + bins[:, None].repeat(tok.dim, axis=1))
-    # point_targets' arithmetic, in float64 like it, over every (x0, y0) bin pair
-    x = centres[:, PICK_DIMS[0]].astype(np.float64)[:, None]
-    y = centres[:, PICK_DIMS[1]].astype(np.float64)[None, :]
-    a, b, c, d, e, f = processor.point_maps[processor.camera_keys[0]]
-    r, q = a * x + b * y + c, d * x + e * y + f
-    inside = (r >= 0.0) & (r < 1.0) & (q >= 0.0) & (q < 1.0)
-    patch = np.where(inside, np.floor(r * rows) * cols + np.floor(q * cols), n_patches)
-    start = tok.first_bin_id - lo
-    table[start : start + tok.n_bins, start : start + tok.n_bins] = patch.astype(np.int64)
+    centres = _bin_centres(processor)
+    x, y = centres[:, PICK_DIMS[0], None], centres[None, :, PICK_DIMS[1]]
+    patch = _patch_index(processor, x, y, grid_hw)  # (x0 bin, y0 bin)
+    start = processor.action_tokenizer("primitive").first_bin_id - lo
+    end = start + len(centres)
+    table[start:end, start:end] = np.where(patch < 0, n_patches, patch)
     return table
 
 
@@ -226,8 +219,7 @@ def step_place_rows(
     """This step's guide rows (1, Np + 1, 2, K): for each observation patch (the pick), the
     place rows of its best-matching scene patch (``scene_match`` for every patch at once); the
     last row stands aside. ``scene_states``, ``obs_states``: (Np, D) of view 0."""
-    scene = np.asarray(scene_states, dtype=np.float64)
-    scores = np.asarray(obs_states, dtype=np.float64) @ scene.T / np.sqrt(scene.shape[-1])
+    scores = scene_match(scene_states, obs_states)  # (obs patch, scene patch)
     if not np.isfinite(scores).all():
         raise ValueError("scene scores must be finite: the scene or observation states hold NaN")
     goals = np.append(scores.argmax(axis=1), len(place_rows) - 1)

@@ -36,7 +36,7 @@ from uio2_robot.export.manifest import (
     has_prompt_scenes,
     load_bundle,
 )
-from uio2_robot.policies.scene_guide import PICK_DIMS, PLACE_DIMS
+from uio2_robot.policies.scene_guide import GUIDE_AFTER, PICK_DIMS, PLACE_DIMS
 
 GUIDE_INPUTS = ("pick_patch", "place_rows")
 """decoder_guided's inputs beyond decoder_greedy's: the scene-guidance tables."""
@@ -533,7 +533,7 @@ class BundleRunner:
                     out[dim, lo:hi] &= place_rows[0, key, j]
             return out
 
-        return self.decode(cross, b, n_tokens, mask, revise=(max(PICK_DIMS) + 1, rows))
+        return self.decode(cross, b, n_tokens, mask, revise=(GUIDE_AFTER, rows))
 
     def _check_rows(self, rows: np.ndarray, n_tokens: int) -> None:
         if rows.shape != (n_tokens, self.vocab_size) or rows.dtype != bool:
@@ -636,15 +636,16 @@ class BundleRunner:
                 feed[spec.name] = np.zeros(shape, dtype=spec.dtype)
         modes = self.bundle.manifest["decoding"]["action_modes"].values()
         n = min(n_tokens or max(int(m["n_tokens"]) for m in modes), self.max_dec_len)
-        self.generate(feed, n)
+        lo, hi = self.greedy_ids
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        mask[lo:hi] = True
+        cross, b = self.encode_cross(feed)
+        self.decode(cross, b, n, None)  # the step loop
+        self.decode(cross, b, n, mask)  # the fused greedy graph where it serves
         if self.has_prompt_cache:
-            self.generate(feed, n, prompt=self.encode_prompt(feed))
-        if self.has_guided_decoder:
-            lo, hi = self.greedy_ids
-            mask = np.zeros(self.vocab_size, dtype=bool)
-            mask[lo:hi] = True
+            self.generate(feed, n, mask, prompt=self.encode_prompt(feed))
+        if self.has_guided_decoder:  # tables that guide nothing: only the graph's first run
             spec = next(s for s in self.bundle.inputs("decoder_guided") if s.name == "place_rows")
             pick_patch = np.zeros((hi - lo, hi - lo), dtype=np.int64)
             place_rows = np.ones((1, int(spec.shape[1]), 2, hi - lo), dtype=bool)
-            cross, b = self.encode_cross(feed)
             self.decode_guided(cross, b, min(n, self.greedy_tokens), mask, pick_patch, place_rows)
