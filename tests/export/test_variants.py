@@ -43,32 +43,40 @@ def test_min_margin_is_the_closest_call_among_allowed_ids() -> None:
     assert min_margin(logits[1:], allowed) == pytest.approx(0.5)
 
 
-def test_int8_leaves_selection_matmuls_exact(tmp_path: Path) -> None:
-    """A MatMul by a 0/1 permutation (the RoPE pair swap) is exact: int8 must not round its
-    input; the weight MatMul beside it is quantised."""
+def test_int8_leaves_selection_and_rotation_matmuls_exact(tmp_path: Path) -> None:
+    """A MatMul by a 0/1 permutation (the RoPE pair swap) is exact and one by a stack of
+    rotations (a decoder token's RoPE) is geometry: int8 must not round either; the weight
+    MatMul beside them is quantised."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
-    from uio2_robot.export.variants import quantize_int8, selection_matmuls
+    from uio2_robot.export.variants import quantize_int8, unquantized_matmuls
 
     swap = np.eye(8, dtype=np.float32)[np.arange(8) ^ 1]
+    rotation = (np.eye(8) * 0.6 + swap * 0.8).astype(np.float32)[None, None]  # (1, 1, 8, 8)
     weight = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "swap"], ["y"], name="swap_mm"),
-            helper.make_node("MatMul", ["y", "w"], ["z"], name="weight_mm"),
+            helper.make_node("MatMul", ["y", "rotation"], ["r"], name="rope_mm"),
+            helper.make_node("MatMul", ["r", "w"], ["z"], name="weight_mm"),
         ],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4, 8])],
-        [numpy_helper.from_array(swap, "swap"), numpy_helper.from_array(weight, "w")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 1, 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 3, 1, 8])],
+        [
+            numpy_helper.from_array(swap, "swap"),
+            numpy_helper.from_array(rotation, "rotation"),
+            numpy_helper.from_array(weight, "w"),
+        ],
     )
     src = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
-    assert selection_matmuls(onnx.load(str(src))) == ["swap_mm"]
+    assert unquantized_matmuls(onnx.load(str(src))) == ["swap_mm", "rope_mm"]
     quantized = onnx.load(str(quantize_int8(src, tmp_path / "q.onnx")))
     kinds = {n.name: n.op_type for n in quantized.graph.node}
-    assert kinds["swap_mm"] == "MatMul" and "MatMulInteger" in kinds.values()
+    assert kinds["swap_mm"] == kinds["rope_mm"] == "MatMul"
+    assert "MatMulInteger" in kinds.values()
 
 
 def test_fp16_loads_on_cpu_with_rough_parity(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from uio2_robot.model.layers import RMSNorm, SelfAttention, SwiGLU, attention
+from uio2_robot.model.layers import (
+    RMSNorm,
+    SelfAttention,
+    SwiGLU,
+    _explicit_attention,
+    attention,
+    attention_bias,
+)
 from uio2_robot.model.rope import RotaryEmbedding
 
 
@@ -42,6 +49,20 @@ def test_attention_masks_keys_and_survives_fully_masked_rows():
     torch.testing.assert_close(out, ref)
     none = attention(q, k, v, torch.zeros(1, 1, 3, 5, dtype=torch.bool), 0.5)
     assert torch.isfinite(none).all()
+
+
+def test_additive_bias_attends_exactly_like_the_bool_mask():
+    """The decoder's precomputed bias gives the bool mask's weights, eager and as exported."""
+    q, k, v = torch.randn(2, 3, 1, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
+    mask = torch.tensor([[1, 1, 0, 1, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.bool)[:, None, None]
+    bias = attention_bias(mask)
+    assert bias.dtype == torch.float32 and bool((bias[mask] == 0).all())
+    ref = attention(q, k, v, mask, 0.3)
+    torch.testing.assert_close(attention(q, k, v, bias, 0.3), ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(_explicit_attention(q, k, v, bias, 0.3), ref, rtol=0, atol=1e-6)
+    k_moved = k.clone()
+    k_moved[..., 5, :] += 100.0  # a key masked in both rows changes nothing
+    torch.testing.assert_close(attention(q, k_moved, v, bias, 0.3), ref, rtol=0, atol=1e-6)
 
 
 def test_attention_logits_are_float32_for_low_precision_inputs():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from uio2_robot.model.rope import RotaryEmbedding, apply_rope
+from uio2_robot.model.rope import RotaryEmbedding, apply_rope, rotation_matrix
 
 DH = 16
 
@@ -79,3 +79,14 @@ def test_rotation_preserves_norm_and_position_zero_is_identity():
     torch.testing.assert_close(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1))
     cos0, sin0 = rope(torch.zeros(2, 5, 2, dtype=torch.int64), flag)
     torch.testing.assert_close(apply_rope(x, cos0, sin0), x)
+
+
+def test_rotation_matrix_rotates_a_token_like_apply_rope():
+    """The exported decoder rotates a single token by one MatMul: same result as apply_rope."""
+    rope = RotaryEmbedding(DH)
+    x = torch.randn(3, 4, 1, DH)  # (B, H, one token, Dh)
+    cos, sin = rope.forward_1d(torch.tensor([[0], [5], [31]]))  # (B, 1, 1, Dh)
+    rotation = rotation_matrix(cos, sin)
+    assert rotation.shape == (3, 1, DH, DH)
+    torch.testing.assert_close(x @ rotation, apply_rope(x, cos, sin))
+    torch.testing.assert_close(rotation[0, 0], torch.eye(DH))  # position 0 is the identity

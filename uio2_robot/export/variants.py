@@ -7,7 +7,7 @@
   Every graph that runs each control step is quantised (``INT8_GRAPHS``); the prompt encoder
   stays fp32: it runs once per episode, so there is no speed to win, and its error would reach
   every later step. MatMuls by a constant 0/1 matrix (the RoPE pair swap) are exact and never
-  quantised: that would only round their input. Activation rounding still flips near-tied
+  quantised: that would only round their input; nor are a decoder token's RoPE rotations. Activation rounding still flips near-tied
   action bins on some steps (the HL-Gauss logits of neighbouring bins nearly tie): measured on
   the shipped policy, int8 decoders alone agree with torch on 85% of suite steps, the step
   encoder alone on ~90%, both on ~80-89%, with identical closed-loop success.
@@ -34,9 +34,11 @@ INT8_GRAPHS = ("encoder", "step_encoder", "decoder_step", "decoder_greedy", "dec
 """The graphs an int8 bundle quantises; the prompt encoder stays fp32 (see above)."""
 
 
-def selection_matmuls(model: onnx.ModelProto) -> list[str]:
-    """Names of the MatMul nodes whose constant operand holds only 0s and 1s (permutations,
-    selections): exact in fp32, so quantising them would only add error."""
+def unquantized_matmuls(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMul nodes int8 leaves fp32: those whose constant operand holds only 0s
+    and 1s (permutations, selections: exact in fp32, so quantising would only add error) or is
+    a stack of matrices, rank > 2 (a decoder token's RoPE rotation, ``rope.rotation_matrix``:
+    a geometric transform, not a learned weight, which per-channel quantisation cannot take)."""
     constants = {t.name: t for t in model.graph.initializer}
     names = []
     for node in model.graph.node:
@@ -44,6 +46,9 @@ def selection_matmuls(model: onnx.ModelProto) -> list[str]:
             continue
         for name in node.input:
             if name in constants:
+                if len(constants[name].dims) > 2:
+                    names.append(node.name)
+                    continue
                 values = onnx.numpy_helper.to_array(constants[name])
                 if values.size and np.isin(values, (0.0, 1.0)).all():
                     names.append(node.name)
@@ -51,8 +56,8 @@ def selection_matmuls(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) -> Path:
-    """Dynamic int8 quantisation of the MatMul/Gemm weights of ``src`` into ``dst`` (0/1
-    selection matrices excepted)."""
+    """Dynamic int8 quantisation of the MatMul/Gemm weights of ``src`` into ``dst`` (except
+    ``unquantized_matmuls``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -65,7 +70,7 @@ def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = True) ->
             op_types_to_quantize=["MatMul", "Gemm"],
             per_channel=per_channel,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=selection_matmuls(onnx.load(str(src))),
+            nodes_to_exclude=unquantized_matmuls(onnx.load(str(src))),
         )
     finally:
         root.setLevel(level)

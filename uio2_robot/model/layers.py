@@ -51,10 +51,10 @@ def attention(
 ) -> Tensor:
     """Softmax attention computed in float32, whatever the dtype of q, k, v.
 
-    q (B, H, Lq, Dh), k/v (B, H, Lk, Dh), mask broadcastable to (B, H, Lq, Lk) bool (True = may
-    attend) or None; ``scale`` a float or a tensor broadcastable to q (a learned per-head scale).
-    A query row with no allowed key outputs zeros instead of NaN (it is padding). Returns
-    (B, H, Lq, Dh) in v's dtype.
+    q (B, H, Lq, Dh), k/v (B, H, Lk, Dh), mask broadcastable to (B, H, Lq, Lk): bool (True = may
+    attend), a float32 additive bias (``attention_bias``) or None; ``scale`` a float or a tensor
+    broadcastable to q (a learned per-head scale). With a bool mask a query row with no allowed
+    key outputs zeros instead of NaN (it is padding). Returns (B, H, Lq, Dh) in v's dtype.
 
     Autocast is switched off here so bf16 training still gets float32 logits and softmax (UIO2's
     stability recipe); the fused SDPA kernel then runs on float32 inputs.
@@ -84,9 +84,24 @@ def _explicit_attention(
     scores = torch.matmul(q * scale, k.transpose(-1, -2))
     if mask is None:
         return torch.matmul(torch.softmax(scores, dim=-1), v)
+    if mask.is_floating_point():  # an additive bias: one Add node, no NaN to clean up
+        return torch.matmul(torch.softmax(scores + mask, dim=-1), v)
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     weights = torch.where(torch.isnan(weights), 0.0, weights)
     return torch.matmul(weights, v)
+
+
+def attention_bias(mask: Tensor) -> Tensor:
+    """A bool attention mask (True = may attend) as the float32 bias ``attention`` adds to its
+    scores: 0 where allowed, the most negative float32 elsewhere (softmax weight exactly 0).
+
+    Why: the decoder attends to the same encoder positions at every token, so the bias is made
+    once per control step instead of masking and NaN-cleaning in every layer of every token
+    (12 exported nodes per decoder token become 4 Adds). Finite rather than -inf, so a row
+    keeps finite weights; it needs at least one allowed key per row (an encoder sequence
+    always has one), where a bool mask also handles rows with none.
+    """
+    return torch.where(mask, 0.0, torch.finfo(torch.float32).min).to(torch.float32)
 
 
 def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
@@ -125,10 +140,11 @@ class _HeadsMixin(nn.Module):
         return x.unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
 
     def _rotate_q(self, q: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        return apply_rope(self.q_norm(self._heads(q)), cos, sin)
+        """Per-head queries (B, H, L, Dh): QK-norm, then RoPE."""
+        return apply_rope(self.q_norm(q), cos, sin)
 
     def _rotate_k(self, k: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        return apply_rope(self.k_norm(self._heads(k)), cos, sin)
+        return apply_rope(self.k_norm(k), cos, sin)
 
     def output(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """Attend and project back: (B, H, Lq, Dh) -> (B, Lq, D)."""
@@ -152,8 +168,16 @@ class SelfAttention(_HeadsMixin):
 
     def qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, L, D) -> normalised, rotated q, k and plain v, each (B, H, L, Dh)."""
-        q, k, v = self.wqkv(x).chunk(3, dim=-1)
-        return self._rotate_q(q, cos, sin), self._rotate_k(k, cos, sin), self._heads(v)
+        qkv = self.wqkv(x)
+        if _is_one(x.shape[1]):
+            # one token: a single reshape to (B, 3H, 1, Dh) and a split of the heads, where a
+            # split then three reshapes would cost the exported decoder 2 more nodes per layer
+            q, k, v = qkv.reshape(x.shape[0], 3 * self.n_heads, 1, self.head_dim).split(
+                self.n_heads, dim=1
+            )
+        else:
+            q, k, v = (self._heads(t) for t in qkv.chunk(3, dim=-1))
+        return self._rotate_q(q, cos, sin), self._rotate_k(k, cos, sin), v
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None) -> Tensor:
         """x (B, L, D) with (B, 1, L, Dh) rotations -> (B, L, D)."""
@@ -173,9 +197,9 @@ class CrossAttention(_HeadsMixin):
 
     def query(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         """(B, L, D) -> (B, H, L, Dh)."""
-        return self._rotate_q(self.wq(x), cos, sin)
+        return self._rotate_q(self._heads(self.wq(x)), cos, sin)
 
     def key_value(self, ctx: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S, D) -> rotated keys and values, each (B, H, S, Dh)."""
         k, v = self.wkv(ctx).chunk(2, dim=-1)
-        return self._rotate_k(k, cos, sin), self._heads(v)
+        return self._rotate_k(self._heads(k), cos, sin), self._heads(v)

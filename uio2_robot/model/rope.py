@@ -72,13 +72,31 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """
     xf = x.to(torch.float32)
     if torch.compiler.is_exporting():
+        if isinstance(x.shape[-2], int) and x.shape[-2] == 1:
+            # one decoder token: the whole rotation is one MatMul by a (Dh, Dh) matrix that
+            # depends on the position only, so every q and k of a token shares it (a constant
+            # in the unrolled greedy graph): 1 node per rotation instead of 4, and a decoder
+            # token makes 12 of them. Same terms as below; only the rounding of the two-term
+            # sum may differ (fused multiply-add), by at most an ulp.
+            return torch.matmul(xf, rotation_matrix(cos, sin)).to(x.dtype)
         # one MatMul by the pair-swap permutation instead of reshape, flip and reshape: the
-        # same numbers (each output is one input times 1.0), a third of the graph nodes, which
-        # is what a one-token decoder step pays for
+        # same numbers (each output is one input times 1.0), a third of the graph nodes
         swapped = torch.matmul(xf, _pair_swap(x.shape[-1], x.device))
     else:
         swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0) for every pair
     return (xf * cos + swapped * sin).to(x.dtype)
+
+
+def rotation_matrix(cos: Tensor, sin: Tensor) -> Tensor:
+    """``RotaryEmbedding``'s (B, 1, 1, Dh) cos and signed sin of one position -> the (B, 1, Dh, Dh)
+    matrix R with ``x @ R == apply_rope(x, cos, sin)`` for a (B, H, 1, Dh) token x.
+
+    Column j of R holds cos_j at row j and sin_j at row j ^ 1 (the pair partner): R = diag(cos)
+    + P diag(sin), P the pair swap.
+    """
+    dim = cos.shape[-1]
+    eye = torch.eye(dim, device=cos.device)
+    return eye * cos + _pair_swap(dim, cos.device) * sin
 
 
 def _pair_swap(dim: int, device: torch.device) -> Tensor:

@@ -18,7 +18,13 @@ from torch import Tensor, nn
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.embedder import EncoderEmbedder
 from uio2_robot.model.inputs import EncoderInputs
-from uio2_robot.model.layers import CrossAttention, RMSNorm, SelfAttention, SwiGLU
+from uio2_robot.model.layers import (
+    CrossAttention,
+    RMSNorm,
+    SelfAttention,
+    SwiGLU,
+    attention_bias,
+)
 from uio2_robot.model.patches import patchify
 from uio2_robot.model.resampler import ImageResampler
 from uio2_robot.model.rope import RotaryEmbedding
@@ -93,7 +99,7 @@ class DecoderLayer(nn.Module):
         self_mask: Tensor | None,  # (B, 1, L, Lc + L) or None (all allowed)
         cross_k: Tensor,  # (B, H, S, Dh), rotated by encoder positions
         cross_v: Tensor,
-        cross_mask: Tensor,  # (B, 1, L|1, S)
+        cross_mask: Tensor,  # (B, 1, L|1, S) bool, or a float32 attention_bias
         past_k: Tensor | None = None,  # (B, H, Lc, Dh) cached self-attention keys
         past_v: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -489,7 +495,8 @@ class UIO2Model(nn.Module):
         """
         cos, sin = self.rope.forward_1d(position.unsqueeze(1))  # (B, 1, 1, Dh)
         past = list(zip(self_k.unbind(0), self_v.unbind(0), strict=True))
-        logits, grown = self._decode_token(token, cos, sin, past, cross_k, cross_v, enc_mask)
+        cross_bias = attention_bias(enc_mask[:, None, None, :])
+        logits, grown = self._decode_token(token, cos, sin, past, cross_k, cross_v, cross_bias)
         return logits, torch.stack([k for k, _ in grown]), torch.stack([v for _, v in grown])
 
     def _decode_token(
@@ -501,7 +508,7 @@ class UIO2Model(nn.Module):
         # (None, None) before the first token
         cross_k: Tensor,  # (n_dec_layers, B, H, S, Dh)
         cross_v: Tensor,
-        enc_mask: Tensor,  # (B, S) bool
+        cross_bias: Tensor,  # (B, 1, 1, S) float32 ``attention_bias`` of the encoder mask
         ids: tuple[int, int] | None = None,  # logits of these ids only (``_logits``)
     ) -> tuple[Tensor, list[tuple[Tensor | None, Tensor | None]]]:
         """One token through the decoder with per-layer caches: (logits (B, V), caches + 1).
@@ -509,12 +516,11 @@ class UIO2Model(nn.Module):
         Per-layer lists rather than one stacked cache, so ``greedy_decode`` does not stack and
         split the cache between tokens (in its exported graph that is ~10 nodes per token).
         """
-        cross_mask = enc_mask.unsqueeze(1).unsqueeze(1)  # (B, 1, 1, S)
         x = self.token_embed(token)  # (B, 1, D)
         grown: list[tuple[Tensor | None, Tensor | None]] = []
         for i, layer in enumerate(self.decoder_layers):
             past_k, past_v = caches[i]
-            x, k, v = layer(x, cos, sin, None, cross_k[i], cross_v[i], cross_mask, past_k, past_v)
+            x, k, v = layer(x, cos, sin, None, cross_k[i], cross_v[i], cross_bias, past_k, past_v)
             grown.append((k, v))
         return self._logits(x[:, 0], ids), grown
 
@@ -565,11 +571,12 @@ class UIO2Model(nn.Module):
         # every row is at the same position: one rotation for the batch, which the exported
         # graph folds into constants
         cos_all, sin_all = self.rope.forward_1d(torch.arange(n_tokens, device=device)[None])
+        cross_bias = attention_bias(enc_mask[:, None, None, :])  # once for every token
         tokens, logits_all = [], []
         for i in range(n_tokens):
             cos, sin = cos_all[:, :, i : i + 1], sin_all[:, :, i : i + 1]  # (1, 1, 1, Dh)
             logits, caches = self._decode_token(
-                token, cos, sin, caches, cross_k, cross_v, enc_mask, ids
+                token, cos, sin, caches, cross_k, cross_v, cross_bias, ids
             )
             logits_all.append(logits)
             mask = allowed
