@@ -169,15 +169,19 @@ class SelfAttention(_HeadsMixin):
     def qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, L, D) -> normalised, rotated q, k and plain v, each (B, H, L, Dh)."""
         qkv = self.wqkv(x)
+        h = self.n_heads
         if _is_one(x.shape[1]):
             # one token: a single reshape to (B, 3H, 1, Dh) and a split of the heads, where a
             # split then three reshapes would cost the exported decoder 2 more nodes per layer
-            q, k, v = qkv.reshape(x.shape[0], 3 * self.n_heads, 1, self.head_dim).split(
-                self.n_heads, dim=1
-            )
-        else:
-            q, k, v = (self._heads(t) for t in qkv.chunk(3, dim=-1))
-        return self._rotate_q(q, cos, sin), self._rotate_k(k, cos, sin), v
+            q, k, v = qkv.reshape(x.shape[0], 3 * h, 1, self.head_dim).split(h, dim=1)
+            return self._rotate_q(q, cos, sin), self._rotate_k(k, cos, sin), v
+        # several tokens: QK-norm before moving heads in front of the sequence (the norm is
+        # per head vector, so the order does not matter), which lets onnxruntime fuse both
+        # norms into single kernels; after the transpose it left k's as five nodes
+        q, k, v = qkv.unflatten(-1, (3 * h, self.head_dim)).split(h, dim=2)  # (B, L, H, Dh)
+        q = apply_rope(self.q_norm(q).transpose(1, 2), cos, sin)
+        k = apply_rope(self.k_norm(k).transpose(1, 2), cos, sin)
+        return q, k, v.transpose(1, 2)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None) -> Tensor:
         """x (B, L, D) with (B, 1, L, Dh) rotations -> (B, L, D)."""

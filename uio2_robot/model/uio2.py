@@ -345,7 +345,9 @@ class UIO2Model(nn.Module):
         x = emb.hidden
         cos, sin = self.rope(emb.positions, emb.rope_2d)
         enc_mask = torch.cat([prompt.mask, emb.mask], dim=1)  # (B, Sp + Ss)
-        key_mask = enc_mask.unsqueeze(1).unsqueeze(1)
+        # as a bias made once (every row has its own observation patches to attend to): in the
+        # exported step encoder, one Add per layer instead of a mask, a Where and a NaN check
+        key_mask = attention_bias(enc_mask[:, None, None, :])
         for i, layer in enumerate(self.encoder_layers):
             x, _, _ = layer.forward_kv(x, cos, sin, key_mask, prompt.keys[i], prompt.values[i])
         hidden = self.encoder_norm(x)
