@@ -91,6 +91,24 @@ def test_graph_io_has_dynamic_batch_and_cache(bundle: Path) -> None:
     assert greedy["cross_k"].shape[3] == "enc_len" and greedy["allowed"].dtype == "bool"
 
 
+def test_greedy_decoder_token_graph_stays_lean(bundle: Path) -> None:
+    """The export-only paths that make a decoder token cheap are in the graph: RoPE rotations
+    are constant (no Cos/Sin; one MatMul by a (1, 1, Dh, Dh) matrix each), and the cross mask is
+    a bias made once (no NaN clean-up, one Where for the whole call besides the constraint's)."""
+    loaded = load_bundle(bundle)
+    model = onnx.load(str(loaded.graph_path("decoder_greedy")))
+    ops = [n.op_type for n in model.graph.node]
+    cfg = loaded.manifest["model_config"]
+    n_tokens = loaded.outputs("decoder_greedy")[0].shape[1]
+    assert "Cos" not in ops and "Sin" not in ops and "IsNaN" not in ops
+    assert ops.count("Where") <= 1 + n_tokens  # the bias, then one constraint mask per token
+    dh = cfg["head_dim"]
+    rotations = {t.name for t in model.graph.initializer if list(t.dims) == [1, 1, dh, dh]}
+    rotated = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in rotations]
+    # q and k of self-attention and q of cross-attention, per layer and token
+    assert len(rotated) == 3 * cfg["n_dec_layers"] * n_tokens
+
+
 def test_command_ran_parity_and_wrote_report(exported: dict) -> None:
     parity = exported["report"]["parity"]
     assert parity["variant"] == "fp32"
