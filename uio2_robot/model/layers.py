@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from uio2_robot.model.rope import apply_rope
+from uio2_robot.model.rope import apply_rope, is_one
 
 
 class RMSNorm(nn.Module):
@@ -111,11 +111,6 @@ def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _is_one(size: int | torch.SymInt) -> bool:
-    """A size that is 1 for sure: a plain int (a symbolic size under export never is)."""
-    return isinstance(size, int) and size == 1
-
-
 class _HeadsMixin(nn.Module):
     """QK-norm, head split and output projection shared by self- and cross-attention."""
 
@@ -135,7 +130,7 @@ class _HeadsMixin(nn.Module):
         node instead of two per projection in the exported decoder step, where per-node overhead
         is most of the cost.
         """
-        if _is_one(x.shape[1]):
+        if is_one(x.shape[1]):
             return x.reshape(x.shape[0], self.n_heads, 1, self.head_dim)
         return x.unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
 
@@ -149,9 +144,7 @@ class _HeadsMixin(nn.Module):
     def output(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """Attend and project back: (B, H, Lq, Dh) -> (B, Lq, D)."""
         out = attention(q, k, v, mask, self.scale)
-        if _is_one(
-            out.shape[2]
-        ):  # one query token: (B, H, 1, Dh) reshapes straight to (B, 1, H*Dh)
+        if is_one(out.shape[2]):  # one query token: (B, H, 1, Dh) reshapes straight to (B, 1, H*Dh)
             return self.wo(out.reshape(out.shape[0], 1, -1))
         return self.wo(out.transpose(1, 2).flatten(2))
 
@@ -170,7 +163,7 @@ class SelfAttention(_HeadsMixin):
         """(B, L, D) -> normalised, rotated q, k and plain v, each (B, H, L, Dh)."""
         qkv = self.wqkv(x)
         h = self.n_heads
-        if _is_one(x.shape[1]):
+        if is_one(x.shape[1]):
             # one token: a single reshape to (B, 3H, 1, Dh) and a split of the heads, where a
             # split then three reshapes would cost the exported decoder 2 more nodes per layer
             q, k, v = qkv.reshape(x.shape[0], 3 * h, 1, self.head_dim).split(h, dim=1)

@@ -72,7 +72,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """
     xf = x.to(torch.float32)
     if torch.compiler.is_exporting():
-        if isinstance(x.shape[-2], int) and x.shape[-2] == 1:
+        if is_one(x.shape[-2]):
             # one decoder token: the whole rotation is one MatMul by a (Dh, Dh) matrix that
             # depends on the position only, so every q and k of a token shares it (a constant
             # in the unrolled greedy graph): 1 node per rotation instead of 4, and a decoder
@@ -85,6 +85,12 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     else:
         swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0) for every pair
     return (xf * cos + swapped * sin).to(x.dtype)
+
+
+def is_one(size: int | torch.SymInt) -> bool:
+    """A size that is 1 for sure: a plain int (a symbolic size under export never is). The
+    one-token paths of the exported decoder branch on it."""
+    return isinstance(size, int) and size == 1
 
 
 def rotation_matrix(cos: Tensor, sin: Tensor) -> Tensor:
