@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .motion import Primitive, PrimitiveFollower
+from uio2_robot.motion.primitive import Primitive, PrimitiveFollower
+
 from .shapes import shape
 from .spaces import WORKSPACE_X, WORKSPACE_Y
 

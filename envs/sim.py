@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from uio2_robot.contracts import TOOL_XY_MARGIN, TOOL_Z_RANGE, WORKSPACE_X, WORKSPACE_Y, wrap_angle
+
 from .scene import (
     COLLISION_GROUP,
     PARK_GROUP,
@@ -24,10 +26,7 @@ from .scene import (
     park_position,
     yaw_of_quat,
 )
-from .spaces import WORKSPACE_X, WORKSPACE_Y
 
-TOOL_Z_RANGE = (0.0, 0.3)  # tool tip height above the table the servo will accept
-TOOL_XY_MARGIN = 0.1  # the tool may reach this far outside the workspace
 # Anti wind-up: how far the servo target may run ahead of the measured pose (m, rad).
 TARGET_LEAD = 0.02
 YAW_LEAD = 0.2
@@ -42,11 +41,6 @@ class Placed:
     shape: str
     texture: str
     role: str  # "dragged" | "base" | "distractor" | "bounds" | "constraint" | ...
-
-
-def wrap_angle(a: float) -> float:
-    """Wrap an angle to [-pi, pi)."""
-    return (a + math.pi) % (2 * math.pi) - math.pi
 
 
 class Sim:

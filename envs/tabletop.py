@@ -27,9 +27,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from uio2_robot.motion.primitive import Primitive, PrimitiveFollower
+
 from . import spaces as contract
 from .levels import check_level
-from .motion import Primitive, PrimitiveFollower
 from .render import Views
 from .scene import make_pool
 from .sim import Sim

@@ -23,10 +23,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from uio2_robot.contracts import wrap_angle
+from uio2_robot.motion.primitive import Primitive
+
 from ..levels import level_shapes, object_pairs
-from ..motion import Primitive
 from ..shapes import shape
-from ..sim import Placed, Sim, wrap_angle
+from ..sim import Placed, Sim
 from ..spaces import WORKSPACE_X, WORKSPACE_Y
 from ..textures import texture
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from ..motion import Primitive
+from uio2_robot.motion.primitive import Primitive
+
 from ..shapes import shape
 from ..sim import Sim
 from .base import Episode, Segment, SetupContext, Task, at_rest, left_to_right, pick_place

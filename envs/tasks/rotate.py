@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 
-from ..motion import Primitive
+from uio2_robot.contracts import wrap_angle
+from uio2_robot.motion.primitive import Primitive
+
 from ..shapes import shape
-from ..sim import Sim, wrap_angle
+from ..sim import Sim
 from .base import Episode, Segment, SetupContext, Task, at_rest, moved, pick_place
 
 ANGLES_DEG = (30, 60, 90, 120, 150)

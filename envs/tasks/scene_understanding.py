@@ -7,7 +7,8 @@ keeps the reference unambiguous.
 
 from __future__ import annotations
 
-from ..motion import Primitive
+from uio2_robot.motion.primitive import Primitive
+
 from ..sim import Sim
 from ..textures import texture
 from .base import Episode, Segment, SetupContext, Task, at_rest, in_container, place_into

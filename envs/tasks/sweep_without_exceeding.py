@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 
+from uio2_robot.motion.primitive import Primitive
+
 from ..levels import level_textures
-from ..motion import Primitive
 from ..scene import SPATULA_HALF
 from ..shapes import shape
 from ..sim import Placed, Sim

@@ -6,7 +6,8 @@ Success: the dragged object rests inside the container. The distractor must stay
 
 from __future__ import annotations
 
-from ..motion import Primitive
+from uio2_robot.motion.primitive import Primitive
+
 from ..sim import Sim
 from .base import Episode, Segment, SetupContext, Task, at_rest, in_container, place_into
 

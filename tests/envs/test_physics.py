@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from uio2_robot.envs import make_env
-from uio2_robot.envs.motion import HOVER_Z, Primitive, PrimitiveFollower
 from uio2_robot.envs.shapes import shape
 from uio2_robot.envs.spaces import WORKSPACE_X
 from uio2_robot.envs.tasks.base import grasp_point, pick_place
 from uio2_robot.envs.tasks.sweep_without_exceeding import LINE_X, to_local
+from uio2_robot.motion.primitive import HOVER_Z, Primitive, PrimitiveFollower
 
 SIZE = 32
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from uio2_robot.envs import spaces as contract
-from uio2_robot.envs.sim import TOOL_XY_MARGIN
+from uio2_robot import contracts as contract
+from uio2_robot.contracts import TOOL_XY_MARGIN
 
 
 @dataclass

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sim import wrap_angle
-from .spaces import DELTA_MAX_STEP_M, DELTA_MAX_YAW
+from uio2_robot.contracts import DELTA_MAX_STEP_M, DELTA_MAX_YAW, wrap_angle
 
 HOVER_Z = 0.12  # tool tip height for transport moves: clears a held object over any base
 PUSH_Z = 0.004  # spatula bottom height while pushing
