@@ -1,4 +1,4 @@
-"""UR driver: frame conversions are exact inverses, and a missing ur_rtde gives a clear error."""
+"""Table <-> base frames (shared by the arm twin and the UR driver): conversions are exact inverses, and a missing ur_rtde gives a clear error."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from uio2_robot.deploy.ur_driver import (
+from uio2_robot.deploy.ur_driver import URDriver
+from uio2_robot.motion.frames import (
     TOOL_DOWN,
     TableCalibration,
-    URDriver,
     matrix_to_rotvec,
     rot_z,
     rotvec_to_matrix,
