@@ -45,8 +45,7 @@ class Oracle:
         if env is None or env.episode is None:
             raise RuntimeError("Oracle.act called before Oracle.reset(env) on a reset env")
         if env.action_mode == "primitive":
-            prim = env.task.oracle(env.sim, env.episode) or idle_primitive(env)
-            return prim.as_action()
+            return self.primitive_action()
         proprio = obs["proprio"] if obs is not None else env.sim.proprio()
         if self._follower is None or self._follower.done:
             prim = env.task.oracle(env.sim, env.episode)
@@ -54,6 +53,15 @@ class Oracle:
                 return np.zeros(len(env.action_names), dtype=np.float32)
             self._follower = PrimitiveFollower(prim, env.control_hz)
         return self._follower.act(proprio)
+
+    def primitive_action(self) -> np.ndarray:
+        """The next whole primitive as a primitive-mode action, in either env mode (a robot
+        that executes primitives itself runs on a delta-mode sim twin)."""
+        env = self._env
+        if env is None or env.episode is None:
+            raise RuntimeError("Oracle.primitive_action called before Oracle.reset(env)")
+        prim = env.task.oracle(env.sim, env.episode) or idle_primitive(env)
+        return prim.as_action()
 
 
 def idle_primitive(env: Any) -> Primitive:

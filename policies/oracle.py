@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from uio2_robot.contracts import PRIMITIVE_ACTION_NAMES
 from uio2_robot.policies.base import Observation, PromptSegment
 
 
@@ -24,6 +25,7 @@ class OraclePolicy:
 
         self._oracle = Oracle()
         self._ready = False
+        self._primitive = False
 
     def reset(
         self, prompt: list[PromptSegment], action_space: spaces.Box, env: Any | None = None
@@ -34,9 +36,12 @@ class OraclePolicy:
                 "(it cannot drive a real robot or a remote client)"
             )
         self._oracle.reset(env)
+        self._primitive = tuple(action_space.shape) == (len(PRIMITIVE_ACTION_NAMES),)
         self._ready = True
 
     def act(self, obs: Observation) -> np.ndarray:
         if not self._ready:
             raise RuntimeError("OraclePolicy.act called before reset")
+        if self._primitive:  # whole primitives, also on a delta-mode sim twin
+            return self._oracle.primitive_action()
         return self._oracle.act(obs)

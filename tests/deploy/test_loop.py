@@ -7,11 +7,7 @@ actions all cross the socket. Every loop is bounded in steps and wall time.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +15,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from deploy_sim import (
+    FAST,
+    HZ,
+    LEVEL,
+    REAL_TIME,
+    SEEDS,
+    SIZE,
+    TASK,
+    free_port,
+    oracle_server,
+    sim_loop,
+    spawn_server,
+    wait_listening,
+)
 
 from uio2_robot.deploy.cameras import SimCamera
 from uio2_robot.deploy.client import RemotePolicyClient
@@ -32,37 +42,6 @@ from uio2_robot.deploy.safety import SafetyLimits
 from uio2_robot.deploy.server import PolicyServer, ServerThread
 from uio2_robot.eval.rollout import run_episode
 from uio2_robot.eval.stats import wilson_interval
-from uio2_robot.seeding import episode_seed
-
-TASK, LEVEL, SIZE, HZ = "visual_manipulation", "L1", 64, 10.0
-SEEDS = [episode_seed(2000, TASK, LEVEL, i) for i in range(3)]
-FAST = {"control_hz": HZ, "speedup": 2.0, "keep_ticks": True}
-# Real time for the success comparison: holds caused by a busy machine would change the oracle's
-# motion (its contact detection reads a hold as "blocked"), which is not what is being compared.
-REAL_TIME = {"control_hz": HZ, "speedup": 1.0, "keep_ticks": True}
-
-
-def oracle_server(port: int = 0) -> ServerThread:
-    meta = metadata_for("oracle", image_size=SIZE, control_hz=HZ, privileged_sim=True)
-    return ServerThread(PolicyServer(policy_factory("oracle", HZ), meta, port=port))
-
-
-def sim_loop(
-    url: str, seeds: list[int], settings: dict[str, Any], **kwargs: Any
-) -> tuple[ControlLoop, SimDriver, RemotePolicyClient]:
-    driver = SimDriver(
-        TASK, LEVEL, seeds, image_size=SIZE, control_hz=HZ, max_steps=kwargs.pop("max_steps", None)
-    )
-    client = RemotePolicyClient(url, reconnect_interval_s=0.2, request_timeout_s=2.0)
-    cams = [SimCamera("front", driver), SimCamera("top", driver)]
-    loop = ControlLoop(driver, cams, client, LoopSettings(**settings), **kwargs)
-    try:
-        loop.start()
-    except BaseException:
-        loop.close()
-        client.close()
-        raise
-    return loop, driver, client
 
 
 def test_served_oracle_succeeds_like_the_in_process_rollout(tmp_path: Path) -> None:
@@ -107,41 +86,12 @@ def test_served_oracle_succeeds_like_the_in_process_rollout(tmp_path: Path) -> N
             np.testing.assert_array_equal(ep.steps["action"], applied)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _spawn_server(port: int) -> subprocess.Popen[bytes]:
-    """`run_serve_command` in its own process, so it can be killed for real (SIGKILL)."""
-    code = (
-        "from omegaconf import OmegaConf\n"
-        "from uio2_robot.deploy.commands import run_serve_command\n"
-        f"run_serve_command(OmegaConf.create({{'policy': {{'name': 'oracle'}}, 'port': {port}, "
-        f"'image_size': {SIZE}, 'control_hz': {HZ}, 'duration_s': 60.0, 'log_level': 'WARNING'}}))\n"
-    )
-    env = {**os.environ, "MUJOCO_GL": "egl"}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> float:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        assert proc.poll() is None, "the server process died while starting"
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return time.monotonic()
-        time.sleep(0.05)
-    raise TimeoutError(f"no server on port {port} after {timeout_s} s")
-
-
 def test_killed_server_makes_the_arm_hold_and_the_loop_resumes_after_a_restart() -> None:
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}"
     watchdog_s = 0.5
-    procs = [_spawn_server(port)]
-    _wait_listening(port, procs[0])
+    procs = [spawn_server(port)]
+    wait_listening(port, procs[0])
     events: dict[str, float] = {}
     loop, driver, client = sim_loop(
         url,
@@ -158,8 +108,8 @@ def test_killed_server_makes_the_arm_hold_and_the_loop_resumes_after_a_restart()
         events["kill"] = time.monotonic()
         procs[0].wait(5)
         time.sleep(1.0)
-        procs.append(_spawn_server(port))
-        events["restart"] = _wait_listening(port, procs[-1], timeout_s=30.0)
+        procs.append(spawn_server(port))
+        events["restart"] = wait_listening(port, procs[-1], timeout_s=30.0)
 
     killer = threading.Thread(target=chaos, daemon=True)
     killer.start()
@@ -203,7 +153,7 @@ class Overshoot:
 
 def test_out_of_bounds_actions_are_clamped_by_the_envelope(tmp_path: Path) -> None:
     limits = SafetyLimits(workspace_low=(0.3, -0.2, 0.05), workspace_high=(0.6, 0.1, 0.3))
-    meta = metadata_for("overshoot", image_size=SIZE, control_hz=HZ)
+    meta = metadata_for("overshoot", image_size=SIZE, control_hz=HZ, action_mode="delta")
     with ServerThread(PolicyServer(Overshoot, meta)) as server:
         loop, _driver, client = sim_loop(
             server.url, SEEDS[:1], {**FAST, "max_steps": 20}, limits=limits
@@ -225,7 +175,7 @@ def test_out_of_bounds_actions_are_clamped_by_the_envelope(tmp_path: Path) -> No
     final = report.ticks[-1].proprio
     assert final[0] <= 0.6 + 0.01 and final[1] <= 0.1 + 0.01 and final[2] >= 0.05 - 0.01
     toggles = np.count_nonzero(np.diff([t.command[4] for t in report.ticks]))
-    assert toggles <= report.wall_s / limits.min_tool_interval_s + 1
+    assert toggles <= report.steps / HZ / limits.min_tool_interval_s + 1  # control time
     s = report.safety
     assert (
         s.clipped == len(policy) and s.step_limited > 0 and s.box_limited > 0 and s.tool_limited > 0
@@ -261,7 +211,7 @@ def test_stop_file_brings_the_arm_to_a_safe_stop(tmp_path: Path) -> None:
 
 
 def test_loop_refuses_a_policy_built_for_another_rate() -> None:
-    meta = metadata_for("overshoot", image_size=SIZE, control_hz=20.0)
+    meta = metadata_for("overshoot", image_size=SIZE, control_hz=20.0, action_mode="delta")
     expected = "policy expects 20.0 Hz control but the loop runs at 10.0"
     with (
         ServerThread(PolicyServer(Overshoot, meta)) as server,
@@ -311,9 +261,11 @@ class FlakySensorDriver(SimDriver):
 
 
 def test_nan_state_holds_the_arm_and_is_never_sent() -> None:
-    meta = metadata_for("random", image_size=SIZE, control_hz=HZ)
+    meta = metadata_for("random", image_size=SIZE, control_hz=HZ, action_mode="delta")
     with ServerThread(PolicyServer(policy_factory("random", HZ), meta)) as server:
-        driver = FlakySensorDriver(TASK, LEVEL, SEEDS[:1], image_size=SIZE, control_hz=HZ)
+        driver = FlakySensorDriver(
+            TASK, LEVEL, SEEDS[:1], image_size=SIZE, control_hz=HZ, embodiment="floating"
+        )
         client = RemotePolicyClient(server.url)
         loop = ControlLoop(
             driver,

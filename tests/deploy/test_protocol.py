@@ -51,7 +51,9 @@ def test_valid_requests_parse_to_types() -> None:
     ("msg", "code", "needle"),
     [
         ({"id": 1, "type": "hello"}, "version", "wire version None is not supported"),
-        (req(v=2, type="hello"), "version", "wire version 2"),
+        (req(v=1, type="hello"), "version", "wire version 1 is not supported; this side speaks v2"),
+        (req(v=True, type="hello"), "version", "wire version True"),
+        (req(v=2.0, type="hello"), "version", "wire version 2.0"),
         (req(type="dance"), "unknown_type", "'dance' is unknown"),
         ({"v": WIRE_VERSION, "type": "hello", "id": -1}, "bad_request", "'id' is -1"),
         ({"v": WIRE_VERSION, "type": "hello", "id": True}, "bad_request", "'id' is True"),
@@ -116,12 +118,14 @@ def test_metadata_round_trips_and_refuses_mismatch() -> None:
     assert wire["action_names"] == ["dx", "dy", "dz", "dyaw", "tool"]
     assert wire["action_high"][0] == pytest.approx(0.04)
     assert PolicyMetadata.from_wire(wire) == META
-    with pytest.raises(WireError, match="different versions of envs/spaces.py"):
+    with pytest.raises(WireError, match="different versions of uio2_robot/contracts.py"):
         PolicyMetadata.from_wire({**wire, "action_names": ["a", "b", "c", "d", "e"]})
     with pytest.raises(WireError, match="metadata is invalid"):
         PolicyMetadata.from_wire({**wire, "control_hz": 0})
-    with pytest.raises(ValueError, match="serves action_mode 'delta' only"):
-        PolicyMetadata(policy="t", action_mode="primitive")
+    with pytest.raises(ValueError, match="action_mode must be one of"):
+        PolicyMetadata(policy="t", action_mode="joints")
+    prim = PolicyMetadata(policy="t", action_mode="primitive")
+    assert PolicyMetadata.from_wire(prim.to_wire()) == prim and prim.action_dim == 6
 
 
 def test_metadata_follows_the_bundle_processor(tmp_path: Path) -> None:
@@ -138,9 +142,14 @@ def test_metadata_follows_the_bundle_processor(tmp_path: Path) -> None:
     meta = metadata_for("onnx", tmp_path, cameras=("front", "top"), image_size=128)
     assert meta.cameras == ("top",) and meta.image_size == (48, 64)
     assert meta.control_hz == 20.0 and meta.extra["model_hash"] == "abc"
+    assert meta.action_mode == "primitive"  # what VIMA-style policies act in, unless told
+    assert metadata_for("onnx", tmp_path, action_mode="delta").action_mode == "delta"
+    (tmp_path / "manifest.json").write_text(json.dumps({"inference": {"action_mode": "delta"}}))
+    assert metadata_for("onnx", tmp_path).action_mode == "delta"  # the bundle's recommendation
     (tmp_path / "processor.json").write_text(json.dumps({"action_tokenizers": {"primitive": {}}}))
-    with pytest.raises(ValueError, match="needs 'delta'"):
-        metadata_for("onnx", tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="cannot serve 'delta'"):
+        metadata_for("onnx", tmp_path, action_mode="delta")
 
 
 def test_check_observation_accepts_float64_proprio_as_float32() -> None:

@@ -24,7 +24,8 @@ HOME = np.array([0.5, 0.0, 0.1, 0.0, 0.0, 0.0], np.float32)  # proprio: x y z ya
 
 
 def envelope(clock: Clock | None = None, **limits: object) -> SafetyEnvelope:
-    env = SafetyEnvelope(SafetyLimits(**limits), control_hz=10.0, clock=clock or Clock())
+    del clock  # the envelope runs on control time (one tick per call), not a wall clock
+    env = SafetyEnvelope(SafetyLimits(**limits), control_hz=10.0)
     env.reset(HOME)
     return env
 
@@ -84,17 +85,16 @@ def test_workspace_box_holds_the_target_inside() -> None:
     assert out[0] < 0 and np.linalg.norm(out[:3]) <= 0.05 + 1e-6
 
 
-def test_tool_toggles_are_rate_limited() -> None:
-    clock = Clock()
-    env = envelope(clock, min_tool_interval_s=0.5)
+def test_tool_toggles_are_rate_limited_in_control_time() -> None:
+    env = envelope(min_tool_interval_s=0.5)  # 5 ticks at 10 Hz, whatever the wall clock says
     out, r = env.filter(np.array([0, 0, 0, 0, 1.0]), HOME)
     assert out[4] == 1.0 and not r.tool_limited
-    clock.t += 0.1
     out, r = env.filter(np.array([0, 0, 0, 0, 0.0]), HOME)
-    assert out[4] == 1.0 and r.tool_limited  # too soon: keep suction on
-    clock.t += 0.5
+    assert out[4] == 1.0 and r.tool_limited  # one tick later: too soon, keep suction on
+    for _ in range(3):
+        env.hold()
     out, r = env.filter(np.array([0, 0, 0, 0, 0.0]), HOME)
-    assert out[4] == 0.0 and not r.tool_limited
+    assert out[4] == 0.0 and not r.tool_limited  # five ticks after the change
 
 
 def test_disabled_envelope_still_rejects_nan_but_passes_the_rest() -> None:

@@ -43,7 +43,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(checkpoint: Path):
     spec = PolicySpec(name="uio2", checkpoint=str(checkpoint))
-    meta = build_metadata(spec, cameras=["front", "top"], image_size=128, control_hz=HZ)
+    meta = build_metadata(
+        spec, cameras=["front", "top"], image_size=128, control_hz=HZ, action_mode="delta"
+    )
     factory = policy_factory("uio2", HZ, checkpoint=str(checkpoint))
     with ServerThread(PolicyServer(factory, meta)) as thread:
         yield thread
@@ -89,7 +91,9 @@ def test_served_actions_equal_in_process_actions_bit_for_bit(
 def test_robot_loop_runs_the_network_and_resizes_frames(
     server: ServerThread, tmp_path: Path
 ) -> None:
-    driver = SimDriver("visual_manipulation", "L1", [11], image_size=64, control_hz=HZ)
+    driver = SimDriver(
+        "visual_manipulation", "L1", [11], image_size=64, control_hz=HZ, embodiment="floating"
+    )
     client = RemotePolicyClient(server.url, request_timeout_s=5.0)
     recorder = DeployRecorder(tmp_path / "net.zarr")
     loop = ControlLoop(

@@ -55,6 +55,7 @@ class Reply:
     infer_ms: float = 0.0
     server_ms: float = 0.0
     error: WireError | None = None
+    kind: str = "actions"  # "actions" (an infer's answer) | "pong" (a heartbeat's)
 
     @property
     def rtt_ms(self) -> float:
@@ -88,6 +89,8 @@ class PolicyClient(Protocol):
     def submit(
         self, tick: int, step: int, obs: dict[str, np.ndarray], capture_t: float
     ) -> bool: ...
+
+    def ping(self, capture_t: float) -> bool: ...
 
     def poll(self, timeout_s: float = 0.0) -> Reply | None: ...
 
@@ -235,6 +238,16 @@ class RemotePolicyClient(_BackgroundClient):
         self._jobs.put((lambda: self._send_infer(tick, step, obs, capture_t), fut))
         return True
 
+    def ping(self, capture_t: float) -> bool:
+        """Queue a heartbeat (``ping``); its ``pong`` Reply tells the loop the server is alive
+        while the arm executes a primitive and no inference is asked for."""
+        if self._pending is not None or not self._connected.is_set():
+            return False
+        fut: Future[Reply] = Future()
+        self._pending = fut
+        self._jobs.put((lambda: self._send_ping(capture_t), fut))
+        return True
+
     def close(self) -> None:
         self._closing.set()
         self._thread.join(5.0)
@@ -341,11 +354,25 @@ class RemotePolicyClient(_BackgroundClient):
             self._log.delivered = 0
         return self._roundtrip({"type": "reset", "prompt": prompt, "episode": episode or None})
 
+    def _send_ping(self, capture_t: float) -> Reply:
+        sent = time.monotonic()
+        reply = self._roundtrip({"type": "ping"})
+        return Reply(
+            -1,
+            -1,
+            capture_t,
+            sent,
+            time.monotonic(),
+            None,
+            server_ms=float(reply.get("server_ms", 0.0)),
+            kind="pong",
+        )
+
     def _send_infer(
         self, tick: int, step: int, obs: dict[str, np.ndarray], capture_t: float
     ) -> Reply:
         assert self.metadata is not None
-        applied, applied_from = self._log.take(step, self.metadata.action_dim)
+        applied, applied_from = self._log.take(step, protocol.APPLIED_DIM)
         msg = {
             "type": "infer",
             "tick": tick,
@@ -421,8 +448,18 @@ class LocalPolicyClient(_BackgroundClient):
         self._jobs.put((lambda: self._infer(tick, step, obs, capture_t), fut))
         return True
 
+    def ping(self, capture_t: float) -> bool:
+        """A heartbeat; the in-process policy is always there, so the pong is immediate."""
+        if self._pending is not None:
+            return False
+        now = time.monotonic()
+        fut: Future[Reply] = Future()
+        fut.set_result(Reply(-1, -1, capture_t, now, now, None, kind="pong"))
+        self._pending = fut
+        return True
+
     def _infer(self, tick: int, step: int, obs: dict[str, np.ndarray], capture_t: float) -> Reply:
-        applied, applied_from = self._log.take(step, self.metadata.action_dim)
+        applied, applied_from = self._log.take(step, protocol.APPLIED_DIM)
         sent = time.monotonic()
         try:
             actions, ms = self.session.infer(obs, step, applied, applied_from)

@@ -99,6 +99,7 @@ def build_metadata(
     control_hz: float,
     serve_mode: str = "action",
     max_message_bytes: int | None = None,
+    action_mode: str | None = None,
 ) -> Any:
     """The metadata a policy is served (or run in-process) under."""
     from uio2_robot.deploy.factory import is_privileged
@@ -114,7 +115,27 @@ def build_metadata(
         chunk_size=_chunk_size(spec, serve_mode),
         privileged_sim=is_privileged(spec.name),
         max_message_bytes=max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES,
+        action_mode=action_mode,
     )
+
+
+RUNTIMES = ("onnx", "torch")
+
+
+def onnx_runtime_spec(spec: PolicySpec, runtime: str, cache_dir: str | None) -> PolicySpec:
+    """Serve a checkpoint through onnxruntime: its bundle from the export cache (exported on
+    the first start, re-verified against the checkpoint's hash on every start)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime != "onnx" or spec.name not in ("default", "uio2"):
+        return spec
+    from uio2_robot.export.cache import cached_bundle
+
+    folder = policy_folder(spec)
+    assert folder is not None
+    out = PolicySpec(**asdict(spec))
+    out.name, out.bundle, out.checkpoint = "onnx", str(cached_bundle(folder, cache_dir)), None
+    return out
 
 
 # ---------------------------------------------------------------------------------- serve
@@ -128,6 +149,7 @@ def run_serve_command(cfg: DictConfig) -> int:
     from uio2_robot.deploy.server import PolicyServer
 
     spec = resolve_policy(sc.policy, sc.bundle, sc.checkpoint)
+    spec = onnx_runtime_spec(spec, sc.runtime, sc.bundle_cache)
     meta = build_metadata(
         spec,
         cameras=sc.cameras,
@@ -135,6 +157,15 @@ def run_serve_command(cfg: DictConfig) -> int:
         control_hz=sc.control_hz,
         serve_mode=sc.serve_mode,
         max_message_bytes=sc.max_message_bytes,
+        action_mode=sc.action_mode,
+    )
+    log.info(
+        "serving %s in %s mode (%s %s, model %s)",
+        spec.name,
+        meta.action_mode,
+        "bundle" if spec.bundle else "checkpoint",
+        spec.bundle or policy_folder(spec) or "-",
+        meta.extra.get("model_hash", "-"),
     )
     factory = policy_factory(spec.name, meta.control_hz, **_policy_kwargs(spec))
     server = PolicyServer(
@@ -172,6 +203,7 @@ def build_driver(rc: RobotConfig) -> Any:
             image_size=d.sim.image_size,
             cameras=tuple(d.sim.cameras),
             control_hz=rc.control_hz,
+            embodiment=d.sim.embodiment,
         )
     if d.name == "ur":
         from uio2_robot.deploy.ur_driver import TableCalibration, URDriver
@@ -192,6 +224,7 @@ def build_driver(rc: RobotConfig) -> Any:
             contact_input=d.ur.contact_input,
             max_lead_m=d.ur.max_lead_m,
             prompt=rc.prompt,
+            tool=d.ur.tool,
         )
     raise ValueError(f"unknown driver {d.name!r}; expected 'sim' or 'ur'")
 
@@ -272,6 +305,7 @@ def run_robot_command(cfg: DictConfig) -> int:
         watchdog_s=s.watchdog_s,
         reply_wait_fraction=rc.reply_wait_fraction,
         request_ahead=rc.request_ahead,
+        settle_s=rc.settle_s,
     )
     if rc.episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {rc.episodes}")

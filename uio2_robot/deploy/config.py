@@ -25,7 +25,12 @@ class ServeConfig:
 
     policy: PolicySpec = field(default_factory=lambda: PolicySpec(name="onnx"))
     bundle: str | None = None  # shorthand: bundle=DIR serves the ONNX bundle in DIR
-    checkpoint: str | None = None  # shorthand: checkpoint=DIR serves a torch checkpoint
+    checkpoint: str | None = None  # shorthand: checkpoint=DIR serves a checkpoint
+    # How a checkpoint (the shipped default included) is run: "onnx" exports it once into
+    # bundle_cache and serves the bundle through onnxruntime; "torch" runs it in torch.
+    runtime: str = "onnx"
+    bundle_cache: str | None = None  # null: $UIO2_ROBOT_CACHE or ~/.cache/uio2-robot
+    action_mode: str | None = None  # null: the mode the policy recommends (primitive, shipped)
     host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 to accept robots on the network
     port: int = DEFAULT_PORT
     max_clients: int = 8
@@ -44,6 +49,7 @@ class ServeConfig:
 class SimDriverConfig:
     """The `sim` driver: the MuJoCo suite in delta mode as the robot's digital twin."""
 
+    embodiment: str = "arm"  # arm: a simulated UR5e | floating: the suite's floating tool
     task: str = "visual_manipulation"
     level: str = "L1"
     seed: int = 1_000_000_000_000  # episode seeds: uio2_robot.seeding.episode_seed(seed, ...)
@@ -56,6 +62,7 @@ class URDriverConfig:
     """A UR arm over RTDE (optional extra ``ur``)."""
 
     host: str | None = None
+    tool: str = "suction"  # suction | spatula: what primitive-mode motions use
     rtde_frequency: float = -1.0
     lookahead_time: float = 0.1
     gain: float = 300.0
@@ -125,6 +132,7 @@ class RobotConfig:
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 2.0
     reconnect_interval_s: float = 0.5
+    settle_s: float = 0.1  # primitive mode: hold this long after a motion before observing
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     stop_file: str | None = None  # e-stop when this file exists

@@ -1,10 +1,16 @@
 """The robot driver contract, and the ``sim`` driver: the MuJoCo suite as the robot's digital twin.
 
 A driver is deliberately small (connect, read state, send one end-effector delta, stop) so that
-a new arm is one class. Commands are the delta action of ``envs/spaces.py``:
+a new arm is one class. Commands are the delta action of ``uio2_robot.contracts``:
 ``[dx, dy, dz, dyaw, tool]`` per control period in the table frame; the state is the proprio
 vector ``PROPRIO_NAMES`` in the same frame. Safety limits are not the driver's job: the loop's
 :class:`~uio2_robot.deploy.safety.SafetyEnvelope` has already filtered every command.
+
+For primitive-mode policies a driver also says which ``tool`` is mounted (``suction`` or
+``spatula``) and may offer ``check_reachable(waypoints) -> reason | None`` (an arm's reach; the
+arm twin and the UR driver share :mod:`uio2_robot.motion.ur5e`), ``max_primitives`` (a
+simulator's episode budget) and ``arm_stats()`` (IK failures, joint-limit stops,
+self-collisions), all read with ``getattr`` so a minimal driver stays minimal.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class RobotDriver(Protocol):
     name: str
     control_hz: float
     realtime: bool  # False for simulators: the loop may run them faster than real time
+    tool: str | None  # "suction" | "spatula": what primitive-mode motions use
 
     def connect(self) -> None: ...
 
@@ -62,7 +69,12 @@ class RobotDriver(Protocol):
 
 
 class SimDriver:
-    """Drives a delta-mode suite env; ``seeds`` gives one env seed per episode."""
+    """Drives a delta-mode suite env; ``seeds`` gives one env seed per episode.
+
+    ``embodiment``: ``arm`` (a simulated UR5e with the task's tool on its flange, driven by
+    joint servos through differential IK; what `uio2-robot robot` uses) or ``floating`` (the
+    suite's floating tool).
+    """
 
     name = "sim"
     realtime = False
@@ -77,8 +89,17 @@ class SimDriver:
         cameras: tuple[str, ...] = ("front", "top"),
         control_hz: float = 10.0,
         max_steps: int | None = None,
+        embodiment: str = "floating",
     ) -> None:
+        from uio2_robot.envs.tasks import TASK_CLASSES
+
+        if task not in TASK_CLASSES:
+            raise ValueError(f"unknown task {task!r}; expected one of {tuple(TASK_CLASSES)}")
+        if embodiment not in EMBODIMENTS:
+            raise ValueError(f"embodiment must be one of {EMBODIMENTS}, got {embodiment!r}")
         self.task, self.level = task, level
+        self.embodiment = embodiment
+        self.tool = TASK_CLASSES[task].tool
         self._seeds: Iterator[int] = iter(seeds)
         self.image_size = image_size
         self.cameras = tuple(cameras)
@@ -103,7 +124,28 @@ class SimDriver:
             cameras=self.cameras,
             control_hz=self.control_hz,
             max_steps=self.max_steps,
+            embodiment=self.embodiment,
         )
+        # the env's own primitive budget (VIMA's max steps + 2): a deployed episode gets as many
+        # primitives as `uio2-robot rollout` gives the same policy
+        self.max_primitives = self.env.unwrapped.task.primitive_max_steps
+
+    def check_reachable(self, waypoints: Any) -> str | None:
+        """Why the tool cannot reach every waypoint (None: it can); the arm's IK decides."""
+        if self.embodiment != "arm":
+            return None
+        from uio2_robot.motion import ur5e
+
+        sim = self.env.unwrapped.sim
+        return ur5e.check_reachable(
+            list(waypoints), self.tool, ur5e.TWIN_CALIBRATION, q_seed=sim.arm_q()
+        )
+
+    def arm_stats(self) -> dict[str, int]:
+        """The arm's IK failures, joint-limit stops and self-collisions this episode."""
+        if self.env is None or self.embodiment != "arm":
+            return {}
+        return dict(self.env.unwrapped.sim.arm_stats)
 
     def start_episode(self) -> EpisodeStart:
         if self.env is None:
@@ -114,7 +156,12 @@ class SimDriver:
         obs, info = self.env.reset(seed=int(seed))
         self._set_obs(obs)
         self._done, self._success, self.steps = False, None, 0
-        meta = {"task": self.task, "level": self.level, "seed": int(seed)}
+        meta = {
+            "task": self.task,
+            "level": self.level,
+            "seed": int(seed),
+            "embodiment": self.embodiment,
+        }
         return EpisodeStart(prompt=list(info["prompt"]), meta=meta)
 
     def _set_obs(self, obs: dict[str, np.ndarray]) -> None:
@@ -148,6 +195,9 @@ class SimDriver:
         if self.env is not None:
             self.env.close()
             self.env = None
+
+
+EMBODIMENTS = ("arm", "floating")
 
 
 def seed_stream(first: int, count: int | None) -> Iterator[int]:

@@ -8,13 +8,23 @@ One tick (period ``1 / control_hz``, on the monotonic clock)::
     -> wait (at most ``reply_wait_fraction`` of the period) for this tick's action
     -> safety envelope -> driver.send -> record
 
+That is delta mode. In primitive mode (the metadata's ``action_mode``) a reply is one VIMA
+pick-and-place or push: it is checked whole (workspace, the arm's reach) and then executed at the
+same fixed rate by :class:`~uio2_robot.deploy.primitive_exec.PrimitiveExecutor`, one follower
+command per tick through the same safety envelope; the next observation is submitted once the
+motion has settled. During a motion the client pings the server every tick, and the watchdog,
+e-stop and server-loss rules hold: no reply for ``watchdog_s`` or a lost server stops the arm
+mid-motion (tool unchanged, so a held part is not dropped) and the motion resumes from the
+arm's pose when the server answers again.
+
 Without an action for the tick, or when the watchdog says the newest reply is older than
 ``watchdog_s``, the arm holds (zero delta, tool unchanged). When the server is unreachable the
 loop stops the arm (``driver.stop``) and keeps holding while the client reconnects in the
 background; the first fresh reply resumes control. Per stage latencies are measured on the
 monotonic clock: ``capture``, ``round_trip``, ``transfer`` (round trip minus server time),
-``inference`` (server-reported), ``actuation`` and ``loop`` (capture start -> command applied,
-for each executed policy action).
+``inference`` (server-reported), ``actuation``, ``loop`` (capture start -> command applied,
+for each executed policy action), ``motion`` (a primitive's execution, received to settled, in
+control time) and ``jitter`` (how late each tick started against its deadline).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from uio2_robot.deploy.client import PolicyClient, Reply
 from uio2_robot.deploy.drivers import RobotDriver, RobotState
 from uio2_robot.deploy.estop import EmergencyStop
 from uio2_robot.deploy.metadata import PolicyMetadata
+from uio2_robot.deploy.primitive_exec import PrimitiveExecutor
 from uio2_robot.deploy.recording import DeployRecorder
 from uio2_robot.deploy.safety import SafetyCounts, SafetyEnvelope, SafetyLimits, Watchdog
 from uio2_robot.deploy.timing import RateTimer, StageStats
@@ -44,6 +55,7 @@ log = logging.getLogger("uio2_robot.deploy.loop")
 
 MIN_HZ, MAX_HZ = 5.0, 50.0
 LOGGED_STAGES = ("capture", "transfer", "inference", "actuation", "loop")
+STALE_MOVE_M = 0.005  # a primitive planned from a pose the arm has since left by more is stale
 
 
 @dataclass
@@ -60,6 +72,8 @@ class LoopSettings:
     reset_timeout_s: float = 30.0
     log_every_s: float = 5.0
     keep_ticks: bool = False  # keep a per-tick log in the report (tests, debugging)
+    settle_s: float = 0.1  # primitive mode: hold this long after a motion before observing
+    primitive_max_ticks: int = 300  # primitive mode: a motion longer than this is cut off
 
     def __post_init__(self) -> None:
         if not (MIN_HZ <= self.control_hz <= MAX_HZ):
@@ -83,7 +97,7 @@ class TickLog:
     tick: int
     step: int
     t: float  # monotonic time the capture started
-    mode: str  # "policy" | "hold" | "stopped"
+    mode: str  # "policy" | "hold" | "stopped" | "settle"
     proprio: np.ndarray
     command: np.ndarray
     latency_s: float | None  # capture -> applied for a policy action
@@ -105,6 +119,12 @@ class EpisodeReport:
     dropped_stale: int = 0
     server_errors: Counter[str] = field(default_factory=Counter)
     safety: SafetyCounts = field(default_factory=SafetyCounts)
+    action_mode: str = "delta"
+    primitives: int = 0  # primitive mode: primitives executed
+    rejected_primitives: list[str] = field(default_factory=list)  # why each rejected one was
+    primitive_cutoffs: int = 0
+    motion_pauses: int = 0  # motions stopped mid-way (server lost or silent), then resumed
+    arm: dict[str, int] = field(default_factory=dict)  # the driver's IK / limit / collision counts
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     estop: str | None = None
     wall_s: float = 0.0
@@ -126,6 +146,12 @@ class EpisodeReport:
             "skipped_ticks": self.skipped_ticks,
             "dropped_stale": self.dropped_stale,
             "server_errors": dict(self.server_errors),
+            "action_mode": self.action_mode,
+            "primitives": self.primitives,
+            "rejected_primitives": list(self.rejected_primitives),
+            "primitive_cutoffs": self.primitive_cutoffs,
+            "motion_pauses": self.motion_pauses,
+            "arm": dict(self.arm),
             "safety": {
                 "rejected": self.safety.rejected,
                 "clipped": self.safety.clipped,
@@ -157,6 +183,11 @@ def check_compatible(
     if settings.speedup != 1.0 and driver.realtime:
         raise ValueError(
             f"speedup={settings.speedup} is for simulators; driver {driver.name!r} is real"
+        )
+    if meta.action_mode == "primitive" and getattr(driver, "tool", None) is None:
+        raise ValueError(
+            f"the policy acts in primitive mode, so the robot must say which tool is mounted; "
+            f"driver {driver.name!r} has no tool (set driver.ur.tool=suction|spatula)"
         )
     names = [c.name for c in cameras]
     missing = [c for c in meta.cameras if c not in names]
@@ -216,46 +247,102 @@ class ControlLoop:
         if self.metadata is None:
             raise RuntimeError("ControlLoop.run_episode before start()")
         s = self.settings
+        primitive = self.metadata.action_mode == "primitive"
         start = self.driver.start_episode()
         prompt = start.prompt if start.prompt is not None else self.prompt
         if not prompt:
             raise ValueError("no prompt for the episode: the driver gives none, so set prompt=")
         self.client.begin_episode(prompt, start.meta or None, timeout_s=s.reset_timeout_s)
         state = self.driver.read_state()
-        envelope = SafetyEnvelope(self.limits, s.control_hz, clock=self._clock)
+        envelope = SafetyEnvelope(self.limits, s.control_hz)
         envelope.reset(state.proprio)
         watchdog = Watchdog(s.watchdog_s, clock=self._clock)
         queue = TimedActionQueue()
         stages = StageStats()
-        meta = {**start.meta, "control_hz": s.control_hz}
-        report = EpisodeReport(meta=meta, ended="", success=None)
+        executor = (
+            PrimitiveExecutor(
+                self.driver.tool,  # type: ignore[attr-defined]
+                s.control_hz,
+                settle_s=s.settle_s,
+                max_ticks=s.primitive_max_ticks,
+                reach=getattr(self.driver, "check_reachable", None),
+            )
+            if primitive
+            else None
+        )
+        max_primitives = getattr(self.driver, "max_primitives", None)
+        meta = {**start.meta, "control_hz": s.control_hz, "action_mode": self.metadata.action_mode}
+        report = EpisodeReport(
+            meta=meta, ended="", success=None, action_mode=self.metadata.action_mode
+        )
         if self.recorder is not None:
             self.recorder.start(prompt, {**meta, "source": "deploy", "driver": self.driver.name})
         timer = RateTimer(s.control_hz * s.speedup, clock=self._clock)
         t_begin = self._clock()
         next_log = t_begin + s.log_every_s
-        step, stopped = 0, False
+        step, stopped, paused = 0, False, False
+        # primitive mode: the observation and proprio the pending plan was made from
+        plan_obs: dict[str, np.ndarray] | None = None
+        plan_proprio: np.ndarray | None = None
+        motion_t0: int | None = None  # tick a primitive's motion began
         # Hard bound on ticks whatever happens (a sim that never ends, a stuck server).
         max_ticks = 100_000 if s.max_steps is None else 50 * s.max_steps + 1000
 
-        def collect(reply: Reply | None, tick: int) -> None:
-            nonlocal stopped
+        def collect(reply: Reply | None, tick: int, proprio: np.ndarray) -> None:
+            nonlocal stopped, plan_obs, motion_t0
             if reply is None:
                 return
-            if reply.error is not None or reply.actions is None:
-                code = reply.error.code if reply.error else "no_actions"
+            if reply.error is not None:
+                code = reply.error.code
                 report.server_errors[code] += 1
                 if report.server_errors[code] <= 3:
                     log.warning("server error at tick %d: %s", tick, reply.error)
                 return
+            if reply.kind == "pong":
+                watchdog.feed()
+                if stopped:
+                    log.info("the server answers again at tick %d", tick)
+                    stopped = False
+                return
+            if reply.actions is None:
+                report.server_errors["no_actions"] += 1
+                return
             stages.add("round_trip", reply.rtt_ms / 1e3)
             stages.add("inference", reply.infer_ms / 1e3)
             stages.add("transfer", reply.transfer_ms / 1e3)
-            queue.merge(reply.tick, reply.actions, tick, reply.capture_t)
             watchdog.feed()
             if stopped:
                 log.info("fresh actions again at tick %d: resuming", tick)
                 stopped = False
+            if executor is None:
+                queue.merge(reply.tick, reply.actions, tick, reply.capture_t)
+                return
+            # primitive mode: a plan made from a pose the arm has left, or too old, is stale
+            moved = (
+                math.inf
+                if plan_proprio is None
+                else float(np.linalg.norm(proprio[:3] - plan_proprio[:3]))
+            )
+            if (
+                not executor.idle
+                or moved > STALE_MOVE_M
+                or self._clock() - reply.capture_t > s.watchdog_s
+            ):
+                queue.dropped_stale += 1
+                return
+            action = reply.actions[0]
+            reason = executor.start(action)
+            report.primitives += 1
+            if reason is not None:
+                report.rejected_primitives.append(reason)
+                log.warning(
+                    "primitive %d rejected before any motion: %s", report.primitives, reason
+                )
+            else:
+                motion_t0 = tick
+                if self.recorder is not None and plan_obs is not None:
+                    self.recorder.add(plan_obs, action)
+            plan_obs = None
 
         try:
             while True:
@@ -265,6 +352,7 @@ class ControlLoop:
                     report.ended, report.estop = "estop", self.estop.reason
                     break
                 t0 = self._clock()
+                stages.add("jitter", max(0.0, t0 - timer.deadline(k)) * s.speedup)
                 if s.max_seconds is not None and t0 - t_begin > s.max_seconds:
                     report.ended = "max_seconds"
                     break
@@ -279,54 +367,93 @@ class ControlLoop:
                 if state.done:
                     report.ended = "done"
                     break
+                proprio = np.asarray(state.proprio, dtype=np.float64)
                 obs = self._observation(frames, state)
                 state_ok = bool(np.all(np.isfinite(state.proprio)))
                 if not state_ok:
                     report.server_errors["bad_state"] += 1
 
-                collect(self.client.poll(0.0), k)
+                collect(self.client.poll(0.0), k, proprio)
                 if not self.client.connected and not stopped:
                     log.warning("policy server unreachable at tick %d: stopping the arm", k)
                     self.driver.stop()
                     queue.clear()
                     stopped = True
-                if (
-                    state_ok
-                    and self.client.connected
-                    and not self.client.in_flight
-                    and queue.ahead(k) < s.request_ahead
-                ):
-                    self.client.submit(k, step, obs, t0)
-                while queue.ahead(k) == 0 and self.client.in_flight:
-                    left = timer.time_left(k, s.reply_wait_fraction)
-                    if left <= 0:
+                item = None
+                if executor is None:  # delta mode: a queue of per-tick actions
+                    if (
+                        state_ok
+                        and self.client.connected
+                        and not self.client.in_flight
+                        and queue.ahead(k) < s.request_ahead
+                    ):
+                        self.client.submit(k, step, obs, t0)
+                    while queue.ahead(k) == 0 and self.client.in_flight:
+                        left = timer.time_left(k, s.reply_wait_fraction)
+                        if left <= 0:
+                            break
+                        collect(self.client.poll(left), k, proprio)
+                    if watchdog.expired:
+                        queue.clear()
+                    item = queue.take(k)
+                    command_in = None if item is None or not state_ok or stopped else item[0]
+                else:  # primitive mode: plan when idle, else follow the motion
+                    if executor.idle and max_primitives and report.primitives >= max_primitives:
+                        report.ended = "max_primitives"
                         break
-                    collect(self.client.poll(left), k)
-
-                if watchdog.expired:
-                    queue.clear()
-                item = queue.take(k)
-                if item is None or not state_ok or stopped:
+                    if executor.idle and state_ok and not stopped:
+                        can_submit = self.client.connected and not self.client.in_flight
+                        if can_submit and self.client.submit(k, step, obs, t0):
+                            plan_obs, plan_proprio = obs, proprio.copy()
+                        while executor.idle and self.client.in_flight:
+                            left = timer.time_left(k, s.reply_wait_fraction)
+                            if left <= 0:
+                                break
+                            collect(self.client.poll(left), k, proprio)
+                    command_in = None
+                    if not executor.idle and state_ok:
+                        lost = stopped or watchdog.expired
+                        if lost and not paused:
+                            log.warning("no word from the server at tick %d: motion paused", k)
+                            self.driver.stop()
+                            report.motion_pauses += 1
+                        elif paused and not lost:
+                            log.info("server answers again at tick %d: motion resumes", k)
+                        paused = lost
+                        if not paused:
+                            command_in = executor.next_command(proprio)
+                            if command_in is None and executor.idle and motion_t0 is not None:
+                                stages.add("motion", (k - motion_t0) / s.control_hz)
+                                motion_t0 = None
+                        if self.client.connected and not self.client.in_flight:
+                            self.client.ping(t0)  # heartbeat, also while paused: the way back
+                latency = None
+                if command_in is None:
                     command = envelope.hold()
-                    mode = "stopped" if stopped else "hold"
-                    latency = None
+                    if stopped or paused:
+                        mode = "stopped"
+                    elif executor is not None and not executor.idle:
+                        mode = "settle"
+                    else:
+                        mode = "hold"
                 else:
-                    command, _ = envelope.filter(item[0], state.proprio)
+                    command, _ = envelope.filter(command_in, state.proprio)
                     mode = "policy"
                 t_act = self._clock()
                 self.driver.send(command)
                 t_done = self._clock()
                 stages.add("actuation", t_done - t_act)
                 if mode == "policy":
-                    latency = t_done - item[1]
-                    stages.add("loop", latency)
+                    if item is not None:
+                        latency = t_done - item[1]
+                        stages.add("loop", latency)
                     report.policy_steps += 1
-                elif mode == "hold":
+                elif mode in ("hold", "settle"):
                     report.holds += 1
                 else:
                     report.stopped_steps += 1
                 self.client.record_applied(command)
-                if self.recorder is not None:
+                if self.recorder is not None and executor is None:
                     self.recorder.add(obs, command)
                 if s.keep_ticks:
                     report.ticks.append(
@@ -355,6 +482,10 @@ class ControlLoop:
             report.overruns, report.skipped_ticks = timer.overruns, timer.skipped
             report.dropped_stale = queue.dropped_stale
             report.safety = envelope.counts
+            if executor is not None:
+                report.primitive_cutoffs = executor.cutoffs
+            stats = getattr(self.driver, "arm_stats", None)
+            report.arm = dict(stats()) if callable(stats) else {}
             report.stages = stages.summary()
             report.samples = stages
             report.wall_s = self._clock() - t_begin

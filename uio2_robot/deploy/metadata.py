@@ -1,9 +1,13 @@
-"""What a served policy expects from a robot: cameras, image size, action space, control rate.
+"""What a served policy expects from a robot: cameras, image size, action mode, control rate.
 
 A robot client asks for this once per connection (the ``hello`` message) and refuses to run if
 its cameras, action mode or control rate do not match, instead of discovering the mismatch as
 garbage actions. It is built from the deploy bundle (or checkpoint) when there is one, because
 the bundle's ``processor.json`` is the single source of truth for camera order and image size.
+
+The action mode is the one the policy is good at: ``primitive`` (one VIMA pick-and-place or push
+per reply, which the robot executes as a motion with ``uio2_robot.motion``) or ``delta``
+(end-effector deltas per control tick). See :func:`served_action_mode`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
+from uio2_robot import contracts as contract
 from uio2_robot.deploy.wire import WIRE_VERSION, WireError
-from uio2_robot.envs import spaces as contract
 
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -40,10 +43,9 @@ class PolicyMetadata:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. bundle format / model hash
 
     def __post_init__(self) -> None:
-        if self.action_mode != "delta":
+        if self.action_mode not in contract.ACTION_MODES:
             raise ValueError(
-                f"the robot stack serves action_mode 'delta' only (end-effector deltas at a fixed "
-                f"rate), got {self.action_mode!r}"
+                f"action_mode must be one of {contract.ACTION_MODES}, got {self.action_mode!r}"
             )
         cams = tuple(self.cameras)
         if not cams or len(set(cams)) != len(cams) or "proprio" in cams:
@@ -69,8 +71,16 @@ class PolicyMetadata:
         return contract.action_names(self.action_mode)
 
     @property
-    def action_space(self) -> spaces.Box:
-        return contract.action_space(self.action_mode)
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return contract.action_bounds(self.action_mode)
+
+    @property
+    def action_space(self) -> Any:
+        """The gymnasium Box a policy is reset with (server side; the robot needs only bounds)."""
+        from gymnasium import spaces
+
+        low, high = self.action_bounds
+        return spaces.Box(low, high, dtype=np.float32)
 
     @property
     def action_dim(self) -> int:
@@ -84,8 +94,9 @@ class PolicyMetadata:
         d["image_size"] = list(self.image_size)
         d["proprio_names"] = list(self.proprio_names)
         d["action_names"] = list(self.action_names)
-        d["action_low"] = [float(v) for v in self.action_space.low]
-        d["action_high"] = [float(v) for v in self.action_space.high]
+        low, high = self.action_bounds
+        d["action_low"] = [float(v) for v in low]
+        d["action_high"] = [float(v) for v in high]
         return d
 
     @classmethod
@@ -106,7 +117,7 @@ class PolicyMetadata:
             raise WireError(
                 "malformed",
                 f"server action names {d.get('action_names')} differ from this client's "
-                f"{list(meta.action_names)}: the two sides run different versions of envs/spaces.py",
+                f"{list(meta.action_names)}: the two sides run different versions of uio2_robot/contracts.py",
             )
         return meta
 
@@ -136,6 +147,38 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint folder ({} when there is none, e.g. a bundle)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    return config if isinstance(config, dict) else {}
+
+
+def served_action_mode(
+    requested: str | None, policy_modes: tuple[str, ...], recommended: Any = None
+) -> str:
+    """The action mode to serve: ``requested`` if given, else the policy's own recommendation
+    (``inference.action_mode`` of its checkpoint or bundle), else primitive when it has it.
+
+    Primitive comes first because it is how VIMA and Unified-IO 2 act, and the mode the shipped
+    policy is trained to succeed in; a mode the policy has no action head for is an error.
+    """
+    for name, value in (("action_mode", requested), ("inference.action_mode", recommended)):
+        if value is not None and value not in contract.ACTION_MODES:
+            raise ValueError(f"{name} must be one of {contract.ACTION_MODES}, got {value!r}")
+    mode = requested or recommended or ("primitive" if "primitive" in policy_modes else "delta")
+    if mode not in policy_modes:
+        raise ValueError(
+            f"the policy has action heads for {list(policy_modes)}; it cannot serve {mode!r}"
+        )
+    return mode
+
+
 def metadata_for(
     policy: str,
     folder: str | Path | None = None,
@@ -146,11 +189,18 @@ def metadata_for(
     chunk_size: int = 1,
     privileged_sim: bool = False,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    action_mode: str | None = None,
 ) -> PolicyMetadata:
     """Metadata for a served policy; a bundle/checkpoint ``folder`` overrides cameras and image
-    size with what its processor was trained with (and ``control_hz`` if its manifest says)."""
+    size with what its processor was trained with (and ``control_hz`` if its manifest says).
+
+    ``action_mode``: None serves the mode the policy recommends (:func:`served_action_mode`);
+    scripted policies without a folder act in either mode and default to primitive.
+    """
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     extra: dict[str, Any] = {}
+    modes: tuple[str, ...] = contract.ACTION_MODES
+    recommended = None
     if folder is not None:
         proc = read_processor_json(folder)
         if proc is not None:
@@ -158,12 +208,9 @@ def metadata_for(
             # a cropping processor wants whole frames at the size its crops were defined on
             size = tuple(proc.get("frame_size") or proc.get("image_size", size))
             modes = tuple(proc.get("action_tokenizers", {}) or ("delta",))
-            if "delta" not in modes:
-                raise ValueError(
-                    f"{folder}: the policy was built for action modes {modes}; the robot loop needs "
-                    "'delta'"
-                )
         manifest = read_manifest(folder)
+        inference = (manifest or read_checkpoint_config(folder)).get("inference") or {}
+        recommended = inference.get("action_mode") if isinstance(inference, dict) else None
         control_hz = float(manifest.get("control_hz", control_hz))
         for key in ("format_version", "variant", "model_hash", "name"):
             if key in manifest and isinstance(manifest[key], str | int | float):
@@ -172,7 +219,7 @@ def metadata_for(
         policy=policy,
         cameras=tuple(cameras),
         image_size=(int(size[0]), int(size[1])),
-        action_mode="delta",
+        action_mode=served_action_mode(action_mode, modes, recommended),
         control_hz=float(control_hz),
         chunk_size=int(chunk_size),
         privileged_sim=privileged_sim,

@@ -1,4 +1,4 @@
-"""The versioned message schema between a robot client and a policy server (wire version 1).
+"""The versioned message schema between a robot client and a policy server (wire version 2).
 
 Every message is a msgpack map with ``v`` (the wire version), ``type`` and ``id`` (the client's
 request id, echoed in the reply, so a client can match replies and spot stale ones).
@@ -10,8 +10,9 @@ Client -> server:
 - ``infer``: one observation. ``tick`` (wall-clock control tick the obs was captured at; the
   reply's actions start at this tick), ``step`` (actuations applied so far in the episode),
   ``obs`` ({camera: uint8 (H, W, 3)}, ``proprio``: float32 (P,)), optionally ``applied``
-  (float32 (n, D): the actions the robot really applied, after its safety envelope, for steps
-  ``applied_from .. applied_from + n - 1``).
+  (float32 (n, 5): the delta commands the arm really executed, after its safety envelope, for
+  control ticks ``applied_from .. applied_from + n - 1``; in primitive mode too, since a
+  primitive is executed as such commands). ``step`` counts those commands.
 - ``ping``: liveness.
 
 Server -> client (every reply carries ``infer_ms``, the policy's compute time, and ``server_ms``,
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from uio2_robot.contracts import DELTA_ACTION_NAMES
 from uio2_robot.deploy.metadata import PolicyMetadata, check_observation
 from uio2_robot.deploy.wire import WIRE_VERSION, WireError
 
@@ -36,7 +38,8 @@ MAX_PROMPT_SEGMENTS = 32
 MAX_TEXT_CHARS = 8192
 MAX_PROMPT_IMAGE_SIDE = 1024
 MAX_APPLIED = 100_000
-EPISODE_KEYS = {"task": str, "level": str, "seed": int}
+EPISODE_KEYS = {"task": str, "level": str, "seed": int, "embodiment": str}
+APPLIED_DIM = len(DELTA_ACTION_NAMES)  # applied commands are the arm's deltas in every mode
 
 
 @dataclass
@@ -79,9 +82,11 @@ def _int(msg: dict[str, Any], key: str, minimum: int = 0) -> int:
 def check_version(msg: dict[str, Any]) -> None:
     """Refuse anything but our wire version, naming both."""
     v = msg.get("v")
-    if v != WIRE_VERSION:
+    if isinstance(v, bool) or not isinstance(v, int) or v != WIRE_VERSION:
         raise WireError(
-            "version", f"wire version {v!r} is not supported; this side speaks v{WIRE_VERSION}"
+            "version",
+            f"wire version {v!r} is not supported; this side speaks v{WIRE_VERSION} "
+            f"(upgrade uio2-robot on the older side so both speak v{WIRE_VERSION})",
         )
 
 
@@ -103,7 +108,7 @@ def parse_request(msg: dict[str, Any], meta: PolicyMetadata) -> Request:
     obs = check_observation(msg.get("obs"), meta)
     applied = msg.get("applied")
     if applied is not None:
-        d = meta.action_dim
+        d = APPLIED_DIM
         if (
             not isinstance(applied, np.ndarray)
             or applied.dtype != np.float32

@@ -1,8 +1,10 @@
 """Deployed episodes into the trajectory store, in the training format.
 
-Each step pairs the observation the policy was sent with the command the arm really received
-(after the safety envelope; holds included), so a fine-tuning run learns what happened on the
-robot, not what the policy wished. Episodes go to the store only when complete (the recorder
+In delta mode each step pairs the observation the policy was sent with the command the arm really
+received (after the safety envelope; holds included), so a fine-tuning run learns what happened on
+the robot, not what the policy wished. In primitive mode a step is one executed primitive: the
+settled observation it was planned from and the two poses the arm then ran (rejected primitives
+moved nothing and are not recorded). Episodes go to the store only when complete (the recorder
 buffers in memory), so an e-stop or crash never leaves a partial episode on disk.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from uio2_robot.envs import spaces as contract
+from uio2_robot import contracts as contract
 from uio2_robot.policies.base import PromptSegment
 from uio2_robot.trajectories import EpisodeStore, Recorder, StoreSchema
 
@@ -26,11 +28,14 @@ class DeployRecorder:
         self.only_success = only_success
         self._recorder = Recorder()
         self._store: EpisodeStore | None = None
+        self._mode = "delta"
         self.stored = 0
         self.discarded = 0
 
     def start(self, prompt: list[PromptSegment] | None, meta: dict[str, Any]) -> None:
-        self._recorder.start(prompt or [], {"action_mode": "delta", **meta})
+        self._mode = str(meta.get("action_mode", "delta"))
+        contract.check_mode(self._mode)
+        self._recorder.start(prompt or [], {**meta, "action_mode": self._mode})
 
     def add(self, obs: dict[str, np.ndarray], command: np.ndarray) -> None:
         self._recorder.add(obs, np.asarray(command, dtype=np.float32))
@@ -47,9 +52,8 @@ class DeployRecorder:
             return None
         episode = self._recorder.finish(success)
         if self._store is None:
-            schema = StoreSchema.from_episode(
-                episode, contract.DELTA_ACTION_NAMES, contract.DELTA_LOW, contract.DELTA_HIGH
-            )
+            low, high = contract.action_bounds(self._mode)
+            schema = StoreSchema.from_episode(episode, contract.action_names(self._mode), low, high)
             self._store = EpisodeStore.open_or_create(self.path, schema)
         index = self._store.append_episode(episode)
         self.stored += 1

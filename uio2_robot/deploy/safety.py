@@ -9,8 +9,10 @@ policy; it needs only the arm's measured state and the limits:
 - the end-effector target (measured pose + delta) is kept inside a workspace box;
 - the translation per step is capped by ``max_step_m`` and by ``max_speed_mps / control_hz``,
   the yaw per step by ``max_yaw_step``;
-- the tool command may change at most once per ``min_tool_interval_s`` (suction valves and
-  grippers wear out and drop parts when toggled at control rate).
+- the tool command may change at most once per ``min_tool_interval_s`` of control time (suction
+  valves and grippers wear out and drop parts when toggled at control rate). Control time is
+  ticks / ``control_hz``: one ``filter`` or ``hold`` per tick, so the rule means the same on a
+  real arm and on a simulator run faster than real time.
 
 The :class:`Watchdog` is the time side: no fresh action for ``timeout_s`` means hold.
 """
@@ -109,10 +111,10 @@ class SafetyCounts:
 class SafetyEnvelope:
     """Filters delta actions ``[dx, dy, dz, dyaw, tool]`` against the measured proprio."""
 
-    def __init__(self, limits: SafetyLimits, control_hz: float, clock=time.monotonic) -> None:
+    def __init__(self, limits: SafetyLimits, control_hz: float) -> None:
         self.limits = limits
         self.control_hz = float(control_hz)
-        self._clock = clock
+        self._ticks = 0  # filter/hold calls so far: the envelope's control clock
         self._low = contract.DELTA_LOW.astype(np.float64)
         self._high = contract.DELTA_HIGH.astype(np.float64)
         self._box_lo = np.asarray(limits.workspace_low, dtype=np.float64)
@@ -129,7 +131,8 @@ class SafetyEnvelope:
         self.counts = SafetyCounts()
 
     def hold(self) -> np.ndarray:
-        """The do-nothing command: no motion, tool unchanged."""
+        """The do-nothing command: no motion, tool unchanged (one tick of control time)."""
+        self._ticks += 1
         return np.array([0.0, 0.0, 0.0, 0.0, self._tool or 0.0], dtype=np.float32)
 
     def filter(
@@ -139,6 +142,7 @@ class SafetyEnvelope:
         report = SafetyReport()
         if self._tool is None:
             self.reset(proprio)
+        self._ticks += 1
         arr = None if action is None else np.asarray(action)
         if arr is None or arr.shape != (len(contract.DELTA_ACTION_NAMES),):
             got = "nothing" if arr is None else f"shape {arr.shape}"
@@ -147,6 +151,7 @@ class SafetyEnvelope:
             report.rejected = "non-finite action"
         if report.rejected:
             self.counts.add(report)
+            self._ticks -= 1  # hold() counts this tick
             return self.hold(), report
         if not self.limits.enabled:
             out = np.asarray(arr, dtype=np.float32)
@@ -170,8 +175,8 @@ class SafetyEnvelope:
         a[:3] = new_d
         tool = 1.0 if a[4] > 0.5 else 0.0
         if tool != self._tool:
-            now = self._clock()
-            if now - self._tool_changed_at < self.limits.min_tool_interval_s:
+            now = self._ticks / self.control_hz
+            if now - self._tool_changed_at < self.limits.min_tool_interval_s - 1e-9:
                 tool = self._tool
                 report.tool_limited = True
             else:

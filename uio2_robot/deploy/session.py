@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from uio2_robot.deploy.metadata import PolicyMetadata
+from uio2_robot.deploy.protocol import APPLIED_DIM
 from uio2_robot.deploy.wire import WireError
 from uio2_robot.policies.base import Policy, PromptSegment
 
@@ -72,7 +73,7 @@ class PolicySession:
             hook = getattr(policy, "observe_applied", None)
             if callable(hook):
                 if applied is None:
-                    applied = np.zeros((0, self.metadata.action_dim), np.float32)
+                    applied = np.zeros((0, APPLIED_DIM), np.float32)
                     applied_from = step
                 hook(applied, step if applied_from is None else applied_from, step)
             if self.mode == "chunk":

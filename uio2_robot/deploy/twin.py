@@ -27,7 +27,7 @@ TWIN_IMAGE_SIZE = 16  # the twin's own renders are never used; keep them cheap
 SYNC_TOLERANCE = 1e-5  # max |twin proprio - robot proprio|; the sim is bit-exact in practice
 
 
-def make_twin_env(task: str, level: str, control_hz: float) -> Any:
+def make_twin_env(task: str, level: str, control_hz: float, embodiment: str = "floating") -> Any:
     """A delta-mode env for the twin: one tiny camera, since only its physics matters."""
     from uio2_robot.envs import make_env
 
@@ -38,6 +38,7 @@ def make_twin_env(task: str, level: str, control_hz: float) -> Any:
         image_size=TWIN_IMAGE_SIZE,
         cameras=("top",),
         control_hz=control_hz,
+        embodiment=embodiment,
     )
 
 
@@ -53,7 +54,7 @@ class SimTwinPolicy:
         self,
         inner: Policy,
         control_hz: float,
-        make_env: Callable[[str, str, float], Any] = make_twin_env,
+        make_env: Callable[..., Any] = make_twin_env,
         tolerance: float = SYNC_TOLERANCE,
     ) -> None:
         self.inner = inner
@@ -61,7 +62,7 @@ class SimTwinPolicy:
         self._make_env = make_env
         self.tolerance = tolerance
         self._env: Any = None
-        self._env_key: tuple[str, str] | None = None
+        self._env_key: tuple[str, str, str] | None = None
         self._episode: dict[str, Any] = {}
         self._space: spaces.Box | None = None
         self._prompt: list[PromptSegment] = []
@@ -89,10 +90,14 @@ class SimTwinPolicy:
     ) -> None:
         if not self._episode:
             raise ValueError("set_episode({task, level, seed}) must come before reset")
-        key = (str(self._episode["task"]), str(self._episode["level"]))
+        key = (
+            str(self._episode["task"]),
+            str(self._episode["level"]),
+            str(self._episode.get("embodiment") or "floating"),
+        )
         if self._env is None or self._env_key != key:
             self.close()
-            self._env = self._make_env(key[0], key[1], self.control_hz)
+            self._env = self._make_env(key[0], key[1], self.control_hz, embodiment=key[2])
             self._env_key = key
         _obs, info = self._env.reset(seed=int(self._episode["seed"]))
         ours = [s for s in info["prompt"] if isinstance(s, str)]

@@ -57,7 +57,12 @@ class URDriver:
         contact_input: int | None = None,  # standard digital input of a vacuum sensor
         max_lead_m: float = 0.02,  # how far the servo target may run ahead of the measured pose
         prompt: list[str] | None = None,
+        tool: str = "suction",  # the end effector on the flange: suction | spatula
     ) -> None:
+        from uio2_robot.motion import ur5e
+
+        if tool not in ur5e.TOOL_LENGTH:
+            raise ValueError(f"tool must be one of {tuple(ur5e.TOOL_LENGTH)}, got {tool!r}")
         if not 0.03 <= lookahead_time <= 0.2:
             raise ValueError(f"lookahead_time must be in [0.03, 0.2] s, got {lookahead_time}")
         if not 100 <= gain <= 2000:
@@ -73,6 +78,7 @@ class URDriver:
         self.contact_input = contact_input
         self.max_lead_m = max_lead_m
         self.prompt = prompt
+        self.tool = tool
         self._ctrl: Any = None
         self._recv: Any = None
         self._io: Any = None
@@ -81,13 +87,27 @@ class URDriver:
 
     def connect(self) -> None:
         rtde_control, rtde_receive, rtde_io = _import_rtde()
+        from uio2_robot.motion import ur5e
+
         self._ctrl = rtde_control.RTDEControlInterface(self.host, self.rtde_frequency)
+        # the TCP is the tool tip, with the same flange offset the arm twin uses
+        self._ctrl.setTcp([0.0, 0.0, ur5e.TOOL_LENGTH[self.tool], 0.0, 0.0, 0.0])
         self._recv = rtde_receive.RTDEReceiveInterface(self.host)
         self._io = rtde_io.RTDEIOInterface(self.host) if self.tool_output is not None else None
 
     def start_episode(self) -> EpisodeStart:
         self._target = None
         return EpisodeStart(prompt=list(self.prompt) if self.prompt else None, meta={})
+
+    def check_reachable(self, waypoints: Any) -> str | None:
+        """Why the arm cannot reach every waypoint (None: it can): the same IK check the arm
+        twin runs, seeded with the arm's measured joints, in this cell's table calibration."""
+        from uio2_robot.motion import ur5e
+
+        if self._recv is None:
+            raise RuntimeError("URDriver.check_reachable before connect()")
+        q = np.asarray(self._recv.getActualQ(), dtype=np.float64)
+        return ur5e.check_reachable(list(waypoints), self.tool, self.calib, q_seed=q)
 
     def _pose(self) -> np.ndarray:
         return tcp_to_table(np.asarray(self._recv.getActualTCPPose()), self.calib)

@@ -24,8 +24,11 @@ from typing import Any
 import msgpack
 import numpy as np
 
-WIRE_VERSION = 1
-"""Bumped on any incompatible change of the message schema (see docs/deploy.md)."""
+WIRE_VERSION = 2
+"""Bumped on any incompatible change of the message schema (see docs/deploy.md).
+
+v2: the served action mode may be ``primitive`` (one pick-and-place or push per reply, executed
+by the robot's own motion code); ``applied`` always carries the arm's per-tick delta commands."""
 
 ARRAY_EXT = 1
 MAX_NDIM = 6

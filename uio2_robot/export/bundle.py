@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from uio2_robot.export.cache import checkpoint_digest
 from uio2_robot.export.manifest import (
     BUNDLE_FORMAT_VERSION,
     GRAPHS,
@@ -187,6 +188,7 @@ def export_bundle(
     per_channel: bool = True,
     overwrite: bool = False,
     compact_encoder: bool = True,
+    source_digest: str | None = None,
 ) -> Bundle:
     """Export a checkpoint folder (``uio2_robot.train.checkpoint``) to a deploy bundle.
 
@@ -252,6 +254,8 @@ def export_bundle(
         "source_checkpoint": {
             "path": str(checkpoint.resolve()),
             "weights_sha256": sha256_file(checkpoint / "model.safetensors"),
+            # the export cache's key (`uio2_robot.export.cache.checkpoint_digest`)
+            "digest": source_digest or checkpoint_digest(checkpoint),
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoder_drops_padding": compact_encoder,

@@ -1,5 +1,10 @@
 """VIMA's two motion primitives as closed-loop delta controllers that read proprio only.
 
+This is the one motion module: the env's primitive mode, the scripted oracle's delta mode and
+the robot workstation's control loop (``uio2_robot.deploy.loop``) all execute primitives with
+:class:`PrimitiveFollower`, so a primitive moves the sim's floating tool, the simulated arm and a
+real arm through the same waypoints.
+
 A primitive (pick-and-place with suction, or a push with the spatula) is a short script of
 waypoints. :class:`PrimitiveFollower` turns it into delta commands ``[dx, dy, dz, dyaw, tool]``
 one control step at a time, using nothing but what a real arm reports (tool pose, tool command,
@@ -19,7 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uio2_robot.contracts import DELTA_MAX_STEP_M, DELTA_MAX_YAW, wrap_angle
+from uio2_robot.contracts import (
+    DELTA_MAX_STEP_M,
+    DELTA_MAX_YAW,
+    PRIMITIVE_HIGH,
+    PRIMITIVE_LOW,
+    WORKSPACE_X,
+    WORKSPACE_Y,
+    wrap_angle,
+)
 
 HOVER_Z = 0.12  # tool tip height for transport moves: clears a held object over any base
 PUSH_Z = 0.004  # spatula bottom height while pushing
@@ -58,6 +71,61 @@ class Primitive:
             [self.x0, self.y0, self.yaw0, self.x1, self.y1, self.yaw1], dtype=np.float32
         )
 
+    @property
+    def push_yaw(self) -> float:
+        """The spatula's heading along the push line (pose1 - pose0)."""
+        return math.atan2(self.y1 - self.y0, self.x1 - self.x0)
+
+    def waypoints(self) -> list[tuple[float, float, float, float]]:
+        """The tool poses (x, y, z, yaw) the motion passes through, in order.
+
+        What a reachability check must accept before the motion starts: above and at the
+        pick (or push start), above and at the place (or push end).
+        """
+        if self.kind == "push":
+            yaw = self.push_yaw
+            return [
+                (self.x0, self.y0, HOVER_Z, yaw),
+                (self.x0, self.y0, PUSH_Z, yaw),
+                (self.x1, self.y1, PUSH_Z, yaw),
+                (self.x1, self.y1, HOVER_Z, yaw),
+            ]
+        return [
+            (self.x0, self.y0, HOVER_Z, self.yaw0),
+            (self.x0, self.y0, 0.0, self.yaw0),
+            (self.x1, self.y1, HOVER_Z, self.yaw1),
+            (self.x1, self.y1, 0.0, self.yaw1),
+        ]
+
+
+def check_primitive(action: np.ndarray) -> str | None:
+    """Why a primitive-mode action cannot be executed (None: it can).
+
+    Finite, six values, both poses inside VIMA's workspace. Unlike the env (which clips, as
+    VIMA-Bench does), a robot rejects such an action whole before anything moves.
+    """
+    arr = np.asarray(action)
+    if arr.shape != (6,) or not np.issubdtype(arr.dtype, np.number):
+        return f"a primitive is 6 numbers (x0, y0, yaw0, x1, y1, yaw1), got {arr.dtype}{list(arr.shape)}"
+    if not np.all(np.isfinite(arr)):
+        return f"the primitive contains NaN or Inf: {arr.tolist()}"
+    tol = 1e-6
+    for name, (x, y) in (("start", arr[0:2]), ("end", arr[3:5])):
+        inside = (
+            WORKSPACE_X[0] - tol <= x <= WORKSPACE_X[1] + tol
+            and WORKSPACE_Y[0] - tol <= y <= WORKSPACE_Y[1] + tol
+        )
+        if not inside:
+            return (
+                f"the primitive's {name} ({x:.3f}, {y:.3f}) lies outside the workspace "
+                f"x {list(WORKSPACE_X)}, y {list(WORKSPACE_Y)}"
+            )
+    low, high = PRIMITIVE_LOW.astype(np.float64), PRIMITIVE_HIGH.astype(np.float64)
+    yaws = arr[[2, 5]].astype(np.float64)
+    if np.any(yaws < low[[2, 5]] - 1e-3) or np.any(yaws > high[[2, 5]] + 1e-3):
+        return f"the primitive's yaws {yaws.tolist()} lie outside [-pi, pi]"
+    return None
+
 
 class PrimitiveFollower:
     """Executes one :class:`Primitive` as delta commands; ``done`` turns True at the end."""
@@ -74,7 +142,7 @@ class PrimitiveFollower:
         self.push_step = min(DELTA_MAX_STEP_M, PUSH_SPEED * dt)
         self.yaw_step = min(DELTA_MAX_YAW, YAW_SPEED * dt)
         if prim.kind == "push":
-            self.push_yaw = math.atan2(prim.y1 - prim.y0, prim.x1 - prim.x0)
+            self.push_yaw = prim.push_yaw
             self.phases = ["approach", "descend_push", "push", "backoff", "retreat"]
         else:
             self.phases = [
