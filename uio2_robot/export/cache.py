@@ -65,6 +65,9 @@ def cached_bundle(
         shutil.rmtree(out, ignore_errors=True)
     from uio2_robot.export.bundle import export_bundle
 
+    logging.getLogger("onnxscript").setLevel(
+        logging.WARNING
+    )  # per-node notes, not for a server log
     log.info(
         "exporting %s to %s once (variant %s); later starts reuse it", checkpoint, out, variant
     )
