@@ -31,6 +31,7 @@ import numpy as np
 
 from uio2_robot.eval.stats import wilson_interval
 
+STAGES = ("capture", "transfer", "inference", "round_trip", "actuation", "motion", "jitter")
 L1_TASKS = (
     "visual_manipulation",
     "scene_understanding",
@@ -69,6 +70,7 @@ def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
 def run_robot(
     url: str, task: str, embodiment: str, episodes: int, out: Path, speedup: float
 ) -> list:
+    out.mkdir(parents=True, exist_ok=True)
     report = out / f"robot_{embodiment}_{task}.json"
     cmd = [
         "uio2-robot",
@@ -117,6 +119,12 @@ def main() -> None:
     ap.add_argument("--speedup", type=float, default=20.0)
     ap.add_argument("--server", default=None, help="a running server's ws:// URL")
     ap.add_argument("--skip-rollout", action="store_true")
+    ap.add_argument(
+        "--realtime",
+        type=int,
+        default=5,
+        help="episodes per embodiment at real time (speedup 1) for the latency and jitter table",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,6 +184,10 @@ def main() -> None:
                     for name, st in e["latency"].items():
                         stages.setdefault((emb, name), []).append(st["p50_ms"])
                 print(rows[-1], flush=True)
+        realtime = {}
+        for emb in args.embodiments.split(",") if args.realtime else []:
+            eps = run_robot(url, tasks[0], emb, args.realtime, out / "realtime", 1.0)
+            realtime[emb] = eps
     finally:
         if server is not None:
             server.terminate()
@@ -205,9 +217,27 @@ def main() -> None:
         print(
             f"\narm - floating on the task average: {100 * (a[0] / a[1] - f[0] / f[1]):+.1f} points"
         )
-    print("\nper-episode p50 latency, median over episodes (ms):")
+    print("\nper-episode p50 latency at speedup, median over episodes (ms):")
     for (emb, name), vals in sorted(stages.items()):
         print(f"  {emb:9s} {name:11s} {np.median(vals):8.2f}")
+    if realtime:
+        print(
+            f"\nreal time (10 Hz, {tasks[0]}, {args.realtime} episodes per embodiment): "
+            "median of the episodes' p50 / largest p99, ms"
+        )
+        print("| embodiment | " + " | ".join(STAGES) + " |")
+        print("|---|" + "---|" * len(STAGES))
+        for emb, eps in realtime.items():
+            cells = []
+            for name in STAGES:
+                st = [e["latency"][name] for e in eps if name in e["latency"]]
+                cells.append(
+                    f"{np.median([x['p50_ms'] for x in st]):.1f} / "
+                    f"{max(x['p99_ms'] for x in st):.1f}"
+                    if st
+                    else "-"
+                )
+            print(f"| {emb} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
