@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .shapes import HELDOUT_BASES, HELDOUT_DRAGGED, TRAIN_BASES, TRAIN_DRAGGED
 from .spaces import LEVELS
 from .textures import HELDOUT_TEXTURES, TRAIN_TEXTURES
@@ -65,3 +67,28 @@ def level_textures(level: str) -> tuple[str, ...]:
     """Textures that can appear at ``level``."""
     check_level(level)
     return TRAIN_TEXTURES + HELDOUT_TEXTURES if level == "L3" else TRAIN_TEXTURES
+
+
+def resolve_levels(tasks: list[str], levels: list[str]) -> dict[str, list[str]]:
+    """Each task's requested levels that it has; unknown names are errors, empty pairs warnings."""
+    from .tasks import TASK_CLASSES
+
+    unknown = [t for t in tasks if t not in TASK_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASK_CLASSES)}")
+    bad = [lvl for lvl in levels if lvl not in LEVELS]
+    if bad:
+        raise ValueError(f"unknown level(s) {bad}; expected some of {list(LEVELS)}")
+    out: dict[str, list[str]] = {}
+    for task in tasks:
+        have = [lvl for lvl in levels if lvl in TASK_CLASSES[task].levels]
+        if not have:
+            print(
+                f"note: {task} has none of levels {levels} (it has {list(TASK_CLASSES[task].levels)}); skipped",
+                file=sys.stderr,
+            )
+            continue
+        out[task] = have
+    if not out:
+        raise ValueError(f"no task among {tasks} has any of the levels {levels}")
+    return out

@@ -17,9 +17,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from uio2_robot.errors import UsageError
 
-class CLIError(Exception):
-    """A user error on the command line: printed without a traceback, exit status 2."""
+CLIError = UsageError
+"""A user error on the command line (:class:`uio2_robot.errors.UsageError`): printed without a
+traceback, exit status 2."""
 
 
 @dataclass(frozen=True)

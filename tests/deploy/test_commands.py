@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from uio2_robot.cli import CLIError, compose
+from uio2_robot.cli import compose
 from uio2_robot.deploy.commands import (
     build_driver,
     resolve_policy,
@@ -23,6 +23,7 @@ from uio2_robot.deploy.commands import (
 )
 from uio2_robot.deploy.config import PolicySpec, RobotConfig, ServeConfig
 from uio2_robot.deploy.wire import WIRE_VERSION, pack, unpack
+from uio2_robot.errors import UsageError
 
 
 def test_serve_shorthands_pick_the_policy_kind(tmp_path: Path) -> None:
@@ -42,7 +43,7 @@ def test_robot_presets_and_type_errors() -> None:
     cfg = compose("robot", ["+deploy=ur5e", "driver.ur.host=192.0.2.7"], RobotConfig)
     assert cfg.driver.name == "ur" and cfg.safety.max_speed_mps == 0.25
     assert [c.source for c in cfg.cameras] == ["0", "1"]
-    with pytest.raises(CLIError, match="safety.max_step_m"):
+    with pytest.raises(UsageError, match="safety.max_step_m"):
         compose("robot", ["safety.max_step_m=fast"], RobotConfig)
     bad = RobotConfig()
     bad.driver.name = "ur"
@@ -76,13 +77,17 @@ def test_robot_command_runs_and_records_an_in_process_episode(
     assert "success 1/1" in out
     summary = json.loads(report.read_text())[0]
     assert summary["ended"] == "done" and summary["success"] is True
-    assert summary["latency"]["loop"]["n"] == summary["policy_steps"] > 0
+    # the default robot: a simulated UR5e executing the oracle's primitives
+    assert summary["meta"]["embodiment"] == "arm" and summary["action_mode"] == "primitive"
+    assert summary["primitives"] >= 1 and not summary["rejected_primitives"]
+    assert summary["latency"]["loop"]["n"] == summary["primitives"]
+    assert summary["arm"] == {"ik_failures": 0, "joint_limit_stops": 0, "self_collisions": 0}
 
     from uio2_robot.trajectories import EpisodeStore
 
     with EpisodeStore.open(store) as st:
         assert st.n_episodes == 1 and st.episode_meta(0)["success"] is True
-        assert st.episode(0).length == summary["steps"]
+        assert st.episode(0).length == summary["primitives"]  # one step per executed primitive
 
 
 def _serve_process(port: int) -> subprocess.Popen[str]:

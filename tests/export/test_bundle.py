@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from uio2_robot.cli import CLIError
+from uio2_robot.errors import UsageError
 from uio2_robot.export.command import run_export_command
 from uio2_robot.export.config import ExportConfig
 from uio2_robot.export.manifest import (
@@ -149,15 +149,15 @@ def test_batched_decoding_matches_torch_and_single(runner, checkpoint: Path) -> 
 
 
 def test_command_rejects_bad_requests(tmp_path: Path, checkpoint: Path, bundle: Path) -> None:
-    with pytest.raises(CLIError, match="checkpoint=DIR"):
+    with pytest.raises(UsageError, match="checkpoint=DIR"):
         run_export_command(ExportConfig(out=str(tmp_path / "b")))
-    with pytest.raises(CLIError, match="variant must be one of"):
+    with pytest.raises(UsageError, match="variant must be one of"):
         run_export_command(
             ExportConfig(checkpoint=str(checkpoint), out=str(tmp_path / "b"), variant="int4")
         )
-    with pytest.raises(CLIError, match="checkpoint folder not found"):
+    with pytest.raises(UsageError, match="checkpoint folder not found"):
         run_export_command(ExportConfig(checkpoint=str(tmp_path / "nope"), out=str(tmp_path / "b")))
-    with pytest.raises(CLIError, match="already exists"):
+    with pytest.raises(UsageError, match="already exists"):
         run_export_command(ExportConfig(checkpoint=str(checkpoint), out=str(bundle)))
     # a failed export leaves the existing bundle untouched and nothing half-written beside it
     assert load_bundle(bundle).variant == "fp32"
@@ -174,7 +174,7 @@ def test_command_config_matches_yaml() -> None:
     yaml_cfg = OmegaConf.load(Path(__file__).parents[2] / "configs" / "export.yaml")
     merged = OmegaConf.merge(OmegaConf.structured(ExportConfig()), yaml_cfg)
     assert OmegaConf.to_container(merged) == asdict(ExportConfig())
-    with pytest.raises(CLIError, match="unknown export options.*typo_option"):
+    with pytest.raises(UsageError, match="unknown export options.*typo_option"):
         run_export_command(OmegaConf.create({"checkpoint": None, "typo_option": 1}))
 
 

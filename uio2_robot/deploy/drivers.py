@@ -137,15 +137,14 @@ class SimDriver:
         from uio2_robot.motion import ur5e
 
         sim = self.env.unwrapped.sim
-        return ur5e.check_reachable(
-            list(waypoints), self.tool, ur5e.TWIN_CALIBRATION, q_seed=sim.arm_q()
-        )
+        q_now = np.asarray(sim.data.qpos[sim.arm.qadr], dtype=np.float64)  # the arm's joints
+        return ur5e.check_reachable(list(waypoints), self.tool, ur5e.TWIN_CALIBRATION, q_seed=q_now)
 
     def arm_stats(self) -> dict[str, int]:
         """The arm's IK failures, joint-limit stops and self-collisions this episode."""
         if self.env is None or self.embodiment != "arm":
             return {}
-        return dict(self.env.unwrapped.sim.arm_stats)
+        return dict(self.env.unwrapped.sim.arm_stats)  # noqa: C416 (a property's copy)
 
     def start_episode(self) -> EpisodeStart:
         if self.env is None:

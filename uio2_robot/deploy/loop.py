@@ -23,7 +23,8 @@ loop stops the arm (``driver.stop``) and keeps holding while the client reconnec
 background; the first fresh reply resumes control. Per stage latencies are measured on the
 monotonic clock: ``capture``, ``round_trip``, ``transfer`` (round trip minus server time),
 ``inference`` (server-reported), ``actuation``, ``loop`` (capture start -> command applied,
-for each executed policy action), ``motion`` (a primitive's execution, received to settled, in
+for each executed delta action; in primitive mode, capture -> the first command of the motion
+planned from that frame), ``motion`` (a primitive's execution, received to settled, in
 control time) and ``jitter`` (how late each tick started against its deadline).
 """
 
@@ -285,11 +286,12 @@ class ControlLoop:
         plan_obs: dict[str, np.ndarray] | None = None
         plan_proprio: np.ndarray | None = None
         motion_t0: int | None = None  # tick a primitive's motion began
+        motion_capture_t: float | None = None  # capture time of the frame it was planned from
         # Hard bound on ticks whatever happens (a sim that never ends, a stuck server).
         max_ticks = 100_000 if s.max_steps is None else 50 * s.max_steps + 1000
 
         def collect(reply: Reply | None, tick: int, proprio: np.ndarray) -> None:
-            nonlocal stopped, plan_obs, motion_t0
+            nonlocal stopped, plan_obs, motion_t0, motion_capture_t
             if reply is None:
                 return
             if reply.error is not None:
@@ -339,7 +341,7 @@ class ControlLoop:
                     "primitive %d rejected before any motion: %s", report.primitives, reason
                 )
             else:
-                motion_t0 = tick
+                motion_t0, motion_capture_t = tick, reply.capture_t
                 if self.recorder is not None and plan_obs is not None:
                     self.recorder.add(plan_obs, action)
             plan_obs = None
@@ -444,9 +446,13 @@ class ControlLoop:
                 t_done = self._clock()
                 stages.add("actuation", t_done - t_act)
                 if mode == "policy":
-                    if item is not None:
+                    if item is not None:  # delta: capture -> this action applied
                         latency = t_done - item[1]
                         stages.add("loop", latency)
+                    elif motion_capture_t is not None:  # primitive: capture -> motion starts
+                        latency = t_done - motion_capture_t
+                        stages.add("loop", latency)
+                        motion_capture_t = None
                     report.policy_steps += 1
                 elif mode in ("hold", "settle"):
                     report.holds += 1

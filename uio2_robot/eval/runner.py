@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from uio2_robot.envs.levels import resolve_levels
+from uio2_robot.errors import UsageError
 
 
 def policy_kwargs(cfg: DictConfig) -> dict[str, Any]:
@@ -22,36 +24,9 @@ def policy_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return kwargs
 
 
-def resolve_levels(tasks: list[str], levels: list[str]) -> dict[str, list[str]]:
-    """Each task's requested levels that it has; unknown names are errors, empty pairs warnings."""
-    from uio2_robot.envs import TASKS, levels_for
-    from uio2_robot.envs.spaces import LEVELS
-
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
-    bad = [lvl for lvl in levels if lvl not in LEVELS]
-    if bad:
-        raise ValueError(f"unknown level(s) {bad}; expected some of {list(LEVELS)}")
-    out: dict[str, list[str]] = {}
-    for task in tasks:
-        have = [lvl for lvl in levels if lvl in levels_for(task)]
-        if not have:
-            print(
-                f"note: {task} has none of levels {levels} (it has {list(levels_for(task))}); skipped",
-                file=sys.stderr,
-            )
-            continue
-        out[task] = have
-    if not out:
-        raise ValueError(f"no task among {tasks} has any of the levels {levels}")
-    return out
-
-
 def run_rollout_command(cfg: DictConfig) -> int:
     """Run the rollout described by ``cfg``; print the table; write ``eval_info.json`` and videos."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from uio2_robot.cli import CLIError
     from uio2_robot.envs import make_env
     from uio2_robot.eval.rollout import evaluate
     from uio2_robot.policies.factory import make_policy
@@ -61,7 +36,7 @@ def run_rollout_command(cfg: DictConfig) -> int:
         levels_by_task = resolve_levels(list(cfg.tasks), list(cfg.levels))
         policy = make_policy(kwargs.pop("name"), **kwargs)
     except (ValueError, FileNotFoundError) as exc:
-        raise CLIError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
     check_seeds = getattr(policy, "check_eval_seeds", None)
     env_cfg = cfg.env
@@ -80,7 +55,7 @@ def run_rollout_command(cfg: DictConfig) -> int:
         try:
             check_seeds(int(cfg.seed), levels_by_task, int(cfg.episodes))
         except ValueError as exc:
-            raise CLIError(str(exc)) from None
+            raise UsageError(str(exc)) from None
     name = str(cfg.policy.name)
     report = evaluate(
         policy,

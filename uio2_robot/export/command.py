@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from uio2_robot.errors import UsageError
 from uio2_robot.export.config import ExportConfig
 
 
@@ -29,24 +30,23 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
     """Export ``cfg.checkpoint`` to ``cfg.out``; with ``check`` also run the parity checks.
 
     Prints one JSON summary per stage. Returns 0 on success, 1 when a parity check fails;
-    user errors (missing checkpoint, bad variant, existing output) raise the CLI's ``CLIError``.
+    user errors (missing checkpoint, bad variant, existing output) raise ``uio2_robot.errors.UsageError``.
     """
-    from uio2_robot.cli import CLIError
     from uio2_robot.export.bundle import export_bundle
     from uio2_robot.export.manifest import VARIANTS
 
     try:
         c = _as_config(cfg)
     except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if not c.checkpoint or not c.out:
-        raise CLIError(
+        raise UsageError(
             "export needs checkpoint=DIR (a training checkpoint) and out=DIR (the bundle)"
         )
     if c.variant not in VARIANTS:
-        raise CLIError(f"variant must be one of {list(VARIANTS)}, got {c.variant!r}")
+        raise UsageError(f"variant must be one of {list(VARIANTS)}, got {c.variant!r}")
     if not Path(c.checkpoint).is_dir():
-        raise CLIError(f"checkpoint folder not found: {c.checkpoint}")
+        raise UsageError(f"checkpoint folder not found: {c.checkpoint}")
     try:
         bundle = export_bundle(
             c.checkpoint,
@@ -57,7 +57,7 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
             compact_encoder=c.compact_encoder,
         )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:  # CheckpointError included
-        raise CLIError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     files = bundle.manifest["files"]
     print(
         json.dumps(
@@ -103,7 +103,7 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
                 threads=c.threads,
             )
         except ValueError as exc:
-            raise CLIError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         results["closed_loop"] = closed
         print(json.dumps({"closed_loop": closed}, indent=2))
         status |= 0 if closed["onnx_within_torch_ci"] else 1

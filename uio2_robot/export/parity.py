@@ -338,8 +338,8 @@ def compare_closed_loop(
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
     from uio2_robot.envs import make_env
+    from uio2_robot.envs.levels import resolve_levels
     from uio2_robot.eval.rollout import evaluate
-    from uio2_robot.eval.runner import resolve_levels
     from uio2_robot.eval.stats import wilson_interval
     from uio2_robot.policies.onnx_policy import OnnxPolicy
     from uio2_robot.policies.uio2 import UIO2Policy

@@ -145,14 +145,12 @@ class ActionTokenizer:
     def for_action_mode(
         cls, mode: str, vocab: Vocabulary, n_bins: int | None = None
     ) -> ActionTokenizer:
-        """Uniform bins over the suite's action bounds (``uio2_robot.envs.spaces``).
+        """Uniform bins over the suite's action bounds (``uio2_robot.contracts``).
 
         Yaw dimensions of the primitive mode span a full turn and wrap; the delta mode's
         ``dyaw`` is a bounded increment and is clipped like the others.
         """
-        # Imported here, not at module level, so the tokenizer itself depends only on numpy
-        # (spaces.py pulls in gymnasium, which a robot-side runtime may not want to load).
-        from uio2_robot.envs import spaces
+        from uio2_robot import contracts as spaces  # a numpy-only leaf: no envs, no gymnasium
 
         names = spaces.action_names(mode)
         if mode == "primitive":

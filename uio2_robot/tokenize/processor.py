@@ -180,11 +180,11 @@ class Processor:
         **overrides: Any,
     ) -> Processor:
         """A processor for the MuJoCo suite: both action modes with uniform bins over the
-        bounds in ``uio2_robot.envs.spaces``, the byte tokenizer (or a SentencePiece model),
+        bounds in ``uio2_robot.contracts``, the byte tokenizer (or a SentencePiece model),
         and proprio stats of zero mean / unit std until :meth:`with_proprio_stats` fits them.
         ``overrides`` set any other field (image sizes, maxima, camera keys ...).
         """
-        from uio2_robot.envs import spaces  # lazy: see ActionTokenizer.for_action_mode
+        from uio2_robot import contracts as spaces  # a numpy-only leaf: no envs, no gymnasium
 
         text = (
             SentencePieceTokenizer(sentencepiece_model) if sentencepiece_model else ByteTokenizer()
