@@ -49,12 +49,13 @@ def make_env(
     control_hz: float = DEFAULT_CONTROL_HZ,
     max_steps: int | None = None,
     render_mode: str | None = None,
+    embodiment: str = "floating",
 ) -> gym.Env:
     """Build any task at any of its levels in either action mode (see ``TabletopEnv``).
 
     Returned unwrapped (no TimeLimit/OrderEnforcing): the env truncates at ``max_steps`` itself
     and ``env.unwrapped`` is the env. Unknown task, level or mode raise ValueError listing the
-    valid ones.
+    valid ones. ``embodiment="arm"`` puts a simulated UR5e in place of the floating tool.
     """
     return TabletopEnv(
         task=task,
@@ -66,6 +67,7 @@ def make_env(
         control_hz=control_hz,
         max_steps=max_steps,
         render_mode=render_mode,
+        embodiment=embodiment,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .arm import arm_xml
 from .shapes import Box, Cyl, Prism, Shape, shape
 from .spaces import WORKSPACE_X, WORKSPACE_Y
 from .textures import TEX_TILE_M, TEXTURES, pattern_image
@@ -34,6 +35,7 @@ COLLISION_GROUP = 4  # collision-only parts of objects and the table plane
 PARK_GROUP = 5  # every geom of a parked (unused) pool object
 STUDIO = (-5.0, 5.0)  # where single objects are photographed for prompt images
 TOOL_HOME = (0.5, 0.0, 0.15)
+EMBODIMENTS = ("floating", "arm")
 
 # Tool servo: a stiff, critically damped position loop with force limits, so a blocked tool
 # presses with a bounded force (like a compliant arm) instead of tunnelling through objects.
@@ -178,13 +180,55 @@ def park_position(index: int) -> tuple[float, float, float]:
     return (-3.0 - 0.4 * (index % 10), -3.0 - 0.4 * (index // 10), -1.0)
 
 
-def build_scene(pool: tuple[PoolEntry, ...], tool: str) -> tuple[str, dict[str, bytes]]:
+def tool_tip_geom(tool: str, group: int) -> str:
+    """The ``tool_tip`` geom in its tool frame (z up, origin at the tip), for either embodiment."""
+    if tool == "suction":
+        return (
+            f'<geom name="tool_tip" type="cylinder" size="{_f(CUP_RADIUS, 0.01)}" pos="0 0 0.01" '
+            f'group="{group}" friction="1 0.005 0.0001" rgba="0.2 0.2 0.2 1" contype="3" '
+            'conaffinity="3"/>'
+        )
+    sx, sy, sz = SPATULA_HALF
+    return (
+        f'<geom name="tool_tip" type="box" size="{_f(sx, sy, sz)}" pos="{_f(0, 0, sz)}" '
+        f'group="{group}" friction="0.3 0.005 0.0001" rgba="0.2 0.2 0.2 1" contype="3" '
+        'conaffinity="3"/>'
+    )
+
+
+def _floating_tool(tool: str) -> tuple[str, str]:
+    """(body XML, actuator XML) of the hidden floating x/y/z/yaw tool on force-limited servos."""
+    body = f"""<body name="tool" pos="0 0 0" gravcomp="1">
+      <joint name="tool_x" type="slide" axis="1 0 0" ref="0"/>
+      <joint name="tool_y" type="slide" axis="0 1 0"/>
+      <joint name="tool_z" type="slide" axis="0 0 1"/>
+      <joint name="tool_yaw" type="hinge" axis="0 0 1" armature="{YAW_ARMATURE}"/>
+      <inertial pos="0 0 0.05" mass="{TOOL_MASS}" diaginertia="0.001 0.001 0.001"/>
+      {tool_tip_geom(tool, TOOL_GROUP)}
+    </body>"""
+    actuators = f"""<position name="act_x" joint="tool_x" kp="{TOOL_KP}" kv="{TOOL_KV}"
+              forcerange="{_f(-TOOL_FORCE_XY, TOOL_FORCE_XY)}"/>
+    <position name="act_y" joint="tool_y" kp="{TOOL_KP}" kv="{TOOL_KV}"
+              forcerange="{_f(-TOOL_FORCE_XY, TOOL_FORCE_XY)}"/>
+    <position name="act_z" joint="tool_z" kp="{TOOL_KP}" kv="{TOOL_KV}"
+              forcerange="{_f(-TOOL_FORCE_Z, TOOL_FORCE_Z)}"/>
+    <position name="act_yaw" joint="tool_yaw" kp="{YAW_KP}" kv="{YAW_KV}" forcerange="-2 2"/>"""
+    return body, actuators
+
+
+def build_scene(
+    pool: tuple[PoolEntry, ...], tool: str, embodiment: str = "floating"
+) -> tuple[str, dict[str, bytes]]:
     """The MJCF text and in-memory assets of a tabletop with ``pool`` objects and ``tool``.
 
     ``tool`` is "suction" (a cup that welds to what it touches) or "spatula" (a thin pusher).
+    ``embodiment`` is "floating" (the hidden x/y/z/yaw tool, as in VIMA) or "arm" (a visible
+    UR5e carrying the tool, see ``arm.py``).
     """
     if tool not in ("suction", "spatula"):
         raise ValueError(f"unknown tool {tool!r}; expected 'suction' or 'spatula'")
+    if embodiment not in EMBODIMENTS:
+        raise ValueError(f"unknown embodiment {embodiment!r}; expected one of {EMBODIMENTS}")
     assets: dict[str, bytes] = {}
     asset_xml: list[str] = []
     for tex in TEXTURES.values():
@@ -244,19 +288,11 @@ def build_scene(pool: tuple[PoolEntry, ...], tool: str) -> tuple[str, dict[str, 
         for e in pool
         if not e.is_marker
     )
-    if tool == "suction":
-        tool_geom = (
-            f'<geom name="tool_tip" type="cylinder" size="{_f(CUP_RADIUS, 0.01)}" pos="0 0 0.01" '
-            f'group="{TOOL_GROUP}" friction="1 0.005 0.0001" rgba="0.2 0.2 0.2 1" contype="3" '
-            'conaffinity="3"/>'
-        )
+    if embodiment == "arm":
+        arm_assets, tool_xml, actuator_xml, contact_xml = arm_xml(tool, tool_tip_geom(tool, 0))
+        asset_xml.append(arm_assets)
     else:
-        sx, sy, sz = SPATULA_HALF
-        tool_geom = (
-            f'<geom name="tool_tip" type="box" size="{_f(sx, sy, sz)}" pos="{_f(0, 0, sz)}" '
-            f'group="{TOOL_GROUP}" friction="0.3 0.005 0.0001" rgba="0.2 0.2 0.2 1" contype="3" '
-            'conaffinity="3"/>'
-        )
+        (tool_xml, actuator_xml), contact_xml = _floating_tool(tool), ""
     wx0, wx1 = WORKSPACE_X
     wy0, wy1 = WORKSPACE_Y
     wcx, wcy = 0.5 * (wx0 + wx1), 0.5 * (wy0 + wy1)
@@ -294,25 +330,13 @@ def build_scene(pool: tuple[PoolEntry, ...], tool: str) -> tuple[str, dict[str, 
     <camera name="studio" pos="{_f(*STUDIO, 1.0)}" xyaxes="0 -1 0 1 0 0"
             projection="orthographic" fovy="0.2"/>
     <body name="look_at" pos="{_f(wcx - 0.02, wcy, 0)}"/>
-    <body name="tool" pos="0 0 0" gravcomp="1">
-      <joint name="tool_x" type="slide" axis="1 0 0" ref="0"/>
-      <joint name="tool_y" type="slide" axis="0 1 0"/>
-      <joint name="tool_z" type="slide" axis="0 0 1"/>
-      <joint name="tool_yaw" type="hinge" axis="0 0 1" armature="{YAW_ARMATURE}"/>
-      <inertial pos="0 0 0.05" mass="{TOOL_MASS}" diaginertia="0.001 0.001 0.001"/>
-      {tool_geom}
-    </body>
+    {tool_xml}
     {"".join(bodies)}
   </worldbody>
   <equality>{welds}</equality>
+  <contact>{contact_xml}</contact>
   <actuator>
-    <position name="act_x" joint="tool_x" kp="{TOOL_KP}" kv="{TOOL_KV}"
-              forcerange="{_f(-TOOL_FORCE_XY, TOOL_FORCE_XY)}"/>
-    <position name="act_y" joint="tool_y" kp="{TOOL_KP}" kv="{TOOL_KV}"
-              forcerange="{_f(-TOOL_FORCE_XY, TOOL_FORCE_XY)}"/>
-    <position name="act_z" joint="tool_z" kp="{TOOL_KP}" kv="{TOOL_KV}"
-              forcerange="{_f(-TOOL_FORCE_Z, TOOL_FORCE_Z)}"/>
-    <position name="act_yaw" joint="tool_yaw" kp="{YAW_KP}" kv="{YAW_KV}" forcerange="-2 2"/>
+    {actuator_xml}
   </actuator>
 </mujoco>
 """

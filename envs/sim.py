@@ -1,9 +1,14 @@
 """The physics side of the tabletop: one MuJoCo model, the tool servo, suction and the object pool.
 
 Everything here is privileged simulator state; the env turns it into observations and the tasks
-and oracle read it through :class:`Sim`. The tool is a floating end effector on x/y/z/yaw joints
-driven by force-limited position servos, so its motion is physical: it is stopped by contacts,
-pushes objects and carries welded ones (suction), exactly as a compliant arm's flange would.
+and oracle read it through :class:`Sim`. Two embodiments carry the tool:
+- "floating" (default, VIMA's): a hidden end effector on x/y/z/yaw joints driven by
+  force-limited position servos, so its motion is physical: it is stopped by contacts, pushes
+  objects and carries welded ones (suction), exactly as a compliant arm's flange would;
+- "arm": a visible UR5e (``arm.py``) whose joint servos follow the same Cartesian tool target
+  through damped-least-squares IK, with the tool on a force-limited compliance stage.
+Both expose the same tool pose, proprio, contacts and suction, so the motion code above them
+(``uio2_robot.motion.primitive``, the oracle) runs unchanged.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import numpy as np
 
 from uio2_robot.contracts import TOOL_XY_MARGIN, TOOL_Z_RANGE, WORKSPACE_X, WORKSPACE_Y, wrap_angle
 
+from .arm import ArmControl
 from .scene import (
     COLLISION_GROUP,
+    EMBODIMENTS,
     PARK_GROUP,
     PHYSICS_DT,
     TOOL_HOME,
@@ -46,12 +53,21 @@ class Placed:
 class Sim:
     """One compiled tabletop with its pool; ``reset_pool`` + ``place`` set up an episode."""
 
-    def __init__(self, pool: tuple[PoolEntry, ...], tool: str, control_hz: float) -> None:
-        xml, assets = build_scene(pool, tool)
+    def __init__(
+        self,
+        pool: tuple[PoolEntry, ...],
+        tool: str,
+        control_hz: float,
+        embodiment: str = "floating",
+    ) -> None:
+        if embodiment not in EMBODIMENTS:
+            raise ValueError(f"unknown embodiment {embodiment!r}; expected one of {EMBODIMENTS}")
+        xml, assets = build_scene(pool, tool, embodiment)
         self.model = mujoco.MjModel.from_xml_string(xml, assets)
         self.data = mujoco.MjData(self.model)
         self.pool = pool
         self.tool = tool
+        self.embodiment = embodiment
         self.control_hz = float(control_hz)
         m = self.model
         # One control period is n_sub physics steps (10 at 10 Hz); the actual period is
@@ -64,10 +80,17 @@ class Sim:
             ramp // chunks + (1 if k < ramp % chunks else 0) for k in range(chunks)
         ]
         self._hold_sub = self.n_sub - ramp
-        tool_joints = ("tool_x", "tool_y", "tool_z", "tool_yaw")
-        self._tool_qadr = np.array(
-            [m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j)] for j in tool_joints]
-        )
+        self.arm: ArmControl | None = None
+        if embodiment == "arm":
+            self.arm = ArmControl(m, tool, TOOL_HOME)
+        else:
+            tool_joints = ("tool_x", "tool_y", "tool_z", "tool_yaw")
+            self._tool_qadr = np.array(
+                [
+                    m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j)]
+                    for j in tool_joints
+                ]
+            )
         self.tool_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "tool")
         self.tool_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "tool_tip")
         self.body_ids = np.array(
@@ -124,8 +147,11 @@ class Sim:
         self.tool_on = False
         d.eq_active[:] = 0
         self.target[:] = (*TOOL_HOME, 0.0)
-        d.qpos[self._tool_qadr] = self.target
-        d.ctrl[:4] = self.target
+        if self.arm is None:
+            d.qpos[self._tool_qadr] = self.target
+            d.ctrl[:4] = self.target
+        else:
+            self.arm.reset(d)  # home joints (IK solved once per tool), counters zeroed
         mujoco.mj_forward(m, d)
 
     def _park(self, i: int) -> None:
@@ -219,8 +245,16 @@ class Sim:
         a = self.dadr[i]
         return float(np.linalg.norm(self.data.qvel[a : a + 3]))
 
+    @property
+    def arm_stats(self) -> dict[str, int]:
+        """This episode's arm counters (``ik_failures``, ``joint_limit_stops``,
+        ``self_collisions``: control steps with each); empty for the floating tool."""
+        return dict(self.arm.stats) if self.arm is not None else {}
+
     def tool_pose(self) -> np.ndarray:
         """Measured tool (x, y, z, yaw); z is the tip height above the table."""
+        if self.arm is not None:
+            return self.arm.tool_pose(self.data)
         q = self.data.qpos[self._tool_qadr].copy()
         q[3] = wrap_angle(q[3])
         return q
@@ -266,6 +300,9 @@ class Sim:
         the time the next observation is taken.
         """
         m, d = self.model, self.data
+        if self.arm is not None:
+            self._command_arm(delta, tool_on)
+            return
         meas = d.qpos[self._tool_qadr]
         start = self.target.copy()
         start[:3] = np.clip(start[:3], meas[:3] - TARGET_LEAD, meas[:3] + TARGET_LEAD)
@@ -283,6 +320,27 @@ class Sim:
         if self._hold_sub:
             mujoco.mj_step(m, d, nstep=self._hold_sub)
             self._suction_update()
+        self.target = goal
+
+    def _command_arm(self, delta: np.ndarray, tool_on: bool) -> None:
+        """:meth:`command` for the arm: the same Cartesian target and lead clamp; the target is
+        turned into joint angles by the DLS IK and the joints ramp there over the period (see
+        ``arm.py``)."""
+        d, arm = self.data, self.arm
+        assert arm is not None
+        meas = arm.tool_pose(d)
+        meas[3] = self.target[3] + wrap_angle(meas[3] - self.target[3])  # unwrapped like the target
+        start = self.target.copy()
+        start[:3] = np.clip(start[:3], meas[:3] - TARGET_LEAD, meas[:3] + TARGET_LEAD)
+        start[3] = np.clip(start[3], meas[3] - YAW_LEAD, meas[3] + YAW_LEAD)
+        goal = start + np.asarray(delta, dtype=np.float64)
+        goal[0] = np.clip(goal[0], WORKSPACE_X[0] - TOOL_XY_MARGIN, WORKSPACE_X[1] + TOOL_XY_MARGIN)
+        goal[1] = np.clip(goal[1], WORKSPACE_Y[0] - TOOL_XY_MARGIN, WORKSPACE_Y[1] + TOOL_XY_MARGIN)
+        goal[2] = np.clip(goal[2], *TOOL_Z_RANGE)
+        self.set_tool(tool_on)
+        ok, limit_stop = arm.solve(goal)
+        arm.run_period(d, self.n_sub, PHYSICS_DT, self._suction_update)
+        arm.end_step(ok, limit_stop)
         self.target = goal
 
     def set_tool(self, on: bool) -> None:

@@ -16,6 +16,10 @@ Action modes (bounds and names: ``envs/spaces.py``):
 
 Out-of-bounds actions are clipped (``info["action_clipped"]``); a wrong shape, NaN or Inf raises
 ValueError. Success terminates the episode, so does an early failure (``info["failure"]``).
+
+Embodiments: ``"floating"`` (default, VIMA's hidden x/y/z/yaw tool) or ``"arm"`` (a visible UR5e
+carrying the same tool, driven through IK; ``info["arm"]`` then counts the episode's IK failures,
+joint-limit stops and self-collisions). Both take the same actions and report the same proprio.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from uio2_robot.motion.primitive import Primitive, PrimitiveFollower
 from . import spaces as contract
 from .levels import check_level
 from .render import Views
-from .scene import make_pool
+from .scene import EMBODIMENTS, make_pool
 from .sim import Sim
 from .tasks import TASK_CLASSES, Episode, PromptImage, SetupContext, Task
 from .tasks.base import LayoutError
@@ -75,6 +79,7 @@ class TabletopEnv(gym.Env):
         control_hz: float = contract.DEFAULT_CONTROL_HZ,
         max_steps: int | None = None,
         render_mode: str | None = None,
+        embodiment: str = "floating",
     ) -> None:
         if task not in TASK_CLASSES:
             raise ValueError(f"unknown task {task!r}; expected one of {tuple(TASK_CLASSES)}")
@@ -100,6 +105,8 @@ class TabletopEnv(gym.Env):
             and 1.0 <= control_hz <= 100.0
         ):
             raise ValueError(f"control_hz must be a number in [1, 100], got {control_hz!r}")
+        if embodiment not in EMBODIMENTS:
+            raise ValueError(f"unknown embodiment {embodiment!r}; expected one of {EMBODIMENTS}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unknown render_mode {render_mode!r}; expected None or 'rgb_array'")
         if max_steps is not None and (not isinstance(max_steps, int | np.integer) or max_steps < 1):
@@ -132,7 +139,10 @@ class TabletopEnv(gym.Env):
             for cam in cameras:
                 obs[f"segm_{cam}"] = spaces.Box(0, 255, (h, w), dtype=np.int32)
         self.observation_space = spaces.Dict(obs)
-        self.sim = Sim(make_pool(self.task.pool_copies(level)), self.task.tool, self.control_hz)
+        self.embodiment = embodiment
+        self.sim = Sim(
+            make_pool(self.task.pool_copies(level)), self.task.tool, self.control_hz, embodiment
+        )
         self.views = Views(self.sim, h, w, cameras, self.segmentation)
         self.episode: Episode | None = None
         self.steps = 0
@@ -201,6 +211,8 @@ class TabletopEnv(gym.Env):
         truncated = not terminated and self.steps >= self.max_steps
         self._done = terminated or truncated
         info = {"is_success": bool(success), "failure": failure, "action_clipped": clipped}
+        if self.embodiment == "arm":
+            info["arm"] = self.sim.arm_stats
         return self._observe(), float(success), terminated, truncated, info
 
     def render(self):
