@@ -141,25 +141,29 @@ TWIN_CALIBRATION = calibration_for_base(*TWIN_BASE)
 
 
 # ---------------------------------------------------------------- forward kinematics
-_CA = [math.cos(a) for a in DH_ALPHA]
-_SA = [math.sin(a) for a in DH_ALPHA]
+_CA = np.cos(DH_ALPHA)
+_SA = np.sin(DH_ALPHA)
+
+
+def link_transforms(q: np.ndarray) -> np.ndarray:
+    """The six DH link transforms ``T_i = Rz(q_i) Tz(d_i) Tx(a_i) Rx(alpha_i)``, (6, 4, 4)."""
+    ct, st = np.cos(q), np.sin(q)
+    t = np.zeros((6, 4, 4))
+    t[:, 0, 0], t[:, 0, 1], t[:, 0, 2], t[:, 0, 3] = ct, -st * _CA, st * _SA, DH_A * ct
+    t[:, 1, 0], t[:, 1, 1], t[:, 1, 2], t[:, 1, 3] = st, ct * _CA, -ct * _SA, DH_A * st
+    t[:, 2, 1], t[:, 2, 2], t[:, 2, 3] = _SA, _CA, DH_D
+    t[:, 3, 3] = 1.0
+    return t
 
 
 def fk_frames(q: np.ndarray) -> np.ndarray:
     """The DH frames ``F_0 .. F_6`` (7, 4, 4) in the base frame; ``F_6`` is the flange."""
+    links = link_transforms(np.asarray(q, dtype=np.float64))
     out = np.empty((7, 4, 4))
-    t = np.eye(4)
-    out[0] = t
-    link = np.zeros((4, 4))
-    link[3, 3] = 1.0
-    for i in range(6):
-        ct, st = math.cos(q[i]), math.sin(q[i])
-        ca, sa = _CA[i], _SA[i]
-        link[0] = (ct, -st * ca, st * sa, DH_A[i] * ct)
-        link[1] = (st, ct * ca, -ct * sa, DH_A[i] * st)
-        link[2] = (0.0, sa, ca, DH_D[i])
-        t = t @ link
-        out[i + 1] = t
+    out[0] = np.eye(4)
+    out[1] = links[0]
+    for i in range(1, 6):
+        np.matmul(out[i], links[i], out=out[i + 1])
     return out
 
 
