@@ -443,6 +443,14 @@ class ArmControl:
         for k in self.stats:
             self.stats[k] = 0
 
+    def halt(self) -> None:
+        """Stop the reference where it is (the servos hold it there, e.g. while objects settle):
+        the next period starts from rest, aiming at what has been reached."""
+        self.qvel_ref = np.zeros(N_JOINTS)
+        self.ref_vel = np.zeros(4)
+        self.reached = self.ref_pose.copy()
+        self.q_goal = self.q_ref.copy()
+
     # ------------------------------------------------------------------ state
     def tool_pose(self, data: mujoco.MjData) -> np.ndarray:
         """Measured tool tip (x, y, z, yaw), table frame; yaw wrapped to [-pi, pi)."""

@@ -227,6 +227,8 @@ class Sim:
 
     def settle(self, seconds: float = 0.2) -> None:
         """Let freshly placed objects come to rest, with the tool holding still."""
+        if self.arm is not None:
+            self.arm.halt()  # the joint servos hold where the reference is; it stops there too
         mujoco.mj_step(self.model, self.data, nstep=max(1, round(seconds / PHYSICS_DT)))
 
     # ------------------------------------------------------------------ state
