@@ -13,7 +13,7 @@ import pytest
 
 from uio2_robot.contracts import WORKSPACE_X, WORKSPACE_Y
 from uio2_robot.motion import ur5e
-from uio2_robot.motion.frames import TOOL_DOWN, rot_z
+from uio2_robot.motion.frames import TOOL_DOWN, rot_z, rotvec_to_matrix, table_to_tcp
 
 A2, A3 = 0.425, 0.3922  # |a2|, |a3|
 D1, D4, D5, D6 = 0.1625, 0.1333, 0.0997, 0.0996
@@ -69,6 +69,20 @@ def test_calibration_and_base_pose_are_inverse() -> None:
     x, y, z, yaw = ur5e.base_pose_in_table(ur5e.TWIN_CALIBRATION)
     inside = WORKSPACE_X[0] <= x <= WORKSPACE_X[1] and WORKSPACE_Y[0] <= y <= WORKSPACE_Y[1]
     assert not inside, "the arm base must not sit in the workspace"
+
+
+def test_ik_targets_are_the_drivers_tcp_poses() -> None:
+    """The IK's base-frame target for a table pose is what the UR driver sends (table_to_tcp),
+    and FK of the solution reads back through tcp_to_table as the same table pose."""
+    calib = ur5e.calibration_for_base(-0.05, 0.1, 0.02, 2.8)
+    pose = np.array([0.45, -0.2, 0.07, 1.1])
+    t = ur5e.target_matrix(pose, calib)
+    tcp = table_to_tcp(pose, calib)
+    np.testing.assert_allclose(t[:3, 3], tcp[:3], atol=1e-12)
+    np.testing.assert_allclose(t[:3, :3], rotvec_to_matrix(tcp[3:]), atol=1e-9)
+    res = ur5e.solve_ik(pose, ur5e.home_seed(calib), "spatula", calib)
+    assert res.ok
+    np.testing.assert_allclose(ur5e.tcp_table_pose(res.q, "spatula", calib), pose, atol=2e-3)
 
 
 def _check(res: ur5e.IKResult, pose: np.ndarray, tool: str) -> None:

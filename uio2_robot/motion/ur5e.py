@@ -50,7 +50,6 @@ from uio2_robot.motion.frames import (
     TableCalibration,
     matrix_to_rotvec,
     rot_z,
-    table_to_tcp,
     tcp_to_table,
 )
 
@@ -540,7 +539,11 @@ __all__ = [
     "ik_step",
     "jacobian",
     "solve_ik",
-    "table_to_tcp",
+    "target_matrix",
+    "tool_tilt",
+    "reach_shortfall",
+    "solve_ik_matrix",
+    "tcp_pose",
     "tcp_table_pose",
     "workspace_coverage",
 ]
