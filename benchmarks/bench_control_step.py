@@ -35,7 +35,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything can import mujoco
 import numpy as np  # noqa: E402
 
 if TYPE_CHECKING:
-    from uio2_robot.export.manifest import Bundle
+    from uio2_robot.runtime.manifest import Bundle
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from uio2_robot.envs.spaces import CAMERAS, action_space
     from uio2_robot.export.bundle import convert_bundle, export_bundle
-    from uio2_robot.export.manifest import load_bundle
     from uio2_robot.export.random_checkpoint import make_random_checkpoint
     from uio2_robot.policies.onnx_policy import OnnxPolicy
     from uio2_robot.policies.uio2 import UIO2Policy
+    from uio2_robot.runtime.manifest import load_bundle
 
     torch.set_num_threads(args.threads)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench_control_step."))

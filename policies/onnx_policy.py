@@ -5,7 +5,7 @@ bundle's Processor (and, for a prefix-encoding bundle, encoded once per episode 
 action mode is picked from the action space's shape, greedy decoding is constrained to the action
 bins, chunks go through the same `ActionQueue` or `TemporalEnsembler`, and actions are clipped to
 the action space. Only the network calls differ (onnxruntime sessions from
-`uio2_robot.export.runtime`), so on the same observations both policies emit the same tokens
+`uio2_robot.runtime.runner`), so on the same observations both policies emit the same tokens
 (checked by `uio2_robot.export.parity`).
 
 Imports numpy, onnxruntime and the torch-free parts of the package only: importing and running
@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from uio2_robot.export.manifest import Bundle
-from uio2_robot.export.runtime import BundleRunner
 from uio2_robot.policies.base import Observation
-from uio2_robot.policies.scene_guide import (
+from uio2_robot.policies.token_policy import TokenPolicy
+from uio2_robot.runtime.guidance import (
     grid_hw_of,
     pick_patch_table,
     place_rows_table,
     recommended_guidance,
     step_place_rows,
 )
-from uio2_robot.policies.token_policy import TokenPolicy
+from uio2_robot.runtime.manifest import Bundle
+from uio2_robot.runtime.runner import BundleRunner
 
 
 class OnnxPolicy(TokenPolicy):

@@ -17,7 +17,7 @@ from gymnasium import spaces
 
 from uio2_robot.policies.base import Observation, PromptSegment
 from uio2_robot.policies.chunking import ActionQueue, TemporalEnsembler
-from uio2_robot.policies.scene_guide import check_margin, guided_allowed
+from uio2_robot.runtime.guidance import check_margin, guided_allowed
 from uio2_robot.tokenize.processor import Processor
 
 
@@ -33,7 +33,7 @@ class TokenPolicy:
         guide_place: bool = False,
         guide_margin: int = 1,
     ) -> None:
-        """``guide_place``/``guide_margin``: scene-guided placement (`policies.scene_guide`);
+        """``guide_place``/``guide_margin``: scene-guided placement (`uio2_robot.runtime.guidance`);
         the subclass checks its network can score scenes and supplies the scores."""
         check_margin(guide_margin)
         self.guide_place = bool(guide_place)

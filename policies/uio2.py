@@ -23,8 +23,8 @@ from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.inputs import EncoderInputs
 from uio2_robot.model.uio2 import UIO2Model, scene_match
 from uio2_robot.policies.base import Observation
-from uio2_robot.policies.scene_guide import recommended_guidance
 from uio2_robot.policies.token_policy import TokenPolicy
+from uio2_robot.runtime.guidance import recommended_guidance
 from uio2_robot.tokenize.processor import Processor
 from uio2_robot.train.batching import encoder_inputs_from_numpy
 from uio2_robot.train.checkpoint import load_checkpoint
@@ -48,7 +48,7 @@ class UIO2Policy(TokenPolicy):
         guide_margin: int = 1,
     ) -> None:
         """``guide_place``: read the place point from the prompt's goal scene
-        (`policies.scene_guide`); needs a model with prompt scenes, acts only in primitive mode
+        (`uio2_robot.runtime.guidance`); needs a model with prompt scenes, acts only in primitive mode
         on prompts that show a scene. ``guide_margin``: bins of slack around the goal patch."""
         super().__init__(
             processor,

@@ -49,7 +49,7 @@ class PolicyConfig:
     threads: int = 0
     providers: list[str] | None = None
     seed: int = 0
-    # Scene-guided placement (policies/scene_guide.py); null = what the checkpoint or bundle
+    # Scene-guided placement (runtime/guidance.py); null = what the checkpoint or bundle
     # recommends (its config's "inference" section), true/false to force it.
     guide_place: bool | None = None
     guide_margin: int = 1  # value bins of slack around the goal-scene patch

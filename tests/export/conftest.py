@@ -58,7 +58,7 @@ def bundle(exported: dict) -> Path:
 
 @pytest.fixture(scope="session")
 def runner(bundle: Path):
-    from uio2_robot.export.runtime import BundleRunner
+    from uio2_robot.runtime.runner import BundleRunner
 
     return BundleRunner(bundle, threads=1)
 

@@ -12,15 +12,15 @@ import torch
 from uio2_robot.errors import UsageError
 from uio2_robot.export.command import run_export_command
 from uio2_robot.export.config import ExportConfig
-from uio2_robot.export.manifest import (
+from uio2_robot.export.parity import synthetic_episodes, torch_greedy
+from uio2_robot.model.inputs import EncoderInputs
+from uio2_robot.runtime.manifest import (
     ENCODER_INPUTS,
     OPSET,
     load_bundle,
     model_hash,
     sha256_file,
 )
-from uio2_robot.export.parity import synthetic_episodes, torch_greedy
-from uio2_robot.model.inputs import EncoderInputs
 from uio2_robot.tokenize.processor import Processor
 from uio2_robot.train.checkpoint import load_checkpoint
 

@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from uio2_robot.export.cache import cached_bundle, checkpoint_digest
-from uio2_robot.export.manifest import load_bundle
+from uio2_robot.runtime.manifest import load_bundle
 
 
 def test_a_cached_bundle_is_reused_while_it_verifies_and_reexported_when_damaged(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uio2_robot.export.manifest import BundleError, load_bundle, sha256_file
 from uio2_robot.policies.onnx_policy import OnnxPolicy
+from uio2_robot.runtime.manifest import BundleError, load_bundle, sha256_file
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uio2_robot.export.manifest import (
+from uio2_robot.runtime.manifest import (
     MANIFEST_FILE,
     PROMPT_INPUTS,
     STEP_INPUTS,
     BundleError,
     load_bundle,
 )
-from uio2_robot.export.runtime import BundleRunner
+from uio2_robot.runtime.runner import BundleRunner
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from uio2_robot.export.parity import synthetic_episodes
-from uio2_robot.export.runtime import PROVIDER_ORDER, choose_providers, session_options
 from uio2_robot.export.variants import topological_sort
+from uio2_robot.runtime.runner import PROVIDER_ORDER, choose_providers, session_options
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from uio2_robot.envs.spaces import action_space
-from uio2_robot.export.manifest import (
+from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs
+from uio2_robot.policies.onnx_policy import OnnxPolicy
+from uio2_robot.runtime.guidance import scene_match
+from uio2_robot.runtime.manifest import (
     ENCODER_INPUTS,
     PROMPT_INPUTS,
     SCENE_INPUTS,
@@ -19,10 +22,7 @@ from uio2_robot.export.manifest import (
     load_bundle,
     prompt_input_names,
 )
-from uio2_robot.export.runtime import BundleRunner
-from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs
-from uio2_robot.policies.onnx_policy import OnnxPolicy
-from uio2_robot.policies.scene_guide import scene_match
+from uio2_robot.runtime.runner import BundleRunner
 
 OLD_ENCODER_INPUTS = (
     "tokens",

@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from uio2_robot.export.bundle import convert_bundle
-from uio2_robot.export.manifest import load_bundle
 from uio2_robot.export.parity import check_parity, min_margin
+from uio2_robot.runtime.manifest import load_bundle
 
 
 def _ops(path: Path) -> Counter:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
-from uio2_robot.policies.scene_guide import (
+from uio2_robot.runtime.guidance import (
     grid_hw_of,
     guided_allowed,
     patch_bins,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from uio2_robot.export.cache import checkpoint_digest
-from uio2_robot.export.manifest import (
+from uio2_robot.runtime.manifest import (
     BUNDLE_FORMAT_VERSION,
     GRAPHS,
     GUIDE_GRAPHS,

@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from uio2_robot.export.manifest import BundleError, load_bundle, sha256_file
+from uio2_robot.runtime.manifest import BundleError, load_bundle, sha256_file
 
 log = logging.getLogger("uio2_robot.export.cache")
 

@@ -33,7 +33,7 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
     user errors (missing checkpoint, bad variant, existing output) raise ``uio2_robot.errors.UsageError``.
     """
     from uio2_robot.export.bundle import export_bundle
-    from uio2_robot.export.manifest import VARIANTS
+    from uio2_robot.runtime.manifest import VARIANTS
 
     try:
         c = _as_config(cfg)

@@ -14,7 +14,7 @@
   decoding.
 - **decoder_guided** (prefix models with prompt scenes): decoder_greedy plus two inputs,
   ``pick_patch`` (K, K) and ``place_rows`` (B, Np + 1, 2, K), that apply scene-guided placement
-  between tokens (``policies.scene_guide``): the place tokens are confined once the pick is
+  between tokens (``uio2_robot.runtime.guidance``): the place tokens are confined once the pick is
   decoded, in the same single call.
 
 A prefix-encoding model (``ModelConfig.prompt_prefix``) also gets its encoder in two halves:
@@ -26,7 +26,7 @@ A prefix-encoding model (``ModelConfig.prompt_prefix``) also gets its encoder in
   encoder graph, for about half its work.
 
 The encoder and prompt_encoder graphs take the three prompt-scene inputs only when the model
-has scene slots (``uio2_robot.export.manifest.encoder_input_names``); otherwise they fill
+has scene slots (``uio2_robot.runtime.manifest.encoder_input_names``); otherwise they fill
 zero-sized scene tensors inside the graph, so older bundles keep their exact inputs.
 
 All wrap the model's own methods, so there is no second implementation of the network to keep
@@ -45,7 +45,12 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from uio2_robot.export.manifest import (
+from uio2_robot.model.config import ModelConfig
+from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs, random_encoder_inputs
+from uio2_robot.model.sequence import EncoderOutput, group_slices
+from uio2_robot.model.uio2 import PromptCache, UIO2Model
+from uio2_robot.runtime.guidance import PICK_DIMS, PLACE_DIMS
+from uio2_robot.runtime.manifest import (
     DECODER_INPUTS,
     DECODER_OUTPUTS,
     ENCODER_OUTPUTS,
@@ -60,11 +65,6 @@ from uio2_robot.export.manifest import (
     graph_io_names,
     prompt_input_names,
 )
-from uio2_robot.model.config import ModelConfig
-from uio2_robot.model.inputs import PROMPT_FIELDS, EncoderInputs, random_encoder_inputs
-from uio2_robot.model.sequence import EncoderOutput, group_slices
-from uio2_robot.model.uio2 import PromptCache, UIO2Model
-from uio2_robot.policies.scene_guide import PICK_DIMS, PLACE_DIMS
 
 MAX_BATCH = 1024
 """Upper bound of the dynamic batch axis (torch.export wants a finite range)."""
@@ -79,7 +79,7 @@ if (EncoderInputs.names(), PROMPT_FIELDS) != (
 ):
     raise ImportError(
         f"EncoderInputs fields {EncoderInputs.names()} (prompt: {PROMPT_FIELDS}) differ from the "
-        f"bundle contract {encoder_input_names(_WITH_SCENES)} in uio2_robot.export.manifest; "
+        f"bundle contract {encoder_input_names(_WITH_SCENES)} in uio2_robot.runtime.manifest; "
         "update both together"
     )
 

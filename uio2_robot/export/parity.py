@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from uio2_robot.export.manifest import load_bundle, sha256_file
 from uio2_robot.policies.base import Observation, PromptSegment
+from uio2_robot.runtime.manifest import load_bundle, sha256_file
 from uio2_robot.tokenize.processor import Processor
 
 PARITY_THRESHOLDS = {"fp32": 1.0, "int8": 0.99, "fp16": 0.99}

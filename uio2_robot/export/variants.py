@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 
-from uio2_robot.export.manifest import VARIANTS
+from uio2_robot.runtime.manifest import VARIANTS
 
 INT8_GRAPHS = ("encoder", "step_encoder", "decoder_step", "decoder_greedy", "decoder_guided")
 """The graphs an int8 bundle quantises; the prompt encoder stays fp32 (see above)."""

@@ -17,7 +17,7 @@ two so a controller encodes the prompt once per episode::
     step_encoder.onnx    observation inputs + that prompt cache -> cross_k, cross_v, enc_mask
 
 and, when that model also has prompt scenes (``max_prompt_scenes``), the greedy decoder with
-scene-guided placement inside (``policies.scene_guide``)::
+scene-guided placement inside (``uio2_robot.runtime.guidance``)::
 
     decoder_guided.onnx  decoder_greedy's inputs + pick_patch, place_rows -> the same outputs
 
@@ -97,7 +97,7 @@ PROMPT_OUTPUTS = ("prompt_k", "prompt_v", "prompt_mask", "prompt_cross_k", "prom
 STEP_INPUTS = (*OBSERVATION_INPUTS, *PROMPT_OUTPUTS)
 SCENE_STATE_OUTPUTS = {"prompt_encoder": "scene_states", "step_encoder": "obs_states"}
 """The extra output of each prefix graph of a model with prompt scenes: the first scene's and
-view 0's final encoder states (B, Np, D), for scene-guided placement (``policies.scene_guide``)."""
+view 0's final encoder states (B, Np, D), for scene-guided placement (``uio2_robot.runtime.guidance``)."""
 GRAPH_IO = {
     "encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS),
     "decoder_step": (DECODER_INPUTS, DECODER_OUTPUTS),

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from uio2_robot.export.manifest import (
+from uio2_robot.runtime.guidance import GUIDE_AFTER, PICK_DIMS, PLACE_DIMS
+from uio2_robot.runtime.manifest import (
     DECODER_OUTPUTS,
     ENCODER_OUTPUTS,
     GREEDY_OUTPUTS,
@@ -36,7 +37,6 @@ from uio2_robot.export.manifest import (
     has_prompt_scenes,
     load_bundle,
 )
-from uio2_robot.policies.scene_guide import GUIDE_AFTER, PICK_DIMS, PLACE_DIMS
 
 GUIDE_INPUTS = ("pick_patch", "place_rows")
 """decoder_guided's inputs beyond decoder_greedy's: the scene-guidance tables."""
@@ -488,7 +488,7 @@ class BundleRunner:
         place_rows: np.ndarray,
     ) -> np.ndarray:
         """Greedy decoding with scene-guided placement from its tables
-        (``policies.scene_guide``: ``pick_patch_table`` (K, K) int64 and this step's
+        (``uio2_robot.runtime.guidance``: ``pick_patch_table`` (K, K) int64 and this step's
         ``step_place_rows`` (B, Np + 1, 2, K) bool, K = the greedy ids' count): one
         ``decoder_guided`` call, or the step loop with the place rows set after the pick (the
         same tokens) where that graph cannot serve."""
