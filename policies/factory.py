@@ -9,6 +9,25 @@ from typing import Any
 from uio2_robot.policies.base import Policy
 
 POLICY_NAMES = ("default", "oracle", "random", "replay", "uio2", "onnx")
+POLICY_OPTIONS = (
+    "checkpoint",
+    "bundle",
+    "device",
+    "greedy",
+    "temperature",
+    "temporal_ensemble",
+    "execute_steps",
+    "threads",
+    "providers",
+    "seed",
+    "guide_place",
+    "guide_margin",
+    "store",
+    "episode",
+)
+"""Every option any policy takes (``uio2_robot.config_schema.PolicyConfig``'s fields); one config
+serves all policies, so a policy ignores the options of others, but a name outside this list is
+a typo and an error."""
 
 DEFAULT_POLICY_DIR = Path(str(files("uio2_robot") / "assets" / "default_policy"))
 """Where the shipped default policy (a checkpoint folder) lives inside the installed package
@@ -16,7 +35,8 @@ DEFAULT_POLICY_DIR = Path(str(files("uio2_robot") / "assets" / "default_policy")
 
 
 def make_policy(name: str, **kwargs: Any) -> Policy:
-    """Return a fresh policy. Options not used by ``name`` are ignored, so one config serves all.
+    """Return a fresh policy. Options of other policies are ignored, so one config serves all;
+    an option no policy knows (a typo) is an error naming the known ones.
 
     - ``oracle``: scripted expert on privileged simulator state (sim only).
     - ``random``: uniform actions (``seed``).
@@ -25,6 +45,11 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     - ``onnx``: the onnxruntime policy from a deploy bundle (``bundle``, ``providers``, ``threads``).
     - ``default``: the shipped UIO2 checkpoint.
     """
+    unknown = sorted(set(kwargs) - set(POLICY_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown policy option(s) {unknown}; the known ones are {sorted(POLICY_OPTIONS)}"
+        )
     if name == "oracle":
         from uio2_robot.policies.oracle import OraclePolicy
 
@@ -36,6 +61,8 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     if name == "replay":
         from uio2_robot.policies.replay import ReplayPolicy
 
+        if not kwargs.get("store"):
+            raise ValueError("policy=replay needs store=STORE (a trajectory store) and episode=N")
         return ReplayPolicy(kwargs["store"], int(kwargs.get("episode") or 0))
     if name in ("uio2", "default"):
         from uio2_robot.policies.uio2 import UIO2Policy

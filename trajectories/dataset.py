@@ -73,6 +73,7 @@ class WindowDataset(Dataset):
     def __init__(
         self,
         stores: Sequence[StoreLike],
+        *,
         weights: Sequence[float] | None = None,
         n_obs_history: int = 2,
         action_chunk: int = 1,

@@ -53,6 +53,8 @@ class PolicyConfig:
     # recommends (its config's "inference" section), true/false to force it.
     guide_place: bool | None = None
     guide_margin: int = 1  # value bins of slack around the goal-scene patch
+    store: str | None = None  # policy=replay: the trajectory store to replay from
+    episode: int = 0  # policy=replay: which of its episodes
 
 
 @dataclass

@@ -313,3 +313,24 @@ def test_finetune_adds_prompt_scenes_to_a_checkpoint_without_them(store_path, tm
     assert np.isfinite(ft.train()["loss"])
     policy = UIO2Policy.from_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
     assert policy.processor.max_prompt_scenes == 1 and policy.processor.frame_size == (32, 32)
+
+
+def test_weight_decay_leaves_norms_embeddings_and_biases_alone() -> None:
+    from uio2_robot.model.config import get_config
+    from uio2_robot.model.uio2 import UIO2Model
+    from uio2_robot.train.loop import decay_groups
+
+    model = UIO2Model(get_config("tiny"))
+    decay, keep = decay_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    kept = {names[id(p)] for p in keep["params"]}
+    assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+    assert len(decayed) + len(kept) == len(names)
+    assert "token_embed.weight" in kept and "encoder_norm.weight" in kept
+    assert "resampler.resampler.latents" in kept
+    assert any(n.endswith("attn.logit_scale") for n in kept)
+    tables = ("_embed", "_embed.weight", "embed.weight")
+    assert not any("norm" in n or n.endswith(".bias") or n.endswith(tables) for n in decayed)
+    assert "embedder.obs_patch_embed.proj.weight" in decayed  # a projection, not a table
+    assert "encoder_layers.0.attn.wqkv.weight" in decayed

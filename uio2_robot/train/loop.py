@@ -258,14 +258,21 @@ class Trainer:
         if weights is not None and lora_resume:
             self.model.load_state_dict(weights)  # the LoRA-wrapped state saved in `last`
         self.model.to(self.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = self._optimizer(params)
+        self.optimizer = self._optimizer(decay_groups(self.model, cfg.weight_decay))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio),
         )
         if train_state is not None:
-            self.optimizer.load_state_dict(train_state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(train_state["optimizer"])
+            except ValueError as exc:
+                raise ValueError(
+                    f"{cfg.out}: the saved optimizer state does not fit this run's parameter "
+                    f"groups ({exc}); it was written before weight decay left norms and "
+                    "embeddings alone. Start a new run from its weights with init_from="
+                    f"{cfg.out}/checkpoints/policy"
+                ) from None
             self.scheduler.load_state_dict(train_state["scheduler"])
             self.step = int(train_state["step"])
             torch.set_rng_state(train_state["torch_rng"])
@@ -301,28 +308,27 @@ class Trainer:
         history = self.model_cfg.max_history + 1
         self.train_set = WindowDataset(
             cfg.stores,
-            cfg.weights,
-            history,
-            cfg.action_horizon,
-            keys,
-            "train",
-            cfg.val_fraction,
-            0,
-            transform,
-            dict(cfg.task_weights or {}) or None,
+            weights=cfg.weights,
+            n_obs_history=history,
+            action_chunk=cfg.action_horizon,
+            keys=keys,
+            split="train",
+            val_fraction=cfg.val_fraction,
+            split_seed=0,
+            transform=transform,
+            task_weights=dict(cfg.task_weights or {}) or None,
         )
         self.val_set = None
         if cfg.val_fraction > 0:
             self.val_set = WindowDataset(
                 cfg.stores,
-                None,
-                history,
-                cfg.action_horizon,
-                keys,
-                "val",
-                cfg.val_fraction,
-                0,
-                transform,
+                n_obs_history=history,
+                action_chunk=cfg.action_horizon,
+                keys=keys,
+                split="val",
+                val_fraction=cfg.val_fraction,
+                split_seed=0,
+                transform=transform,
             )
         self.writer = None
         if self.rank == 0:
@@ -355,14 +361,12 @@ class Trainer:
         elif cfg.finetune == "lora":
             apply_lora(self.model, cfg.lora_rank, cfg.lora_alpha)
 
-    def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    def _optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         cfg = self.cfg
         if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(
-                params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
-            )
+            return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
         if cfg.optimizer == "adafactor":
-            return torch.optim.Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.Adafactor(groups, lr=cfg.lr)
         raise ValueError(f"optimizer must be 'adamw' or 'adafactor', got {cfg.optimizer!r}")
 
     def _loader(self, dataset: WindowDataset, start: int, total: int, seed: int) -> DataLoader:
@@ -576,3 +580,27 @@ def _jsonable(obj: Any) -> Any:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume, or fine-tune) per ``cfg``; return the final metrics."""
     return Trainer(cfg).train()
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters in two optimizer groups: projection weights decay, the rest not.
+
+    Weight decay pulls weights towards zero, which is a prior for projection matrices but not
+    for norm gains (their neutral value is 1), biases, embedding tables and learned queries (a
+    rare token or latent would be shrunk just for being rare) or attention temperatures; as in
+    minGPT, only the weights of Linear and Conv layers decay.
+    """
+    projections = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+    decayed = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, projections) and isinstance(getattr(m, "weight", None), torch.Tensor)
+    }
+    decay, keep = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if id(p) in decayed else keep).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
