@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from uio2_robot.contracts import TOOL_HOME  # noqa: F401  (re-exported)
+
 from .arm import arm_xml
 from .shapes import Box, Cyl, Prism, Shape, shape
 from .spaces import WORKSPACE_X, WORKSPACE_Y
@@ -34,7 +36,6 @@ TOOL_GROUP = 3  # the tool is hidden in RGB as in VIMA, but it collides
 COLLISION_GROUP = 4  # collision-only parts of objects and the table plane
 PARK_GROUP = 5  # every geom of a parked (unused) pool object
 STUDIO = (-5.0, 5.0)  # where single objects are photographed for prompt images
-TOOL_HOME = (0.5, 0.0, 0.15)
 EMBODIMENTS = ("floating", "arm")
 
 # Tool servo: a stiff, critically damped position loop with force limits, so a blocked tool

@@ -21,7 +21,7 @@ import numpy as np
 
 from uio2_robot.contracts import TOOL_XY_MARGIN, TOOL_Z_RANGE, WORKSPACE_X, WORKSPACE_Y, wrap_angle
 
-from .arm import ArmControl
+from .arm import ARM_PARK, ArmControl
 from .scene import (
     COLLISION_GROUP,
     EMBODIMENTS,
@@ -81,8 +81,14 @@ class Sim:
         ]
         self._hold_sub = self.n_sub - ramp
         self.arm: ArmControl | None = None
+        # where a primitive ends and an episode starts: out of the cameras' view for the visible
+        # arm; the hidden floating tool needs no such place (None)
+        self.park_pose: tuple[float, float, float, float] | None = None
+        self.home = TOOL_HOME
         if embodiment == "arm":
-            self.arm = ArmControl(m, tool, TOOL_HOME)
+            self.park_pose = ARM_PARK
+            self.home = ARM_PARK[:3]
+            self.arm = ArmControl(m, tool, self.home)
         else:
             tool_joints = ("tool_x", "tool_y", "tool_z", "tool_yaw")
             self._tool_qadr = np.array(
@@ -146,7 +152,7 @@ class Sim:
         self.held = None
         self.tool_on = False
         d.eq_active[:] = 0
-        self.target[:] = (*TOOL_HOME, 0.0)
+        self.target[:] = (*self.home, 0.0)
         if self.arm is None:
             d.qpos[self._tool_qadr] = self.target
             d.ctrl[:4] = self.target

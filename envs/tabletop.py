@@ -248,7 +248,9 @@ class TabletopEnv(gym.Env):
 
     def _run_primitive(self, act: np.ndarray) -> None:
         kind = "push" if self.task.tool == "spatula" else "pick_place"
-        follower = PrimitiveFollower(Primitive.from_action(kind, act), self.control_hz)
+        follower = PrimitiveFollower(
+            Primitive.from_action(kind, act), self.control_hz, park=self.sim.park_pose
+        )
         for _ in range(PRIMITIVE_INTERNAL_STEP_LIMIT):
             if follower.done:
                 break

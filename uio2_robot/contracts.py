@@ -51,6 +51,7 @@ PROPRIO_NAMES = ("ee_x", "ee_y", "ee_z", "ee_yaw", "tool_on", "tool_contact")
 # How far outside the workspace the tool itself may go (the sim servo's and the envelope's box).
 TOOL_XY_MARGIN = 0.1
 TOOL_Z_RANGE = (0.0, 0.3)  # tool tip height above the table
+TOOL_HOME = (0.5, 0.0, 0.15)  # where the tool tip rests when an episode starts (yaw 0)
 
 
 def check_mode(mode: str) -> None:

@@ -279,3 +279,52 @@ def test_the_executor_settles_before_the_next_plan(tool: str) -> None:
     assert "outside the workspace" in (ex.start(np.array([0.0] * 6, np.float32)) or "")
     assert "NaN" in (ex.start(np.array([np.nan] * 6, np.float32)) or "")
     assert ex.idle  # a rejected primitive changes nothing
+
+
+class Recording(Fixed):
+    """Fixed, and keeps every observation's proprio it was asked to plan from."""
+
+    seen: list[np.ndarray]
+
+    def reset(self, prompt: Any, action_space: Any, env: Any = None) -> None:
+        super().reset(prompt, action_space, env)
+        self.seen = []
+
+    def act(self, obs: Any) -> np.ndarray:
+        self.seen.append(np.array(obs["proprio"]))
+        return super().act(obs)
+
+
+def test_the_arm_plans_from_a_clear_view_with_the_pose_measured_before_it_parked() -> None:
+    from uio2_robot.deploy.primitive_exec import HOME_POSE
+    from uio2_robot.envs.arm import ARM_PARK
+
+    action, _ = first_oracle_primitive()
+    policy = Recording(action)
+    meta = metadata_for("fixed", image_size=SIZE, control_hz=HZ, action_mode="primitive")
+    client = LocalPolicyClient(lambda: policy, meta)
+    driver = SimDriver(TASK, LEVEL, SEEDS[:1], image_size=SIZE, control_hz=HZ, embodiment="arm")
+    loop = ControlLoop(
+        driver,
+        [SimCamera("front", driver), SimCamera("top", driver)],
+        client,
+        LoopSettings(**FAST, max_steps=150),
+    )
+    try:
+        loop.start()
+        assert driver.park_pose == ARM_PARK
+        report = loop.run_episode()
+    finally:
+        loop.close()
+        client.close()
+    first_plan = next(i for i, t in enumerate(report.ticks) if t.mode == "hold")
+    # the episode began with a move home and then out of view; the plan's frame is taken parked
+    assert first_plan > 5 and all(t.mode == "policy" for t in report.ticks[:first_plan])
+    np.testing.assert_allclose(report.ticks[first_plan].proprio[:3], ARM_PARK[:3], atol=0.01)
+    # ... and the proprio it was sent is the pose measured at home, where training episodes start
+    np.testing.assert_allclose(policy.seen[0][:3], HOME_POSE[:3], atol=0.005)
+    assert report.success and report.arm == {
+        "ik_failures": 0,
+        "joint_limit_stops": 0,
+        "self_collisions": 0,
+    }

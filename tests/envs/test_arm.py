@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from uio2_robot.envs import Oracle, make_env
+from uio2_robot.envs.arm import ARM_PARK
 from uio2_robot.envs.render import top_view_point_map, top_view_workspace_box
 from uio2_robot.envs.scene import TOOL_GROUP, TOOL_HOME, build_scene, make_pool
 from uio2_robot.envs.shapes import shape
@@ -57,14 +58,35 @@ def test_arm_is_drawn_and_floating_tool_is_not() -> None:
         obs, _ = env.reset(seed=4)
         views[embodiment] = obs
         env.close()
-    # the arm at home holds the tool over the workspace centre: its wrist covers that spot
+    changed = {}
+    for cam in ("front", "top"):  # the same episode, with the arm drawn in both views
+        diff = np.abs(views["arm"][cam].astype(int) - views["floating"][cam].astype(int))
+        changed[cam] = diff.sum(-1) > 30
+        assert 0.003 < changed[cam].mean() < 0.5, cam
+    # ... but parked (ARM_PARK) off the workspace in the top view, so a frame shows the scene
+    (r0, c0), (r1, c1) = _pixel((0.75, 0.5), size), _pixel((0.25, -0.5), size)
+    rows, cols = sorted((r0, r1)), sorted((c0, c1))
+    workspace = changed["top"][rows[0] : rows[1] + 1, cols[0] : cols[1] + 1]
+    assert workspace.size > 100 and workspace.mean() < 0.01
+
+
+def test_arm_over_the_workspace_hides_the_table_under_it() -> None:
+    size = 96
+    views = {}
+    for embodiment in ("floating", "arm"):
+        env = make_env("rotate", "L1", "delta", image_size=size, embodiment=embodiment)
+        env.reset(seed=4)
+        sim = env.unwrapped.sim
+        for _ in range(30):  # to the suite's centre home, as a primitive's approach would
+            d = np.array([*TOOL_HOME, 0.0]) - sim.tool_pose()
+            d[:3] = np.clip(d[:3], -0.04, 0.04)
+            obs, *_ = env.step(np.array([*d, 0.0], np.float32))
+        views[embodiment] = obs
+        env.close()
     r, c = _pixel(TOOL_HOME[:2], size)
     patch = (slice(r - 1, r + 2), slice(c - 1, c + 2))
     diff = np.abs(views["arm"]["top"].astype(int) - views["floating"]["top"].astype(int)).sum(-1)
     assert diff[patch].min() > 60, "the wrist must hide the table under the tool"
-    for cam in ("front", "top"):  # the rest of the scene is the same episode
-        changed = np.abs(views["arm"][cam].astype(int) - views["floating"][cam].astype(int))
-        assert 0.003 < (changed.sum(-1) > 30).mean() < 0.5, cam
 
 
 def test_default_embodiment_is_the_hidden_floating_tool() -> None:
@@ -100,8 +122,8 @@ def test_mujoco_arm_is_the_numpy_kinematics(arm_sim) -> None:
         np.testing.assert_allclose(
             d.xpos[arm_sim.arm.tool_body], ur5e.tcp_table_pose(q, "suction")[:3], atol=1e-9
         )
-    arm_sim.reset_pool()  # home: the tool tip at TOOL_HOME, pointing down, yaw 0
-    np.testing.assert_allclose(arm_sim.tool_pose(), [*TOOL_HOME, 0.0], atol=1e-5)
+    arm_sim.reset_pool()  # home: the tool tip at the park pose, pointing down
+    np.testing.assert_allclose(arm_sim.tool_pose(), ARM_PARK, atol=1e-5)
 
 
 def _drive(sim: Sim, delta, steps: int) -> None:

@@ -100,6 +100,7 @@ class SimDriver:
         self.task, self.level = task, level
         self.embodiment = embodiment
         self.tool = TASK_CLASSES[task].tool
+        self.park_pose: tuple[float, float, float, float] | None = None
         self._seeds: Iterator[int] = iter(seeds)
         self.image_size = image_size
         self.cameras = tuple(cameras)
@@ -129,6 +130,8 @@ class SimDriver:
         # the env's own primitive budget (VIMA's max steps + 2): a deployed episode gets as many
         # primitives as `uio2-robot rollout` gives the same policy
         self.max_primitives = self.env.unwrapped.task.primitive_max_steps
+        # a visible arm ends each primitive out of the cameras' view (None: the hidden tool)
+        self.park_pose = self.env.unwrapped.sim.park_pose
 
     def check_reachable(self, waypoints: Any) -> str | None:
         """Why the tool cannot reach every waypoint (None: it can); the arm's IK decides."""

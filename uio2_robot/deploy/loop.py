@@ -267,10 +267,13 @@ class ControlLoop:
                 settle_s=s.settle_s,
                 max_ticks=s.primitive_max_ticks,
                 reach=getattr(self.driver, "check_reachable", None),
+                park=getattr(self.driver, "park_pose", None),
             )
             if primitive
             else None
         )
+        if executor is not None:
+            executor.begin_episode()
         max_primitives = getattr(self.driver, "max_primitives", None)
         meta = {**start.meta, "control_hz": s.control_hz, "action_mode": self.metadata.action_mode}
         report = EpisodeReport(
@@ -405,6 +408,9 @@ class ControlLoop:
                         break
                     if executor.idle and state_ok and not stopped:
                         can_submit = self.client.connected and not self.client.in_flight
+                        seen = executor.observed_proprio
+                        if seen is not None and not self.metadata.privileged_sim:
+                            obs = {**obs, "proprio": seen}  # measured before the arm parked
                         if can_submit and self.client.submit(k, step, obs, t0):
                             plan_obs, plan_proprio = obs, proprio.copy()
                         while executor.idle and self.client.in_flight:

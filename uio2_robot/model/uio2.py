@@ -119,7 +119,7 @@ class DecoderLayer(nn.Module):
 def scene_match(scene_states: Tensor, query_states: Tensor) -> Tensor:
     """Scores (B, Np) of scene patch states (B, Np, D) against one query state per row (B, D):
     dot products over sqrt(D). The ONNX runtime computes the same in numpy from the states its
-    graphs export (``policies.scene_guide``)."""
+    graphs export (``uio2_robot.runtime.guidance``)."""
     return torch.einsum("bnd,bd->bn", scene_states, query_states) / math.sqrt(
         scene_states.shape[-1]
     )
@@ -557,7 +557,7 @@ class UIO2Model(nn.Module):
         global. Identical tokens, a ninth of the output head's work.
 
         ``guide`` = (pick_table (K, K) int64, rows (B, R, 2, K) bool), K = hi - lo (``ids``
-        required): scene-guided placement inside the loop (``policies.scene_guide``). The
+        required): scene-guided placement inside the loop (``uio2_robot.runtime.guidance``). The
         tokens at ``guide_dims[0]`` (the pick x0, y0, less lo) index pick_table, giving a row
         r; the tokens at ``guide_dims[1]`` (the place x1, y1) may then only be ids (less lo)
         that rows[b, r, 0] and rows[b, r, 1] allow, on top of ``allowed``.

@@ -128,9 +128,19 @@ def check_primitive(action: np.ndarray) -> str | None:
 
 
 class PrimitiveFollower:
-    """Executes one :class:`Primitive` as delta commands; ``done`` turns True at the end."""
+    """Executes one :class:`Primitive` as delta commands; ``done`` turns True at the end.
 
-    def __init__(self, prim: Primitive, control_hz: float) -> None:
+    ``park``: a tool pose (x, y, z, yaw) to end at, out of the cameras' view. A visible arm
+    parks there after every primitive so the next frame shows the scene, not the arm over it
+    (VIMA's UR5 leaves the view the same way); the hidden floating tool needs none.
+    """
+
+    def __init__(
+        self,
+        prim: Primitive,
+        control_hz: float,
+        park: tuple[float, float, float, float] | None = None,
+    ) -> None:
         if prim.kind not in ("pick_place", "push"):
             raise ValueError(
                 f"unknown primitive kind {prim.kind!r}; expected 'pick_place' or 'push'"
@@ -154,11 +164,30 @@ class PrimitiveFollower:
                 "release",
                 "retreat",
             ]
+        self.park = park
+        self.home: tuple[float, float, float, float] | None = None
+        if park is not None:
+            self.phases.append("park")
         self.phase_i = 0
         self.phase_steps = 0
         self._last_z: float | None = None
         self._last_dz = 0.0
         self.steps = 0
+
+    @classmethod
+    def start_of_episode(
+        cls,
+        home: tuple[float, float, float, float],
+        park: tuple[float, float, float, float],
+        control_hz: float,
+    ) -> PrimitiveFollower:
+        """A visible arm's episode start: to ``home`` (where the tool rests at an episode's start
+        in the suite, so the pose measured there is the one policies were trained with), then to
+        ``park``, out of the cameras' view, before the first frame is taken."""
+        follower = cls(Primitive("pick_place", *home[:2], 0.0, *home[:2], 0.0), control_hz, park)
+        follower.home = home
+        follower.phases = ["home", "park"]
+        return follower
 
     @property
     def done(self) -> bool:
@@ -256,6 +285,20 @@ class PrimitiveFollower:
                 return None
             act, _ = self._to(cur, (p.x1, p.y1, cur[2], p.yaw1), self.max_step, 1.0)
             act[2] = -self.desc_step
+            return act
+        if ph == "home":
+            assert self.home is not None
+            act, arrived = self._to(cur, self.home, self.max_step, 0.0)
+            if arrived or give_up:
+                self._next()
+                return None
+            return act
+        if ph == "park":
+            assert self.park is not None
+            act, arrived = self._to(cur, self.park, self.max_step, 0.0)
+            if arrived or give_up:
+                self._next()
+                return None
             return act
         if ph == "release":
             self._next()
