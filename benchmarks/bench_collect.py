@@ -23,6 +23,8 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from uio2_robot.policies.factory import make_policy  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -45,7 +47,14 @@ def main() -> None:
                 out = root / f"flush{flush}.zarr"
                 shutil.rmtree(out, ignore_errors=True)
                 summary = collect_module.collect(
-                    args.tasks, ["L1"], args.episodes, args.workers, out, seed=5, progress=False
+                    args.tasks,
+                    ["L1"],
+                    args.episodes,
+                    args.workers,
+                    out,
+                    seed=5,
+                    progress=False,
+                    make_policy_fn=make_policy,
                 )
                 rates[name].append(summary["episodes_per_s"])
     finally:

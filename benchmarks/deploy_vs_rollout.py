@@ -32,14 +32,6 @@ import numpy as np
 from uio2_robot.eval.stats import wilson_interval
 
 STAGES = ("capture", "transfer", "inference", "round_trip", "actuation", "motion", "jitter")
-L1_TASKS = (
-    "visual_manipulation",
-    "scene_understanding",
-    "rotate",
-    "rearrange",
-    "same_shape",
-    "sweep_without_exceeding",
-)
 
 
 def free_port() -> int:
@@ -113,7 +105,7 @@ def pct(k: int, n: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=50)
-    ap.add_argument("--tasks", default=",".join(L1_TASKS))
+    ap.add_argument("--tasks", default=None, help="comma-separated; default: every task at L1")
     ap.add_argument("--embodiments", default="arm,floating")
     ap.add_argument("--out", default="runs/deploy_eval")
     ap.add_argument("--speedup", type=float, default=20.0)
@@ -128,7 +120,9 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = args.tasks.split(",")
+    from uio2_robot.envs import TASKS, levels_for
+
+    tasks = args.tasks.split(",") if args.tasks else [t for t in TASKS if "L1" in levels_for(t)]
     os.environ.setdefault("MUJOCO_GL", "egl")
 
     t0 = time.monotonic()

@@ -2,9 +2,11 @@
 
 Typical use::
 
+    from uio2_robot.policies.factory import make_policy
     from uio2_robot.trajectories import collect, WindowDataset, collate, compute_stats
 
-    collect(["visual_manipulation"], ["L1"], episodes=100, workers=2, out="demos.zarr")
+    collect(["visual_manipulation"], ["L1"], episodes=100, workers=2, out="demos.zarr",
+            make_policy_fn=make_policy)
     ds = WindowDataset(["demos.zarr"], n_obs_history=2, action_chunk=4, split="train")
     loader = DataLoader(ds, batch_size=32, sampler=ds.sampler(), collate_fn=collate, num_workers=2)
 

@@ -122,14 +122,15 @@ def collect(
     max_steps: int | None = None,
     policy_kwargs: dict[str, Any] | None = None,
     make_env_fn: EnvFactory | None = None,
-    make_policy_fn: PolicyFactory | None = None,
+    make_policy_fn: PolicyFactory,
 ) -> dict[str, Any]:
     """Run ``policy`` on ``episodes`` seeds of every (task, level) and append them to ``out``.
 
     ``workers=0`` runs in this process (debugging); ``workers>=1`` starts that many spawn-context
-    processes. ``make_env_fn``/``make_policy_fn`` default to ``uio2_robot.envs.make_env`` and
-    ``uio2_robot.policies.factory.make_policy``; replacements must be importable top-level
-    callables (they are sent to the workers by reference).
+    processes. ``make_env_fn`` defaults to ``uio2_robot.envs.make_env``; ``make_policy_fn`` builds
+    the policy by name (the CLI passes ``uio2_robot.policies.factory.make_policy``: the store
+    layer never imports policies, which may themselves read stores). Both must be importable
+    top-level callables (they are sent to the workers by reference).
 
     Returns a summary: attempted, stored, skipped (already stored), discarded (failures with
     ``only_success``), errors (task, level, seed, message), success_rate, per_task, frames, seconds.
@@ -322,7 +323,7 @@ SETUP_ERROR = "worker setup failed"
 
 def _init_worker(
     make_env_fn: EnvFactory | None,
-    make_policy_fn: PolicyFactory | None,
+    make_policy_fn: PolicyFactory,
     policy: str,
     policy_kwargs: dict[str, Any],
     action_mode: str,
@@ -334,8 +335,6 @@ def _init_worker(
     try:
         if make_env_fn is None:
             from uio2_robot.envs import make_env as make_env_fn
-        if make_policy_fn is None:
-            from uio2_robot.policies.factory import make_policy as make_policy_fn
         policy_obj = make_policy_fn(policy, **policy_kwargs)
     except Exception as e:  # reported by every job: an initializer that raises breaks the pool
         _WORKER["setup_error"] = f"{SETUP_ERROR}: {type(e).__name__}: {e}"

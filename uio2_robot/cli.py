@@ -81,6 +81,7 @@ def _info(cfg: DictConfig, _extra: list[str]) -> int:
 
 
 def _collect(cfg: DictConfig, _extra: list[str]) -> int:
+    from uio2_robot.policies.factory import make_policy
     from uio2_robot.trajectories.collect import collect
     from uio2_robot.trajectories.errors import StoreError
 
@@ -97,6 +98,7 @@ def _collect(cfg: DictConfig, _extra: list[str]) -> int:
             only_success=bool(cfg.only_success),
             image_size=int(cfg.image_size),
             progress=bool(cfg.progress),
+            make_policy_fn=make_policy,
         )
     except (StoreError, ValueError, RuntimeError) as exc:
         raise CLIError(str(exc)) from None

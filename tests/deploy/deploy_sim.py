@@ -4,6 +4,7 @@ a real process that can be SIGKILLed), free ports. This folder is put on sys.pat
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -86,3 +87,25 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 
                 return time.monotonic()
         time.sleep(0.05)
     raise TimeoutError(f"no server on port {port} after {timeout_s} s")
+
+
+def kill_then_restart(
+    procs: list[subprocess.Popen[bytes]],
+    port: int,
+    driver: SimDriver,
+    events: dict[str, float],
+    *,
+    after_steps: int = 8,
+    action_mode: str = "delta",
+) -> None:
+    """Once the robot has applied ``after_steps`` commands: SIGKILL the server process, wait 1 s,
+    start a new one on the same port; ``events`` gets the times of the kill and the restart."""
+    end = time.monotonic() + 20.0
+    while driver.steps < after_steps and time.monotonic() < end:
+        time.sleep(0.005)
+    procs[0].send_signal(signal.SIGKILL)
+    events["kill"] = time.monotonic()
+    procs[0].wait(5)
+    time.sleep(1.0)
+    procs.append(spawn_server(port, action_mode=action_mode))
+    events["restart"] = wait_listening(port, procs[-1], timeout_s=30.0)

@@ -7,7 +7,6 @@ actions all cross the socket. Every loop is bounded in steps and wall time.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from deploy_sim import (
     SIZE,
     TASK,
     free_port,
+    kill_then_restart,
     oracle_server,
     sim_loop,
     spawn_server,
@@ -100,18 +100,12 @@ def test_killed_server_makes_the_arm_hold_and_the_loop_resumes_after_a_restart()
         max_steps=600,  # the env's own limit: room for a slow restart on a busy machine
     )
 
-    def chaos() -> None:
-        end = time.monotonic() + 20.0
-        while driver.steps < 8 and time.monotonic() < end:
-            time.sleep(0.005)
-        procs[0].send_signal(signal.SIGKILL)
-        events["kill"] = time.monotonic()
-        procs[0].wait(5)
-        time.sleep(1.0)
-        procs.append(spawn_server(port))
-        events["restart"] = wait_listening(port, procs[-1], timeout_s=30.0)
-
-    killer = threading.Thread(target=chaos, daemon=True)
+    killer = threading.Thread(
+        target=kill_then_restart,
+        args=(procs, port, driver, events),
+        kwargs={"after_steps": 8},
+        daemon=True,
+    )
     killer.start()
     try:
         report = loop.run_episode()

@@ -8,7 +8,6 @@ scripted oracle on a sim twin; every loop is bounded in ticks and wall time.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from deploy_sim import (
     SIZE,
     TASK,
     free_port,
+    kill_then_restart,
     oracle_server,
     sim_loop,
     spawn_server,
@@ -213,18 +213,12 @@ def test_a_server_killed_mid_primitive_leaves_the_arm_holding_and_the_loop_resum
         max_steps=600,
     )
 
-    def chaos() -> None:
-        end = time.monotonic() + 20.0
-        while driver.steps < 8 and time.monotonic() < end:  # the first primitive is moving
-            time.sleep(0.005)
-        procs[0].send_signal(signal.SIGKILL)
-        events["kill"] = time.monotonic()
-        procs[0].wait(5)
-        time.sleep(1.0)
-        procs.append(spawn_server(port, action_mode="primitive"))
-        events["restart"] = wait_listening(port, procs[-1], timeout_s=30.0)
-
-    killer = threading.Thread(target=chaos, daemon=True)
+    killer = threading.Thread(
+        target=kill_then_restart,
+        args=(procs, port, driver, events),
+        kwargs={"after_steps": 8, "action_mode": "primitive"},
+        daemon=True,
+    )
     killer.start()
     try:
         report = loop.run_episode()

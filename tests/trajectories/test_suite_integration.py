@@ -8,6 +8,7 @@ import numpy as np
 from traj_toy_env import assert_episode_equal
 
 from uio2_robot.envs.spaces import DELTA_ACTION_NAMES, PRIMITIVE_ACTION_NAMES
+from uio2_robot.policies.factory import make_policy
 from uio2_robot.trajectories import (
     EpisodeStore,
     WindowDataset,
@@ -19,8 +20,9 @@ from uio2_robot.trajectories import (
 
 def test_collect_suite_primitive_same_for_any_worker_count(tmp_path: Path) -> None:
     args = (["visual_manipulation"], ["L1"], 2)
-    one = collect(*args, workers=0, out=tmp_path / "a.zarr", image_size=32, progress=False)
-    two = collect(*args, workers=2, out=tmp_path / "b.zarr", image_size=32, progress=False)
+    kw = {"image_size": 32, "progress": False, "make_policy_fn": make_policy}
+    one = collect(*args, workers=0, out=tmp_path / "a.zarr", **kw)
+    two = collect(*args, workers=2, out=tmp_path / "b.zarr", **kw)
     assert one["errors"] == two["errors"] == [] and one["stored"] == two["stored"] == 2
     assert one["success_rate"] == 1.0  # the oracle solves its own suite
     a, b = EpisodeStore.open(tmp_path / "a.zarr"), EpisodeStore.open(tmp_path / "b.zarr")
@@ -44,6 +46,7 @@ def test_delta_mode_windows_and_video(tmp_path: Path) -> None:
         image_size=32,
         action_mode="delta",
         progress=False,
+        make_policy_fn=make_policy,
     )
     store = EpisodeStore.open(path)
     assert summary["stored"] == 1 and store.n_frames > 10  # delta episodes are many control steps
