@@ -64,7 +64,8 @@ def spawn_server(spec: PolicySpec, port: int) -> subprocess.Popen[bytes]:
         "from uio2_robot.deploy.commands import run_serve_command\n"
         f"run_serve_command(OmegaConf.create({{'policy': {policy!r}, 'host': '127.0.0.1', "
         f"'port': {port}, 'image_size': {SIM_SIZE}, 'control_hz': {HZ}, "
-        "'duration_s': 900.0, 'log_level': 'WARNING'}))\n"
+        "'duration_s': 900.0, 'log_level': 'WARNING', 'action_mode': 'delta', "
+        "'runtime': 'torch'}))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "MUJOCO_GL": "egl"})
     end = time.monotonic() + 120
@@ -145,8 +146,14 @@ def main() -> None:
             spec = prepare(name, Path(tmp), args.bundle, args.export)
             if spec is None:
                 continue
+            # per-tick latency is a delta-mode figure (primitive mode plans once per motion);
+            # runtime torch: a checkpoint is compared as itself, a bundle as onnx
             meta = build_metadata(
-                spec, cameras=["front", "top"], image_size=SIM_SIZE, control_hz=HZ
+                spec,
+                cameras=["front", "top"],
+                image_size=SIM_SIZE,
+                control_hz=HZ,
+                action_mode="delta",
             )
             kwargs = {k: v for k, v in vars(spec).items() if k != "name"}
             local = LocalPolicyClient(policy_factory(spec.name, HZ, **kwargs), meta)
