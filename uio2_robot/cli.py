@@ -230,9 +230,10 @@ def _commands() -> dict[str, Command]:
             "export",
         ),
         "serve": Command(
-            "serve a policy to robot clients over websockets + msgpack (docs/deploy.md)",
-            "uio2-robot serve bundle=DIR | checkpoint=DIR | policy=oracle [host=127.0.0.1] "
-            "[port=8765] [max_clients=8]",
+            "serve a policy to robot clients over websockets + msgpack (docs/deploy.md); with no "
+            "arguments the shipped policy through onnxruntime (exported once, cached)",
+            "uio2-robot serve [bundle=DIR | checkpoint=DIR [runtime=onnx|torch] | policy=oracle] "
+            "[action_mode=primitive|delta] [host=127.0.0.1] [port=8765] [max_clients=8]",
             _serve,
             ServeConfig,
             "serve",
@@ -240,7 +241,8 @@ def _commands() -> dict[str, Command]:
         "robot": Command(
             "fixed-rate control loop: cameras -> policy (served or in-process) -> safety -> arm",
             "uio2-robot robot [server=ws://HOST:PORT | server=null policy=NAME] "
-            "[driver.name=sim|ur] [control_hz=10] [episodes=N] [record.out=STORE] [+deploy=ur5e]",
+            "[driver.name=sim|ur] [driver.sim.embodiment=arm|floating] [driver.sim.task=T] "
+            "[control_hz=10] [episodes=N] [record.out=STORE] [report=FILE] [+deploy=ur5e]",
             _robot,
             RobotConfig,
             "robot",
