@@ -19,15 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from uio2_robot.model.config import ModelConfig
-from uio2_robot.model.inputs import EncoderInputs
+from uio2_robot.model.inputs import EncoderInputs, encoder_inputs_from_numpy
 from uio2_robot.model.uio2 import UIO2Model, scene_match
 from uio2_robot.policies.base import Observation
 from uio2_robot.policies.token_policy import TokenPolicy
 from uio2_robot.runtime.guidance import recommended_guidance
 from uio2_robot.tokenize.processor import Processor
-from uio2_robot.train.batching import encoder_inputs_from_numpy
-from uio2_robot.train.checkpoint import load_checkpoint
 
 
 class UIO2Policy(TokenPolicy):
@@ -71,14 +68,21 @@ class UIO2Policy(TokenPolicy):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> UIO2Policy:
-        """Load a checkpoint folder written by `uio2-robot train` (weights, config, processor).
+        """Load a checkpoint folder written by `uio2-robot train` (weights, config, processor,
+        checked against each other by `policies.pretrained.load_pretrained`).
         ``guide_place=None`` (or absent) takes the checkpoint's ``inference.guide_place``."""
-        weights, config, processor_dict = load_checkpoint(path)
-        model = UIO2Model(ModelConfig.from_dict(config["model"]))
-        model.load_state_dict(weights)
-        processor = Processor.from_dict(processor_dict)
+        from uio2_robot.policies.pretrained import load_pretrained
+
+        loaded = load_pretrained(path)
+        config = loaded.config
         kwargs["guide_place"] = recommended_guidance(config, kwargs.get("guide_place"))
-        return cls(model, processor, device=device, train_seeds=config.get("train_seeds"), **kwargs)
+        return cls(
+            loaded.model,
+            loaded.processor,
+            device=device,
+            train_seeds=config.get("train_seeds"),
+            **kwargs,
+        )
 
     @torch.no_grad()
     def plan_tokens(self, obs: Observation) -> np.ndarray:

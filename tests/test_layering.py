@@ -18,11 +18,6 @@ SOURCES = {  # repo folder -> installed package
     "policies": "uio2_robot.policies",
     "trajectories": "uio2_robot.trajectories",
 }
-# Edges still to remove (issue 21, "one loader and saver for a policy"): policies/uio2.py loads
-# checkpoints with train/checkpoint.py. Listed here so that any *new* cycle fails the test.
-KNOWN_CYCLE_EDGES = {("policies", "train")}
-
-
 def module_name(path: Path) -> str:
     rel = path.relative_to(ROOT)
     parts = [SOURCES[rel.parts[0]], *rel.with_suffix("").parts[1:]]
@@ -102,8 +97,5 @@ def test_the_robot_side_layers_import_neither_torch_nor_mujoco() -> None:
 
 def test_no_import_cycle_between_layers() -> None:
     first, _ = graph()
-    for a, b in KNOWN_CYCLE_EDGES:
-        assert b in first[a], f"{a} -> {b} is gone: drop it from KNOWN_CYCLE_EDGES"
-        first[a].discard(b)
     cycles = sorted(a for a in list(first) if a in reachable(a, first))
     assert not cycles, f"layers on an import cycle: {cycles} ({dict(first)})"

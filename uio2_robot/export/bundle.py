@@ -207,21 +207,14 @@ def export_bundle(
         export_prompt_encoder,
         export_step_encoder,
     )
-    from uio2_robot.model.config import ModelConfig
-    from uio2_robot.model.uio2 import UIO2Model
-    from uio2_robot.train.batching import check_processor_matches_model
-    from uio2_robot.train.checkpoint import load_checkpoint
+    from uio2_robot.policies.pretrained import load_pretrained
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown export variant {variant!r}; expected one of {VARIANTS}")
     checkpoint = Path(checkpoint)
-    weights, config, processor_dict = load_checkpoint(checkpoint)
-    cfg = ModelConfig.from_dict(config["model"])
-    processor = Processor.from_dict(processor_dict)
-    check_processor_matches_model(processor, cfg)
-    model = UIO2Model(cfg)
-    model.load_state_dict(weights)
-    model.eval()
+    loaded = load_pretrained(checkpoint)
+    model, processor, config = loaded.model, loaded.processor, loaded.config
+    cfg = model.cfg
     # one unrolled greedy decoder long enough for every action mode (a shorter mode reads the
     # first tokens: greedy decoding is causal, so they are the ones it would have decoded)
     n_greedy = max(processor.n_action_tokens(m) for m in processor.action_modes)

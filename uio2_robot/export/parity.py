@@ -186,7 +186,7 @@ def torch_greedy(
     (B, n) and the raw logits (B, n, V)."""
     import torch
 
-    from uio2_robot.train.batching import encoder_inputs_from_numpy
+    from uio2_robot.model.inputs import encoder_inputs_from_numpy
 
     with torch.no_grad():
         inputs = encoder_inputs_from_numpy(arrays)

@@ -29,9 +29,12 @@ def make_random_checkpoint(
 
     from uio2_robot.model.config import get_config
     from uio2_robot.model.uio2 import UIO2Model
+    from uio2_robot.policies.pretrained import (
+        check_processor_matches_model,
+        processor_sizes,
+        save_checkpoint,
+    )
     from uio2_robot.tokenize.processor import Processor
-    from uio2_robot.train.batching import check_processor_matches_model, processor_sizes
-    from uio2_robot.train.checkpoint import save_checkpoint
 
     base = get_config(preset, **overrides)
     sizes = processor_sizes(base)

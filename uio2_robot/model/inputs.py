@@ -26,10 +26,13 @@ Each group also adds its learned modality embedding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+from torch import Tensor
 
 if TYPE_CHECKING:
     from uio2_robot.model.config import ModelConfig
@@ -180,3 +183,41 @@ def random_encoder_inputs(
         else:
             values[name] = torch.rand(shape, generator=generator) * 2 - 1
     return EncoderInputs(**values)
+
+
+ACTION_TOKENS = "action_tokens"  # (B, N) int64 action target ids of a training batch
+POINT_TARGETS = "point_targets"  # (B, 2) int64 patch of the pick/place point, -1 = none
+
+
+def to_tensor(name: str, value: np.ndarray | Tensor, device: torch.device | str | None) -> Tensor:
+    """``value`` as a tensor: ids int64, masks bool (checked), floats float32, on ``device``."""
+    if isinstance(value, Tensor):
+        t = value
+    elif isinstance(value, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(value))
+    else:
+        raise ValueError(f"batch[{name!r}] must be a numpy array or tensor, got {type(value)}")
+    if name in ("tokens", ACTION_TOKENS, POINT_TARGETS):
+        if t.dtype.is_floating_point or t.dtype == torch.bool:
+            raise ValueError(f"batch[{name!r}] must be integer ids, got {t.dtype}")
+        t = t.to(torch.int64)
+    elif name.endswith("mask"):
+        if t.dtype != torch.bool:
+            raise ValueError(f"batch[{name!r}] must be bool, got {t.dtype}")
+    elif t.dtype.is_floating_point:
+        t = t.to(torch.float32)
+    return t.to(device) if device is not None else t
+
+
+def encoder_inputs_from_numpy(
+    arrays: Mapping[str, np.ndarray | Tensor], device: torch.device | str | None = None
+) -> EncoderInputs:
+    """The ``EncoderInputs`` of a batch dict (extra keys such as targets are ignored)."""
+    names = EncoderInputs.names()
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ValueError(
+            f"batch is missing encoder inputs {missing}; got keys {sorted(arrays)} "
+            "(build batches with Processor.encode_inputs + Processor.collate)"
+        )
+    return EncoderInputs(**{n: to_tensor(n, arrays[n], device) for n in names})

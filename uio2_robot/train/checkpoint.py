@@ -15,25 +15,20 @@ Optimizer state is flattened into named tensors so it fits safetensors; the non-
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-PROCESSOR = "processor.json"
+from uio2_robot.policies.pretrained import (  # noqa: F401  (re-exported for the trainer)
+    CheckpointError,
+    load_checkpoint,
+)
+from uio2_robot.policies.pretrained import save_checkpoint as save_policy_checkpoint
+
 TRAIN_STATE = "train_state.safetensors"
 TRAIN_STATE_JSON = "train_state.json"
-FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder is missing, incomplete or incompatible."""
 
 
 def save_checkpoint(
@@ -44,67 +39,17 @@ def save_checkpoint(
     train_state: dict[str, Any] | None = None,
     half: bool = False,
 ) -> Path:
-    """Write a checkpoint folder atomically (a temp folder renamed into place).
+    """A policy checkpoint (:func:`uio2_robot.policies.pretrained.save_checkpoint`), plus the
+    optimizer/scheduler/RNG state for exact resume when ``train_state`` is given."""
 
-    A crash while saving leaves the previous checkpoint intact: readers never see a folder with
-    new weights and old config.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        weights = model if isinstance(model, dict) else model.state_dict()
-        state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-        if half:
-            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format_version": str(FORMAT_VERSION)})
-        (tmp / CONFIG).write_text(
-            json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2)
-        )
-        (tmp / PROCESSOR).write_text(json.dumps(processor, indent=2))
-        if train_state is not None:
-            tensors, meta = _flatten_train_state(train_state)
-            save_file(tensors, str(tmp / TRAIN_STATE))
-            (tmp / TRAIN_STATE_JSON).write_text(json.dumps(meta))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    def write_state(folder: Path) -> None:
+        tensors, meta = _flatten_train_state(train_state)
+        save_file(tensors, str(folder / TRAIN_STATE))
+        (folder / TRAIN_STATE_JSON).write_text(json.dumps(meta))
 
-
-def load_checkpoint(
-    path: str | Path,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """Read (weights, config, processor dict) from a checkpoint folder, with clear errors."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint folder not found: {path}")
-    missing = [n for n in (WEIGHTS, CONFIG, PROCESSOR) if not (path / n).is_file()]
-    if missing:
-        raise CheckpointError(f"{path} is not a checkpoint folder: missing {missing}")
-    try:
-        config = json.loads((path / CONFIG).read_text())
-        processor = json.loads((path / PROCESSOR).read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: unreadable JSON ({exc})") from None
-    version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {version}, expected {FORMAT_VERSION}")
-    try:
-        weights = load_file(str(path / WEIGHTS))
-    except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{path}/{WEIGHTS}: unreadable weights ({exc})") from None
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-    return weights, config, processor
+    return save_policy_checkpoint(
+        path, model, config, processor, half=half, extra=write_state if train_state else None
+    )
 
 
 def load_train_state(path: str | Path) -> dict[str, Any] | None:

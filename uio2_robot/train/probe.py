@@ -21,10 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from trajectories.dataset import WindowDataset
-from uio2_robot.model import ModelConfig, UIO2Model
-from uio2_robot.tokenize.processor import Processor
+from uio2_robot.policies.pretrained import load_pretrained
 from uio2_robot.train.batching import POINT_TARGETS, batch_to_torch, encoder_inputs_from_numpy
-from uio2_robot.train.checkpoint import load_checkpoint
 from uio2_robot.train.objectives import PREFIXES, scene_point_scores, with_prefix
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 
@@ -54,11 +52,8 @@ def probe_pointing(
 ) -> dict[str, PointScore | None]:
     """Pick / place / scene pointing scores of ``checkpoint`` on ``samples`` windows of
     ``task`` drawn from ``store`` (None where the task has no such target)."""
-    weights, config, processor_dict = load_checkpoint(checkpoint)
-    model = UIO2Model(ModelConfig.from_dict(config["model"]))
-    model.load_state_dict(weights)
-    model.float().eval()
-    processor = Processor.from_dict(processor_dict)
+    loaded = load_pretrained(checkpoint)
+    model, processor, config = loaded.model, loaded.processor, loaded.config
     if model.point_head is None or not processor.point_maps:
         raise ValueError(f"{checkpoint} was not trained with pointing heads and point maps")
     action_mode = config.get("train", {}).get("action_mode", "primitive")
