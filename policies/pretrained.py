@@ -15,9 +15,6 @@ against it on every load (:func:`check_processor_matches_model`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from uio2_robot.model.config import ModelConfig
 from uio2_robot.model.uio2 import UIO2Model
+from uio2_robot.staging import staged_folder
 from uio2_robot.tokenize.processor import Processor, model_mismatches
 
 WEIGHTS = "model.safetensors"
@@ -55,9 +53,7 @@ def save_checkpoint(
     (the trainer's resume state).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with staged_folder(path) as tmp:
         weights = model if isinstance(model, dict) else model.state_dict()
         state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
         if half:
@@ -69,18 +65,6 @@ def save_checkpoint(
         (tmp / PROCESSOR).write_text(json.dumps(processor, indent=2))
         if extra is not None:
             extra(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -10,12 +10,9 @@ bundle without torch or the checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,7 @@ from uio2_robot.runtime.manifest import (
     processor_sections,
     sha256_file,
 )
+from uio2_robot.staging import staged_folder
 from uio2_robot.tokenize.processor import Processor
 
 
@@ -117,29 +115,6 @@ def build_manifest(
     return manifest
 
 
-@contextmanager
-def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A temp folder next to ``out`` that replaces ``out`` only if the body succeeds."""
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared and copied
-    try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _write_bundle(
     out: Path,
     overwrite: bool,
@@ -155,7 +130,7 @@ def _write_bundle(
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown export variant {variant!r}; expected one of {VARIANTS}")
-    with _staging(out, overwrite) as tmp:
+    with staged_folder(out, overwrite) as tmp:
         fp32 = tmp / "_fp32"
         fp32.mkdir()
         write_fp32_graphs(fp32)
