@@ -4,6 +4,7 @@ Measures, in one process and with the same seeds:
 - delta mode (one control period per step) and primitive mode (one whole pick-and-place per step),
   both views rendered at ``--size``;
 - the same env with rendering skipped (physics + task checks only) to split the cost;
+- delta mode on the UR5e arm twin (``embodiment="arm"``), the same oracle's actions;
 - a gymnasium SyncVectorEnv and AsyncVectorEnv of ``--num-envs`` delta-mode envs (random actions).
 
 Ratios are printed against a baseline measured in this same run (the machine is shared and noisy;
@@ -28,10 +29,10 @@ from uio2_robot.envs import Oracle, make_env, make_vector_env  # noqa: E402
 
 
 def _oracle_actions(
-    task: str, mode: str, size: int, n: int, seed: int
+    task: str, mode: str, size: int, n: int, seed: int, embodiment: str = "floating"
 ) -> list[tuple[int, np.ndarray]]:
     """(episode seed, action) pairs an oracle takes for ``n`` steps: replayed identically below."""
-    env = make_env(task, "L1", mode, image_size=size)
+    env = make_env(task, "L1", mode, image_size=size, embodiment=embodiment)
     out: list[tuple[int, np.ndarray]] = []
     s = seed
     obs, _ = env.reset(seed=s)
@@ -79,10 +80,12 @@ def _replay(env, plan: list[tuple[int, np.ndarray]], render: bool) -> tuple[floa
     return t_step, t_render
 
 
-def bench_single(task: str, mode: str, size: int, steps: int) -> dict[str, float]:
+def bench_single(
+    task: str, mode: str, size: int, steps: int, embodiment: str = "floating"
+) -> dict[str, float]:
     """Steps/s with rendering, without, and the render share of a step."""
-    plan = _oracle_actions(task, mode, size, steps, seed=0)
-    env = make_env(task, "L1", mode, image_size=size)
+    plan = _oracle_actions(task, mode, size, steps, seed=0, embodiment=embodiment)
+    env = make_env(task, "L1", mode, image_size=size, embodiment=embodiment)
     env.reset(seed=0)
     env.step(plan[0][1])  # warm the renderer
     t_full, t_render = _replay(env, plan, render=True)
@@ -156,16 +159,22 @@ def main() -> None:
     delta = bench_single(args.task, "delta", args.size, args.steps)
     base = delta["steps_per_s"]
     prim = bench_single(args.task, "primitive", args.size, args.primitive_steps)
+    arm = bench_single(args.task, "delta", args.size, args.steps, embodiment="arm")
     print(
         f"{'measurement':38s} {'steps/s':>9s} {'vs delta':>9s} {'physics ms':>11s} {'render ms':>10s}"
     )
-    for name, r in (("delta, single env", delta), ("primitive, single env", prim)):
+    rows = (
+        ("delta, single env", delta),
+        ("primitive, single env", prim),
+        ("delta, UR5e arm, single env", arm),
+    )
+    for name, r in rows:
         print(
             f"{name:38s} {r['steps_per_s']:9.1f} {r['steps_per_s'] / base:9.2f} "
             f"{r['physics_ms']:11.2f} {r['render_ms']:10.2f}"
         )
         print(
-            f"{'  ' + name.split(',')[0] + ' without rendering':38s} "
+            f"{'  ' + name.removesuffix(', single env') + ' without rendering':38s} "
             f"{r['physics_only_steps_per_s']:9.1f} {r['physics_only_steps_per_s'] / base:9.2f}"
         )
     print("random delta actions (vector envs auto-reset; compared with one env, same actions):")

@@ -22,7 +22,7 @@ from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
 from uio2_robot.trajectories.record import record_episodes
 from uio2_robot.trajectories.recorder import Recorder
-from uio2_robot.trajectories.rollout import run_episode
+from uio2_robot.trajectories.rollout import EpisodeRun, record_episode, run_episode
 from uio2_robot.trajectories.schema import SCHEMA_VERSION, KeySpec, StoreSchema
 from uio2_robot.trajectories.stats import NormStats
 from uio2_robot.trajectories.store import EpisodeStore
@@ -51,6 +51,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SCHEMA_VERSION",
     "Episode",
+    "EpisodeRun",
     "EpisodeStore",
     "KeySpec",
     "MixtureSampler",
@@ -65,6 +66,7 @@ __all__ = [
     "episode_seed",
     "episode_video",
     "merge_stores",
+    "record_episode",
     "record_episodes",
     "run_episode",
     "store_info",

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
 from uio2_robot.trajectories.record import action_space_bounds
-from uio2_robot.trajectories.rollout import run_episode
+from uio2_robot.trajectories.rollout import record_episode
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
@@ -396,7 +396,7 @@ def _run_job(job: Job) -> JobResult:
             "policy": _WORKER["policy_name"],
             "index": job.index,
         }
-        episode = run_episode(
+        episode = record_episode(
             env,
             lambda obs, info: pol.act(obs),
             seed=job.seed,

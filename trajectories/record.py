@@ -27,7 +27,7 @@ from gymnasium import spaces
 from tqdm.auto import tqdm
 
 from uio2_robot.trajectories.errors import StoreError
-from uio2_robot.trajectories.rollout import default_success, run_episode
+from uio2_robot.trajectories.rollout import default_success, record_episode
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
@@ -107,7 +107,7 @@ def record_episodes(
             if seed in done:
                 skipped += 1
                 continue
-            episode = run_episode(
+            episode = record_episode(
                 env,
                 expert,
                 seed=seed,

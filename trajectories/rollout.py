@@ -1,12 +1,17 @@
-"""Run one episode of a gymnasium env with a callable controller and record it.
+"""The one episode loop: reset with a seed, step a controller to the end, report what happened.
 
-Shared by ``collect`` (suite envs + registered policies, in worker processes) and
-``record_episodes`` (any env + any expert), so both write exactly the same format.
+Every closed-loop episode in the package runs through `run_episode`: evaluation
+(`uio2_robot.eval.rollout`), collection (``collect``), recording any gymnasium env
+(``record_episodes``), export parity's recorded observations and the oracle measurement. What
+differs between them (a policy or an expert, a recorder, video frames, a step cap) comes in as
+the controller and the hooks, so the loop itself cannot drift between jobs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +24,21 @@ from uio2_robot.trajectories.recorder import Recorder
 
 RENDER_KEY = "render"
 ActFn = Callable[[Any, dict[str, Any]], Any]
+"""A controller: ``act(obs, info) -> action`` (``info`` is the last step's, or reset's)."""
+SuccessFn = Callable[[Mapping[str, Any], bool, bool], bool]
+
+
+@dataclass
+class EpisodeRun:
+    """What one run of `run_episode` saw: its outcome, and the infos a caller may read more of."""
+
+    seed: int | None
+    steps: int
+    success: bool
+    failure: str | None
+    seconds: float
+    reset_info: dict[str, Any]
+    final_info: dict[str, Any]
 
 
 def cast_action(action: Any, space: gym.Space) -> np.ndarray:
@@ -49,24 +69,67 @@ def run_episode(
     act: ActFn,
     *,
     seed: int | None,
-    meta: Mapping[str, Any],
     on_reset: Callable[[Any, dict[str, Any]], None] | None = None,
+    on_step: Callable[[Any, np.ndarray, float, dict[str, Any], Any], None] | None = None,
     max_steps: int | None = None,
-    render: bool = False,
-    success_fn: Callable[[Mapping[str, Any], bool, bool], bool] = default_success,
-) -> Episode:
+    success_fn: SuccessFn = default_success,
+) -> EpisodeRun:
     """Reset with ``seed``, then step ``act(obs, info)`` until the env terminates or truncates
-    (or ``max_steps``). The prompt is taken from ``info["prompt"]`` at reset (empty if the env
-    has none). ``render=True`` also stores ``env.render()`` frames under the key "render"."""
-    recorder = Recorder()
+    (or ``max_steps`` steps are taken).
+
+    ``on_reset(obs, info)`` runs once after the reset (a policy takes its prompt there);
+    ``on_step(obs, action, reward, info, next_obs)`` after every step, with the observation the
+    action was chosen from (a recorder or a video hooks in there).
+    """
+    start = time.perf_counter()
     obs, info = env.reset(seed=seed)
-    recorder.start(list(info.get("prompt", [])), {**meta, "seed": seed})
+    reset_info = dict(info)
     if on_reset is not None:
         on_reset(obs, info)
     terminated = truncated = False
     steps = 0
     while not (terminated or truncated) and (max_steps is None or steps < max_steps):
         action = cast_action(act(obs, info), env.action_space)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        if on_step is not None:
+            on_step(obs, action, float(reward), info, next_obs)
+        obs = next_obs
+        steps += 1
+    return EpisodeRun(
+        seed=seed,
+        steps=steps,
+        success=success_fn(info, bool(terminated), bool(truncated)),
+        failure=info.get("failure"),
+        seconds=time.perf_counter() - start,
+        reset_info=reset_info,
+        final_info=dict(info),
+    )
+
+
+def record_episode(
+    env: gym.Env,
+    act: ActFn,
+    *,
+    seed: int | None,
+    meta: Mapping[str, Any],
+    on_reset: Callable[[Any, dict[str, Any]], None] | None = None,
+    max_steps: int | None = None,
+    render: bool = False,
+    success_fn: SuccessFn = default_success,
+) -> Episode:
+    """`run_episode`, recorded: every (observation, action, reward) and the prompt from
+    ``info["prompt"]`` at reset (empty if the env has none). ``render=True`` also stores
+    ``env.render()`` frames, taken before each step, under the key "render"."""
+    recorder = Recorder()
+
+    def started(obs: Any, info: dict[str, Any]) -> None:
+        recorder.start(list(info.get("prompt", [])), {**meta, "seed": seed})
+        if on_reset is not None:
+            on_reset(obs, info)
+
+    frames: list[np.ndarray] = []
+
+    def acting(obs: Any, info: dict[str, Any]) -> Any:
         if render:
             frame = env.render()
             if not isinstance(frame, np.ndarray):
@@ -74,13 +137,26 @@ def run_episode(
                     f"env.render() returned {type(frame).__name__}; expected an RGB array "
                     f"(make the env with render_mode='rgb_array')"
                 )
+            frames.append(frame)
+        return act(obs, info)
+
+    def stepped(obs: Any, action: np.ndarray, reward: float, _info: Any, _next: Any) -> None:
+        if render:
+            frame = frames.pop()
             obs = (
                 {**obs, RENDER_KEY: frame}
                 if isinstance(obs, Mapping)
                 else {"obs": obs, RENDER_KEY: frame}
             )
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        recorder.add(obs, action, reward=float(reward))
-        obs = next_obs
-        steps += 1
-    return recorder.finish(success_fn(info, bool(terminated), bool(truncated)))
+        recorder.add(obs, action, reward=reward)
+
+    run = run_episode(
+        env,
+        acting,
+        seed=seed,
+        on_reset=started,
+        on_step=stepped,
+        max_steps=max_steps,
+        success_fn=success_fn,
+    )
+    return recorder.finish(run.success)

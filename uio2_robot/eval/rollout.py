@@ -20,6 +20,8 @@ from uio2_robot.eval.stats import wilson_interval
 from uio2_robot.eval.video import caption, tile_views, write_mp4
 from uio2_robot.policies.base import Policy, check_action
 from uio2_robot.seeding import episode_seed
+from uio2_robot.trajectories.rollout import EpisodeRun
+from uio2_robot.trajectories.rollout import run_episode as run_loop
 
 
 @dataclass
@@ -108,45 +110,50 @@ def run_episode(
     policy: Policy,
     seed: int,
     frames: list[np.ndarray] | None = None,
-    on_step: Callable[[dict, np.ndarray, dict], None] | None = None,
-) -> tuple[EpisodeResult, dict]:
-    """Run one episode to termination or truncation; return its result and the reset info.
+    max_steps: int | None = None,
+    on_step: Callable[[Any, np.ndarray, float, dict, Any], None] | None = None,
+) -> tuple[EpisodeResult, EpisodeRun]:
+    """Run ``policy`` for one episode through the package's one loop
+    (`uio2_robot.trajectories.rollout.run_episode`); return its result and the run (whose
+    ``reset_info`` and ``final_info`` a caller may read more from).
 
-    ``frames`` collects tiled camera views for a video; ``on_step(obs, action, info)`` sees each
-    observation with the action taken from it (a recorder hooks in here).
+    ``frames`` collects tiled, captioned camera views for a video; ``on_step`` is the loop's
+    hook (``(obs, action, reward, info, next_obs)``, ``obs`` the one the action came from).
     """
-    start = time.perf_counter()
-    obs, info = env.reset(seed=int(seed))
-    reset_info = info
-    policy.reset(info["prompt"], env.action_space, env=env.unwrapped)
     cameras = getattr(env.unwrapped, "cameras", ("front", "top"))
-    text = str(info.get("prompt_text", ""))
-    if frames is not None:
-        frames.append(caption(tile_views(obs, cameras), text))
-    steps, success, failure = 0, False, None
-    while True:
-        action = check_action(policy.act(obs), env.action_space)
-        next_obs, _reward, terminated, truncated, info = env.step(action)
-        if on_step is not None:
-            on_step(obs, action, info)
-        obs = next_obs
-        steps += 1
+    text = ""
+
+    def start(obs: Any, info: dict[str, Any]) -> None:
+        nonlocal text
+        policy.reset(info["prompt"], env.action_space, env=env.unwrapped)
+        text = str(info.get("prompt_text", ""))
         if frames is not None:
             frames.append(caption(tile_views(obs, cameras), text))
-        success = bool(info.get("is_success", False))
-        failure = info.get("failure")
-        if terminated or truncated:
-            break
-    result = EpisodeResult(
-        task=str(reset_info.get("task", "")),
-        level=str(reset_info.get("level", "")),
+
+    def stepped(obs: Any, action: Any, reward: float, info: Any, next_obs: Any) -> None:
+        if frames is not None:
+            frames.append(caption(tile_views(next_obs, cameras), text))
+        if on_step is not None:
+            on_step(obs, action, reward, info, next_obs)
+
+    run = run_loop(
+        env,
+        lambda obs, _info: check_action(policy.act(obs), env.action_space),
         seed=int(seed),
-        success=success,
-        steps=steps,
-        failure=failure,
-        seconds=time.perf_counter() - start,
+        on_reset=start,
+        on_step=stepped,
+        max_steps=max_steps,
     )
-    return result, reset_info
+    result = EpisodeResult(
+        task=str(run.reset_info.get("task", "")),
+        level=str(run.reset_info.get("level", "")),
+        seed=int(seed),
+        success=run.success,
+        steps=run.steps,
+        failure=run.failure,
+        seconds=run.seconds,
+    )
+    return result, run
 
 
 def evaluate(
@@ -161,7 +168,7 @@ def evaluate(
     out_dir: str | Path | None = None,
     n_videos: int = 3,
     progress: bool = True,
-    on_episode: Callable[[EpisodeResult], None] | None = None,
+    on_episode: Callable[[EpisodeResult, EpisodeRun], None] | None = None,
 ) -> EvalReport:
     """Roll ``policy`` out for ``episodes`` seeded episodes per (task, level).
 
@@ -185,7 +192,7 @@ def evaluate(
             for i in range(episodes):
                 ep_seed = episode_seed(seed, task, level, i)
                 frames: list[np.ndarray] | None = [] if out is not None and i < n_videos else None
-                result, _ = run_episode(env, policy, ep_seed, frames=frames)
+                result, run = run_episode(env, policy, ep_seed, frames=frames)
                 results.append(result)
                 seeds.append(ep_seed)
                 successes += int(result.success)
@@ -195,7 +202,7 @@ def evaluate(
                     tag = "ok" if result.success else "fail"
                     write_mp4(frames, out / "videos" / f"{task}_{level}_{i:03d}_{tag}.mp4", fps)
                 if on_episode is not None:
-                    on_episode(result)
+                    on_episode(result, run)
                 bar.update(1)
                 bar.set_postfix_str(f"{task}/{level} {successes}/{i + 1}")
         finally:

@@ -121,6 +121,7 @@ def suite_episodes(
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
     from uio2_robot.envs import TASKS, levels_for, make_env  # ImportError without the suite
+    from uio2_robot.eval.rollout import run_episode
     from uio2_robot.policies.factory import make_policy
     from uio2_robot.seeding import episode_seed
 
@@ -137,17 +138,17 @@ def suite_episodes(
         env = make_env(task, level, action_mode=action_mode)
         try:
             ep_seed = episode_seed(seed, task, level, i)
-            obs, info = env.reset(seed=ep_seed)
-            policy.reset(info["prompt"], env.action_space, env=env.unwrapped)
-            episode = RecordedEpisode(
-                list(info["prompt"]), env.action_space, [], f"{task}/{level}/{ep_seed}/{driver}"
-            )
-            for _ in range(max_steps):
-                episode.observations.append(obs)
-                obs, _r, terminated, truncated, _info = env.step(policy.act(obs))
-                if terminated or truncated:
-                    break
-            episodes.append(episode)
+            observations: list[dict] = []
+            run = run_episode(
+                env,
+                policy,
+                ep_seed,
+                max_steps=max_steps,
+                on_step=lambda obs, *_, seen=observations: seen.append(obs),
+            )[1]
+            prompt = list(run.reset_info["prompt"])
+            name = f"{task}/{level}/{ep_seed}/{driver}"
+            episodes.append(RecordedEpisode(prompt, env.action_space, observations, name))
         finally:
             env.close()
     return episodes
