@@ -18,7 +18,6 @@ from uio2_robot.envs import (
     make_vector_env,
     oracle_action,
 )
-from uio2_robot.envs.oracle_eval import oracle_success
 from uio2_robot.envs.spaces import DELTA_ACTION_NAMES, PRIMITIVE_ACTION_NAMES
 
 SIZE = 32
@@ -215,12 +214,6 @@ def test_forked_child_gets_a_clear_error_not_a_hang(prim_env) -> None:
     msg = q.get(timeout=60)
     p.join(timeout=30)
     assert "forked from one that had already rendered" in msg and "spawn" in msg
-
-
-def test_oracle_success_measurement() -> None:
-    r = oracle_success("rotate", "L1", "primitive", episodes=2, seed=40)
-    assert (r.episodes, r.successes, r.rate) == (2, 2, 1.0)
-    assert r.failures == {} and r.failed_seeds == [] and r.mean_steps >= 1.0
 
 
 def test_top_view_workspace_box_frames_exactly_the_workspace():
