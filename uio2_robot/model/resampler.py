@@ -54,8 +54,9 @@ class ResamplerAttention(nn.Module):
     def _heads(self, x: Tensor) -> Tensor:
         return x.unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
 
-    def forward(self, latents: Tensor, context: Tensor) -> Tensor:
-        """latents (N, Q, dim), context (N, C, dim) -> (N, Q, dim)."""
+    def forward(self, latents: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        """latents (N, Q, dim), context (N, C, dim) -> (N, Q, dim); ``mask`` (N, 1, 1, C) bool
+        (True = a key to attend) hides padding patches (the official UIO2 resampler's)."""
         q = self._heads(self.wq(latents))  # (N, H, Q, Dh)
         k = self._heads(self.wk(context))  # (N, H, C, Dh)
         v = self._heads(self.wv(context))
@@ -66,7 +67,7 @@ class ResamplerAttention(nn.Module):
         else:
             q, k = self.q_norm(q), self.k_norm(k)
             scale = self.head_dim**-0.5
-        out = attention(q, k, v, None, scale)
+        out = attention(q, k, v, mask, scale)
         return self.wo(out.transpose(1, 2).flatten(2))
 
 
