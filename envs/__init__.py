@@ -20,6 +20,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 import gymnasium as gym  # noqa: E402
 
+from .levels import HELDOUT_TASKS, LEVEL_TASKS  # noqa: E402
 from .oracle import Oracle, oracle_action  # noqa: E402
 from .spaces import DEFAULT_CONTROL_HZ  # noqa: E402
 from .tabletop import TabletopEnv  # noqa: E402
@@ -28,12 +29,12 @@ from .vector import make_vector_env  # noqa: E402
 
 ENV_ID = "uio2_robot/Tabletop-v0"
 TASKS: tuple[str, ...] = tuple(TASK_CLASSES)
-HELDOUT_TASKS: tuple[str, ...] = ("same_texture",)
 TRAIN_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t not in HELDOUT_TASKS)
 
 
 def levels_for(task: str) -> tuple[str, ...]:
-    """The levels a task is evaluated at (VIMA: L1-L3 for most, L1-L2 sweep, L4 held-out tasks)."""
+    """The levels a task is evaluated at (VIMA's partitions: L1-L3 for most, L1-L2
+    sweep_without_exceeding, L4 the four held-out tasks)."""
     if task not in TASK_CLASSES:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     return TASK_CLASSES[task].levels
@@ -79,6 +80,7 @@ if ENV_ID not in gym.registry:
 __all__ = [
     "ENV_ID",
     "HELDOUT_TASKS",
+    "LEVEL_TASKS",
     "TASKS",
     "TRAIN_TASKS",
     "Oracle",

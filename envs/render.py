@@ -13,17 +13,31 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import cv2
 import mujoco
 import numpy as np
 
-from .scene import STUDIO, STUDIO_GROUP
+from .scene import PARK_GROUP, STUDIO, STUDIO_GROUP
 from .shapes import shape
 from .sim import Placed, Sim
 from .spaces import WORKSPACE_X, WORKSPACE_Y
 
 PROMPT_OBJ_PX = 64  # side of an object's prompt image
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An object of a prompt shot: shape, texture and pose (z lifts it, e.g. onto a stack)."""
+
+    shape: str
+    texture: str
+    x: float
+    y: float
+    yaw: float = 0.0
+    z: float = 0.0005
+
 
 # The process that made this process's first EGL context. EGL state does not survive fork(): a
 # forked child that creates a renderer hangs forever, so it gets a clear error instead.
@@ -66,16 +80,16 @@ def top_view_point_map() -> tuple[float, float, float, float, float, float]:
     cropped to :func:`top_view_workspace_box`, as fractions (row, column) of the crop:
     ``row = a*x + b*y + c``, ``column = d*x + e*y + f``, returned as (a, b, c, d, e, f).
 
-    The top camera looks down with image up = +x and image right = -y (see ``scene.py``), so the
-    far edge of the workspace is the crop's first row and its left edge (+y) the first column.
-    A policy's processor keeps this to turn demonstrated pick and place points into image
-    locations (the pointing objective, ``mixture.point_weight``).
+    The top camera looks down as VIMA's does, with image up = -x (towards the robot) and image
+    right = +y (see ``scene.py``), so the workspace's near edge is the crop's first row and its
+    -y edge the first column. A policy's processor keeps this to turn demonstrated pick and place
+    points into image locations (the pointing objective, ``mixture.point_weight``).
     """
-    x_top = WORKSPACE_X[1] + VIEW_MARGIN
-    y_left = WORKSPACE_Y[1] + VIEW_MARGIN
+    x_top = WORKSPACE_X[0] - VIEW_MARGIN
+    y_left = WORKSPACE_Y[0] - VIEW_MARGIN
     x_ext = WORKSPACE_X[1] - WORKSPACE_X[0] + 2 * VIEW_MARGIN
     y_ext = WORKSPACE_Y[1] - WORKSPACE_Y[0] + 2 * VIEW_MARGIN
-    return (-1.0 / x_ext, 0.0, x_top / x_ext, 0.0, -1.0 / y_ext, y_left / y_ext)
+    return (1.0 / x_ext, 0.0, -x_top / x_ext, 0.0, 1.0 / y_ext, -y_left / y_ext)
 
 
 class Views:
@@ -168,41 +182,51 @@ class Views:
         return out
 
     # ------------------------------------------------------------------ prompt images
-    def object_image(self, placed: Placed) -> np.ndarray:
-        """``placed`` photographed alone from above in the studio: (64, 64, 3) uint8.
-
-        The object is teleported to the studio for the shot and put back exactly, so the episode's
-        physics is untouched.
-        """
+    def render_staged(self, camera: str, objects: list[Staged]) -> np.ndarray:
+        """``camera``'s image of a scene made of ``objects`` only (VIMA renders prompt scenes
+        and object placeholders in a separate sim): every active object is hidden for the shot,
+        and pool bodies of the right shapes (parked or active) are dressed and posed, then all of
+        it is put back exactly, so the episode's physics is untouched."""
         sim, m, d = self.sim, self.sim.model, self.sim.data
         saved = (d.qpos.copy(), d.qvel.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
-        _, _, _, yaw = sim.pose(placed)
-        sim.set_pose(placed, STUDIO[0], STUDIO[1], float(yaw))
-        mujoco.mj_kinematics(m, d)
+        groups, matids = m.geom_group.copy(), m.geom_matid.copy()
+        visual = [r.start for r in sim.geom_ranges]  # each body's merged render mesh
+        try:
+            for p in sim.active:
+                m.geom_group[visual[p.pool_index]] = PARK_GROUP
+            used: set[int] = set()
+            for o in objects:
+                i = next(
+                    (k for k, e in enumerate(sim.pool) if e.shape == o.shape and k not in used),
+                    None,
+                )
+                if i is None:
+                    raise ValueError(f"no pool body of shape {o.shape!r} left to stage a shot")
+                used.add(i)
+                m.geom_group[visual[i]] = 0
+                m.geom_matid[visual[i]] = sim.material_id(o.texture)
+                sim.set_pose(Placed(i, o.shape, o.texture, "staged"), o.x, o.y, o.yaw, o.z)
+            mujoco.mj_kinematics(m, d)
+            return self.render(camera)
+        finally:
+            m.geom_group[:], m.geom_matid[:] = groups, matids
+            d.qpos[:], d.qvel[:], d.mocap_pos[:], d.mocap_quat[:] = saved
+            mujoco.mj_forward(m, d)
+
+    def object_image(self, shape_name: str, texture: str, yaw: float = 0.0) -> np.ndarray:
+        """An object photographed alone from above in the studio: (64, 64, 3) uint8. The
+        object need not be in the scene (novel_adj's demos, gray placeholders)."""
         cam = self._cam_id["studio"]
-        m.cam_fovy[cam] = 2.3 * shape(placed.shape).radius
-        img = self.render("studio")
-        d.qpos[:], d.qvel[:], d.mocap_pos[:], d.mocap_quat[:] = saved
-        mujoco.mj_forward(m, d)
+        self.sim.model.cam_fovy[cam] = 2.3 * shape(shape_name).radius
+        img = self.render_staged("studio", [Staged(shape_name, texture, *STUDIO, yaw)])
         side = min(self.height, self.width)
         top, left = (self.height - side) // 2, (self.width - side) // 2
         crop = img[top : top + side, left : left + side]
         return cv2.resize(crop, (PROMPT_OBJ_PX, PROMPT_OBJ_PX), interpolation=cv2.INTER_AREA)
 
-    def scene_image(self, poses: dict[int, tuple[float, float, float]] | None = None) -> np.ndarray:
-        """The top view (H, W, 3) uint8, with objects (pool index -> x, y, yaw) moved for the shot."""
-        sim, m, d = self.sim, self.sim.model, self.sim.data
-        if not poses:
-            return self.render("top")
-        saved = (d.qpos.copy(), d.qvel.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
-        by_index = {p.pool_index: p for p in sim.active}
-        for idx, (x, y, yaw) in poses.items():
-            sim.set_pose(by_index[idx], x, y, yaw)
-        mujoco.mj_kinematics(m, d)
-        img = self.render("top")
-        d.qpos[:], d.qvel[:], d.mocap_pos[:], d.mocap_quat[:] = saved
-        mujoco.mj_forward(m, d)
-        return img
+    def scene_image(self, objects: list[Staged]) -> np.ndarray:
+        """The top view (H, W, 3) uint8 of a scene holding ``objects`` only."""
+        return self.render_staged("top", objects)
 
     def close(self) -> None:
         """Free the GL context."""

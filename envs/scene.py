@@ -7,7 +7,9 @@ reset only moves bodies, flips contact bits and swaps materials (all predefined 
 loaded from disk: meshes are written inline and pattern textures travel as in-memory PNG assets.
 
 Frames: the table top is z = 0; x points away from the robot (workspace x in [0.25, 0.75]) and
-y to the robot's left (y in [-0.5, 0.5]), as in VIMA-Bench.
+y to the robot's left (y in [-0.5, 0.5]), as in VIMA-Bench. The top (and studio) camera is
+oriented as VIMA's: image up = -x (towards the robot), image right = +y, so VIMA's direction
+words (north = image up) mean the same here.
 """
 
 from __future__ import annotations
@@ -324,11 +326,11 @@ def build_scene(
           rgba="0.78 0.76 0.72 1" contype="0" conaffinity="0"/>
     <geom name="studio_floor" type="box" pos="{_f(*STUDIO, -0.001)}" size="0.5 0.5 0.001"
           rgba="0.78 0.76 0.72 1" contype="0" conaffinity="0" group="{STUDIO_GROUP}"/>
-    <camera name="top" pos="{_f(wcx, wcy, 1.5)}" xyaxes="0 -1 0 1 0 0"
+    <camera name="top" pos="{_f(wcx, wcy, 1.5)}" xyaxes="0 1 0 -1 0 0"
             projection="orthographic" fovy="1.1"/>
     <camera name="front" pos="{_f(wcx - 0.02 + 1.75, wcy, 2.05)}" mode="targetbody" target="look_at"
             fovy="25"/>
-    <camera name="studio" pos="{_f(*STUDIO, 1.0)}" xyaxes="0 -1 0 1 0 0"
+    <camera name="studio" pos="{_f(*STUDIO, 1.0)}" xyaxes="0 1 0 -1 0 0"
             projection="orthographic" fovy="0.2"/>
     <body name="look_at" pos="{_f(wcx - 0.02, wcy, 0)}"/>
     {tool_xml}

@@ -88,7 +88,9 @@ class Shape:
     word: str  # how the prompt names it ("letter R", "three-sided rectangle")
     parts: tuple[Part, ...]
     kind: str  # "dragged" | "base" | "marker"
-    profile: str  # "square" | "circle" (VIMA's profile grouping for same_shape)
+    profile: (
+        str | None
+    )  # "square" | "circle" | None: VIMA's profiles (same_shape); None never matches
     symmetry: float  # smallest rotation mapping the shape onto itself; 0 = any rotation
     grasp: tuple[float, float] = (0.0, 0.0)
     inner: Inner | None = None
@@ -197,6 +199,68 @@ def _flower_parts(h: float) -> tuple[Part, ...]:
     return (Cyl(0.0, 0.0, 0.014, 0.0, h), *petals)
 
 
+def _bar(x0: float, y0: float, x1: float, y1: float, half_w: float, h: float) -> Box:
+    """A straight bar of half width ``half_w`` from (x0, y0) to (x1, y1) (letters' strokes)."""
+    return Box(
+        0.5 * (x0 + x1),
+        0.5 * (y0 + y1),
+        0.5 * math.hypot(x1 - x0, y1 - y0),
+        half_w,
+        0.0,
+        h,
+        yaw=math.atan2(y1 - y0, x1 - x0),
+    )
+
+
+def _letter_parts(letter: str, h: float) -> tuple[Part, ...]:
+    """Letters A, E, G, M, V as unions of bars; image up (+x) is the letter's top."""
+    if letter == "A":
+        return (
+            _bar(-0.028, 0.022, 0.028, 0.0, 0.008, h),
+            _bar(-0.028, -0.022, 0.028, 0.0, 0.008, h),
+            Box(-0.008, 0.0, 0.005, 0.014, 0.0, h),
+        )
+    if letter == "E":
+        return (
+            Box(0.0, -0.019, 0.028, 0.008, 0.0, h),
+            Box(0.021, 0.005, 0.007, 0.018, 0.0, h),
+            Box(0.0, 0.003, 0.007, 0.016, 0.0, h),
+            Box(-0.021, 0.005, 0.007, 0.018, 0.0, h),
+        )
+    if letter == "G":
+        return (
+            Box(0.0, -0.02, 0.028, 0.008, 0.0, h),
+            Box(0.021, 0.004, 0.007, 0.018, 0.0, h),
+            Box(-0.021, 0.004, 0.007, 0.018, 0.0, h),
+            Box(-0.009, 0.016, 0.012, 0.006, 0.0, h),
+            Box(0.0, 0.008, 0.006, 0.008, 0.0, h),
+        )
+    if letter == "M":
+        return (
+            Box(0.0, 0.022, 0.028, 0.008, 0.0, h),
+            Box(0.0, -0.022, 0.028, 0.008, 0.0, h),
+            _bar(0.028, 0.018, -0.004, 0.0, 0.006, h),
+            _bar(0.028, -0.018, -0.004, 0.0, 0.006, h),
+        )
+    if letter == "V":
+        return (
+            _bar(-0.028, 0.0, 0.028, 0.022, 0.009, h),
+            _bar(-0.028, 0.0, 0.028, -0.022, 0.009, h),
+        )
+    raise ValueError(f"no parts for letter {letter!r}")
+
+
+def _three_sided(hx: float, hy: float, bar: float = 0.012) -> tuple[Box, ...]:
+    """VIMA's sweeping zone mark: a rectangle of half sizes (hx, hy), closed on its -x side (towards
+    the robot), open on +x; flat (2 mm), so blocks slide over it."""
+    hb = bar / 2
+    return (
+        Box(-hx + hb, 0.0, hb, hy, 0.0, 0.002),
+        Box(0.0, hy - hb, hx, hb, 0.0, 0.002),
+        Box(0.0, -hy + hb, hx, hb, 0.0, 0.002),
+    )
+
+
 H = OBJ_H
 _SHAPES: tuple[Shape, ...] = (
     # ---- dragged objects, training set -------------------------------------------------------
@@ -218,8 +282,8 @@ _SHAPES: tuple[Shape, ...] = (
         2 * math.pi,
     ),
     Shape(
-        "letter_L",
-        "letter L",
+        "L_shaped_block",
+        "L-shaped block",
         (Box(0, -0.02, 0.028, 0.008, 0, H), Box(-0.019, 0.008, 0.009, 0.02, 0, H)),
         "dragged",
         "square",
@@ -254,6 +318,26 @@ _SHAPES: tuple[Shape, ...] = (
         2 * math.pi / 5,
     ),
     Shape("flower", "flower", _flower_parts(H), "dragged", "circle", 2 * math.pi / 5),
+    *(
+        Shape(
+            f"letter_{c}", f"letter {c}", _letter_parts(c, H), "dragged", None, 2 * math.pi, grasp=g
+        )
+        for c, g in (
+            ("A", (0.0, 0.01)),
+            ("E", (0.0, -0.019)),
+            ("G", (0.0, -0.02)),
+            ("M", (0.0, 0.022)),
+            ("V", (0.0, 0.011)),
+        )
+    ),
+    Shape(
+        "shorter_block",
+        "shorter block",
+        (Box(0, 0, 0.025, 0.025, 0, 0.6 * H),),
+        "dragged",
+        "square",
+        math.pi / 2,
+    ),
     # ---- dragged objects, held out (L3) ------------------------------------------------------
     Shape(
         "letter_R",
@@ -290,21 +374,15 @@ _SHAPES: tuple[Shape, ...] = (
         "square",
         math.pi / 2,
     ),
-    Shape(
-        "three_sided_rectangle",
-        "three-sided rectangle",
-        # Opening towards -x; inner region 0.12 (x) by 0.26 (y). Flat marks that objects slide over.
-        (
-            Box(0.066, 0, 0.006, 0.142, 0, 0.002),
-            Box(0, 0.136, 0.06, 0.006, 0, 0.002),
-            Box(0, -0.136, 0.06, 0.006, 0, 0.002),
-        ),
-        "marker",
-        "square",
-        2 * math.pi,
-        inner=Inner("rect", hx=0.06, hy=0.13),
+    *(
+        Shape(name, "three-sided rectangle", _three_sided(hx, hy), "marker", None, 2 * math.pi)
+        for name, hx, hy in (
+            ("three_sided_rectangle", 0.135, 0.135),  # sweep_without_exceeding: 0.27 x 0.27 m
+            ("three_sided_rectangle_small", 0.086, 0.15),  # sweep_without_touching: 0.172 x 0.30
+        )
     ),
-    Shape("line", "line", (Box(0, 0, 0.005, 0.16, 0, 0.002),), "marker", "square", math.pi),
+    Shape("line", "line", (Box(0, 0, 0.02, 0.17, 0, 0.002),), "marker", None, math.pi),
+    Shape("line_short", "line", (Box(0, 0, 0.02, 0.09375, 0, 0.002),), "marker", None, math.pi),
     # ---- bases (containers), training set ----------------------------------------------------
     Shape(
         "bowl",
@@ -406,29 +484,81 @@ def _scaled(s: Shape, k: float) -> Shape:
 # The parts above are drawn at a reference size; objects are enlarged so each spans several pixels
 # of a 64 px top view (dragged objects ~7 cm, containers ~20 cm; markers keep their size).
 SIZE_SCALE = {"dragged": 1.3, "base": 1.2, "marker": 1.0}
-SMALL_BLOCK_SCALE = 1.25
+# VIMA's sweeping cubes are 3 cm; ours 3.2 cm (a little larger so a 128 px view shows them).
+SMALL_BLOCK_SCALE = 0.9
+# VIMA's profiles (same_shape): every shape outside these two sets is "undetermined" (None).
+PROFILES = {
+    "square": ("block", "shorter_block", "frame", "container", "square", "pallet"),
+    "circle": ("ring", "round", "bowl", "pan"),
+}
+
+
+def _profile(name: str) -> str | None:
+    return next((k for k, names in PROFILES.items() if name in names), None)
+
+
 _SHAPES = tuple(
-    _scaled(s, SMALL_BLOCK_SCALE if s.name == "small_block" else SIZE_SCALE[s.kind])
+    replace(
+        _scaled(s, SMALL_BLOCK_SCALE if s.name == "small_block" else SIZE_SCALE[s.kind]),
+        profile=_profile(s.name),
+    )
     for s in _SHAPES
 )
-SHAPES: dict[str, Shape] = {s.name: s for s in _SHAPES}
 
-# The train / held-out split of shapes (REFERENCE.md: L3 holds out letter R, diamond, hexagon,
-# round, star and the bases pallet and pan).
+# The train / held-out split of shapes (VIMA-Bench's encyclopedia: 14 training dragged shapes,
+# L3 holds out letter R, diamond, hexagon, round, star and the bases pallet and pan).
 TRAIN_DRAGGED = (
+    "letter_A",
+    "letter_E",
+    "letter_G",
+    "letter_M",
+    "letter_T",
+    "letter_V",
     "block",
     "cross",
-    "letter_T",
-    "letter_L",
     "triangle",
-    "ring",
-    "heart",
-    "pentagon",
     "flower",
+    "heart",
+    "ring",
+    "pentagon",
+    "L_shaped_block",
 )
 HELDOUT_DRAGGED = ("letter_R", "diamond", "hexagon", "round", "star")
 TRAIN_BASES = ("bowl", "frame", "container", "square")
 HELDOUT_BASES = ("pallet", "pan")
+# Rotationally asymmetric shapes (rotate, twist): VIMA's list.
+ASYMMETRIC_TRAIN = tuple(
+    s.name for s in _SHAPES if s.name in TRAIN_DRAGGED and s.symmetry == 2 * math.pi
+)
+ASYMMETRIC_HELDOUT = ("letter_R",)
+
+# novel_adj's height adjectives: every dragged shape but the block, squashed or stretched in z.
+# VIMA draws "short" at 0.30-0.40 x and "tall" at short + 2.0; the pool is compiled once, so the
+# ratios are discrete here.
+HEIGHT_VARIANTS = {"short": 0.35, "tall": 2.35}
+
+
+def height_variant(name: str, which: str) -> str:
+    """The shape name of ``name``'s height variant ``which`` ("short" or "tall")."""
+    if which not in HEIGHT_VARIANTS:
+        raise ValueError(
+            f"unknown height variant {which!r}; expected one of {list(HEIGHT_VARIANTS)}"
+        )
+    return f"{name}_{which}"
+
+
+def _stretched(s: Shape, k: float, which: str) -> Shape:
+    parts = tuple(replace(p, z0=p.z0 * k, z1=p.z1 * k) for p in s.parts)
+    return replace(s, name=height_variant(s.name, which), parts=parts)
+
+
+_VARIANTS = tuple(
+    _stretched(s, k, which)
+    for s in _SHAPES
+    if s.name in TRAIN_DRAGGED + HELDOUT_DRAGGED and s.name != "block"
+    for which, k in HEIGHT_VARIANTS.items()
+)
+SHAPES: dict[str, Shape] = {s.name: s for s in (*_SHAPES, *_VARIANTS)}
 
 
 def shape(name: str) -> Shape:

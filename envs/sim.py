@@ -199,7 +199,7 @@ class Sim:
         m, d = self.model, self.data
         r = self.geom_ranges[i]
         m.geom_group[r.start : r.stop] = self._group_placed[r.start : r.stop]
-        m.geom_matid[r.start : r.stop] = self._matid[texture]
+        m.geom_matid[r.start : r.stop] = self.material_id(texture)
         quat = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         if self.pool[i].is_marker:
             d.mocap_pos[self.mocap_ids[i]] = (x, y, 0.0002)
@@ -214,6 +214,13 @@ class Sim:
         placed = Placed(i, shape_name, texture, role)
         self.active.append(placed)
         return placed
+
+    def material_id(self, texture: str) -> int:
+        """The compiled material of ``texture`` (every texture has one)."""
+        try:
+            return self._matid[texture]
+        except KeyError:
+            raise ValueError(f"texture {texture!r} has no material in this model") from None
 
     def set_pose(self, placed: Placed, x: float, y: float, yaw: float, z: float = 0.0005) -> None:
         """Teleport an active object (used to stage goal images and studio shots, never mid-episode)."""
@@ -245,9 +252,9 @@ class Sim:
         p = self.data.xpos[b]
         return np.array([p[0], p[1], p[2], yaw_of_quat(self.data.xquat[b])])
 
-    def speed(self, placed: Placed) -> float:
+    def speed(self, placed: Placed | int) -> float:
         """Linear speed (m/s) of an object; markers never move."""
-        i = placed.pool_index
+        i = placed if isinstance(placed, int) else placed.pool_index
         if self.pool[i].is_marker:
             return 0.0
         a = self.dadr[i]

@@ -39,7 +39,7 @@ from .render import Views
 from .scene import EMBODIMENTS, make_pool
 from .sim import Sim
 from .tasks import TASK_CLASSES, Episode, PromptImage, SetupContext, Task
-from .tasks.base import LayoutError
+from .tasks.base import REST_SPEED, LayoutError
 
 DELTA_SECONDS_PER_PRIMITIVE = 6.0
 PRIMITIVE_INTERNAL_STEP_LIMIT = 300  # control periods one primitive may take before it is cut off
@@ -147,6 +147,7 @@ class TabletopEnv(gym.Env):
         self.episode: Episode | None = None
         self.steps = 0
         self._done = False
+        self._released = None
         self._last_obs: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ gymnasium API
@@ -174,6 +175,7 @@ class TabletopEnv(gym.Env):
         self.views.set_segmentation_ids(self.episode.objects)
         self.steps = 0
         self._done = False
+        self._released: int | None = None
         prompt = [s.image if isinstance(s, PromptImage) else s for s in segments]
         prompt_text = "".join(
             f"{{{s.label}}}" if isinstance(s, PromptImage) else s for s in segments
@@ -199,12 +201,17 @@ class TabletopEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
         act, clipped = self._check_action(action)
+        ep = self.episode
         if self.action_mode == "primitive":
             self._run_primitive(act)
+            event = True
         else:
+            held = self.sim.held
             self.sim.command(act[:4], bool(act[4] > 0.5))
+            self.task.monitor(self.sim, ep)
+            event = self._placement_event(held)
         self.steps += 1
-        ep = self.episode
+        self.task.update(self.sim, ep, event)
         failure = self.task.failure(self.sim, ep)
         success = failure is None and self.task.success(self.sim, ep)
         terminated = success or failure is not None
@@ -256,9 +263,20 @@ class TabletopEnv(gym.Env):
                 break
             a = follower.act(self.sim.proprio())
             self.sim.command(a[:4], bool(a[4] > 0.5))
+            self.task.monitor(self.sim, self.episode)
         if self.sim.held is not None:  # a cut-off primitive never leaves an object hanging
             self.sim.set_tool(False)
         self.sim.settle(0.1)
+
+    def _placement_event(self, held_before: int | None) -> bool:
+        """Delta mode's stand-in for VIMA's step boundary: an object the tool released (this
+        period or earlier) has come to rest. Spatula tasks never hold, so they have no events."""
+        if held_before is not None and self.sim.held is None:
+            self._released = held_before
+        if self._released is not None and self.sim.speed(self._released) < REST_SPEED:
+            self._released = None
+            return True
+        return False
 
     def _observe(self) -> dict[str, np.ndarray]:
         obs = self.views.observe()

@@ -1,27 +1,34 @@
-"""The VIMA-style task suite: one module per task, registered here by name."""
+"""The VIMA-Bench task suite: one module per task, registered here by name.
+
+Each task's levels come from VIMA's partitions (``levels.LEVEL_TASKS``), the one place they are
+written down.
+"""
 
 from __future__ import annotations
 
+from ..levels import task_levels
 from .base import Episode, PromptImage, SetupContext, Task
 from .rearrange import Rearrange
 from .rotate import Rotate
 from .same_shape import SameShape
 from .same_texture import SameTexture
 from .scene_understanding import SceneUnderstanding
-from .sweep_without_exceeding import SweepWithoutExceeding
+from .sweep import SweepWithoutExceeding, SweepWithoutTouching
 from .visual_manipulation import VisualManipulation
 
-TASK_CLASSES: dict[str, type[Task]] = {
-    cls.name: cls
-    for cls in (
-        VisualManipulation,
-        SceneUnderstanding,
-        Rotate,
-        Rearrange,
-        SameShape,
-        SweepWithoutExceeding,
-        SameTexture,
-    )
-}
+_CLASSES: tuple[type[Task], ...] = (
+    VisualManipulation,
+    SceneUnderstanding,
+    Rotate,
+    Rearrange,
+    SweepWithoutExceeding,
+    SweepWithoutTouching,
+    SameTexture,
+    SameShape,
+)
+for _cls in _CLASSES:
+    _cls.levels = task_levels(_cls.name)
+    assert _cls.levels, f"{_cls.name} is in none of VIMA's partitions"
+TASK_CLASSES: dict[str, type[Task]] = {cls.name: cls for cls in _CLASSES}
 
 __all__ = ["TASK_CLASSES", "Episode", "PromptImage", "SetupContext", "Task"]

@@ -1,18 +1,28 @@
-"""What every task module provides, and the helpers they share.
+"""What every task module provides, and the machinery VIMA's tasks share.
 
 A task is a small class with:
-- ``setup(ctx)``: sample the objects for a level and put them on the table (reset distribution);
+- ``setup(ctx)``: sample the objects for a level, put them on the table and declare the goals
+  (``ctx.goals(...)``, stages of goals met in any order within a stage, stages in order);
 - ``prompt(ctx)``: the interleaved text-and-image prompt from its template;
-- ``success(sim, ep)`` and ``failure(sim, ep)``: VIMA's binary success and early-failure checks;
-- ``oracle(sim, ep)``: the next VIMA primitive from privileged state (None when nothing is left).
+- ``oracle(sim, ep)``: the next VIMA primitive from privileged state (None when nothing is left);
+- optionally ``extra_failure`` (task rules beyond the shared ones) and ``monitor`` (a constraint
+  checked every control period, during motion).
 
-Shared tolerances, in one place so their meaning is documented once:
-- "into a container": the object's origin (footprint centre) lies in the container's inner
-  region (VIMA checks that the dragged object is within the base's footprint), the object is not
-  held and has come to rest (< ``REST_SPEED``);
-- a distractor is "disturbed" when it moved more than ``DISTRACTOR_TOL`` from where it started;
-- an object "left the workspace" when its centre is more than ``WORKSPACE_SLACK`` outside VIMA's
-  workspace bounds or it fell below the table.
+Success and failure follow VIMA-Bench (VIMA-SUITE.md §1):
+- a goal is "object within ``eps`` (x-y) of its target", plus, for rotations, "yaw within 15
+  degrees modulo the shape's symmetry". It counts once the object is released and at rest, and
+  is **latched**: met once, never re-checked (``Task.update`` after every step);
+- success = every agent-visible goal latched; oracle-only goals (moving a distractor off a goal)
+  never count;
+- the distractor rule: fail if a distractor lies within a goal's ``eps`` of that goal's target,
+  or a goal object within ``eps`` of a distractor; checked only while the tool holds nothing
+  (VIMA checks after whole primitives, when nothing is held);
+- the workspace rule: a goal object whose goals are not all latched is outside VIMA's workspace
+  (no slack) or fell off the table.
+
+Step semantics in delta mode (VIMA-SUITE.md M2): a primitive step is one env step; in delta mode
+the rules VIMA applies "after each step" that need a step (follow_* "every step must make
+progress") are applied at *placement events*: the tool released an object and it came to rest.
 """
 
 from __future__ import annotations
@@ -26,17 +36,19 @@ import numpy as np
 from uio2_robot.contracts import wrap_angle
 from uio2_robot.motion.primitive import Primitive
 
-from ..levels import level_shapes, object_pairs
+from ..levels import level_shape_pool, object_pairs
+from ..render import Staged
 from ..shapes import shape
 from ..sim import Placed, Sim
 from ..spaces import WORKSPACE_X, WORKSPACE_Y
 from ..textures import texture
 
-REST_SPEED = 0.05  # m/s
-DISTRACTOR_TOL = 0.03  # m
-WORKSPACE_SLACK = 0.02  # m
+REST_SPEED = 0.05  # m/s: a goal counts once its object is released and slower than this
+YAW_TOL = math.radians(15)  # VIMA's rotation tolerance
+POS_EPS = 0.10  # VIMA's pos_eps of most tasks
 PLACE_MARGIN = 0.012  # m of free space kept between sampled objects
 EDGE_MARGIN = 0.02  # m kept between an object's bounding circle and the workspace edge
+CLEAR_SLACK = 0.05  # m a distractor keeps beyond eps from goal targets and goal objects
 
 
 class LayoutError(RuntimeError):
@@ -55,6 +67,19 @@ Segment = str | PromptImage
 
 
 @dataclass
+class Goal:
+    """Object ``obj`` (pool index) within ``eps`` of ``target``: a fixed (x, y), or a base's pool
+    index (its current position); ``yaw`` also asks for an orientation. ``visible=False`` marks
+    VIMA's oracle-only goals, which the agent's success ignores."""
+
+    obj: int
+    target: tuple[float, float] | int
+    eps: float = POS_EPS
+    yaw: float | None = None
+    visible: bool = True
+
+
+@dataclass
 class Episode:
     """One episode's sampled content and bookkeeping."""
 
@@ -64,6 +89,10 @@ class Episode:
     objects: list[Placed] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     start: dict[int, np.ndarray] = field(default_factory=dict)  # pool index -> (x, y, z, yaw)
+    stages: list[list[Goal]] = field(default_factory=list)  # goals still to meet
+    latched: list[Goal] = field(default_factory=list)  # goals met, in the order they were met
+    violation: str | None = None  # a failure latched during motion (``Task.monitor``)
+    progressed: bool = False  # a goal latched since the last placement event
 
     def with_role(self, role: str) -> list[Placed]:
         """The objects that play ``role`` ("dragged", "base", "distractor", ...)."""
@@ -75,6 +104,14 @@ class Episode:
         if len(found) != 1:
             raise AssertionError(f"expected one {role!r} object, found {len(found)}")
         return found[0]
+
+    def by_index(self, pool_index: int) -> Placed:
+        """The episode's object on pool body ``pool_index``."""
+        return next(p for p in self.objects if p.pool_index == pool_index)
+
+    def all_goals(self) -> list[Goal]:
+        """Every goal of the episode, met or not."""
+        return self.latched + [g for stage in self.stages for g in stage]
 
 
 class SetupContext:
@@ -94,13 +131,22 @@ class SetupContext:
             raise LayoutError("nothing left to choose from")
         return seq[int(self.rng.integers(len(seq)))]
 
-    def pairs(self, kind: str, *, shapes=None, textures=None, avoid=()) -> list[tuple[str, str]]:
-        """Level-allowed (shape, texture) pairs of ``kind`` filtered by shape/texture sets.
+    def pairs(
+        self, kind: str, *, shapes=None, textures=None, avoid=(), level_shapes=True
+    ) -> list[tuple[str, str]]:
+        """(shape, texture) pairs of ``kind`` the level allows, filtered by shape/texture sets.
 
-        ``avoid`` lists pairs that must not be drawn (objects must look different).
+        ``avoid`` lists pairs that must not be drawn (objects must look different);
+        ``level_shapes=False`` takes ``shapes`` as given with the level's textures (shapes a
+        task adds to the pool, e.g. same_shape's shorter block).
         """
+        if level_shapes:
+            base = object_pairs(self.level, kind)
+        else:
+            texs = {t for _, t in object_pairs(self.level, kind)}
+            base = tuple((s, t) for s in shapes or () for t in sorted(texs))
         out = []
-        for s, t in object_pairs(self.level, kind):
+        for s, t in base:
             if shapes is not None and s not in shapes:
                 continue
             if textures is not None and t not in textures:
@@ -116,11 +162,13 @@ class SetupContext:
         *,
         others: list[tuple[float, float, float]] | None = None,
         tries: int = 300,
+        x_range: tuple[float, float] = WORKSPACE_X,
+        y_range: tuple[float, float] = WORKSPACE_Y,
     ) -> tuple[float, float]:
         """A random (x, y) in the workspace whose circle of ``radius`` overlaps nothing placed."""
         taken = self.footprints() + (others or [])
-        x_lo, x_hi = WORKSPACE_X[0] + radius + EDGE_MARGIN, WORKSPACE_X[1] - radius - EDGE_MARGIN
-        y_lo, y_hi = WORKSPACE_Y[0] + radius + EDGE_MARGIN, WORKSPACE_Y[1] - radius - EDGE_MARGIN
+        x_lo, x_hi = x_range[0] + radius + EDGE_MARGIN, x_range[1] - radius - EDGE_MARGIN
+        y_lo, y_hi = y_range[0] + radius + EDGE_MARGIN, y_range[1] - radius - EDGE_MARGIN
         for _ in range(tries):
             x, y = self.rng.uniform(x_lo, x_hi), self.rng.uniform(y_lo, y_hi)
             if all(math.hypot(x - ox, y - oy) > radius + r + PLACE_MARGIN for ox, oy, r in taken):
@@ -147,21 +195,63 @@ class SetupContext:
         self.episode.objects.append(placed)
         return placed
 
-    # ---- prompt images
-    def object_image(self, placed: Placed) -> PromptImage:
-        """The object photographed alone, with its description as the placeholder label."""
-        return PromptImage(self._images.object_image(placed), describe(placed))
+    def add_distractor(
+        self, shape_name: str, texture_name: str, eps: float = POS_EPS, *, fixed=()
+    ) -> Placed:
+        """A distractor at a spot clear of VIMA's distractor rule from the start: more than
+        ``eps`` + ``CLEAR_SLACK`` from every goal object, base and point in ``fixed``."""
+        r = shape(shape_name).radius
+        clear = eps + CLEAR_SLACK
+        keep = [
+            (float(x), float(y), clear - r - PLACE_MARGIN)
+            for p in self.episode.objects
+            if p.role in ("dragged", "base")
+            for x, y, _, _ in [self.sim.pose(p)]
+        ]
+        keep += [(float(x), float(y), clear - r - PLACE_MARGIN) for x, y in fixed]
+        return self.add(shape_name, texture_name, "distractor", xy=self.spot(r, others=keep))
 
-    def scene_image(
-        self, label: str = "top scene", poses: dict[int, tuple] | None = None
-    ) -> PromptImage:
-        """The whole scene from the top camera, optionally with objects moved to ``poses``."""
-        return PromptImage(self._images.scene_image(poses), label)
+    def goals(self, *stages: list[Goal]) -> None:
+        """Declare the episode's goals: stages in order, each a list met in any order."""
+        self.episode.stages = [list(s) for s in stages if s]
+
+    # ---- prompt images
+    def object_image(self, placed: Placed, *, texture_name: str | None = None) -> PromptImage:
+        """The object photographed alone (VIMA's object placeholder, at a fixed yaw), labelled
+        with its description; ``texture_name`` overrides its look (e.g. neutral "gray")."""
+        tex = texture_name or placed.texture
+        return self.shot(placed.shape, tex)
+
+    def shot(self, shape_name: str, texture_name: str, label: str | None = None) -> PromptImage:
+        """A studio photo of any (shape, texture), in the scene or not (demos, gray images)."""
+        img = self._images.object_image(shape_name, texture_name, math.pi / 2)
+        return PromptImage(img, label or describe_pair(shape_name, texture_name))
+
+    def scene_image(self, objects: list[Staged], label: str = "scene") -> PromptImage:
+        """The top view of a scene made of ``objects`` only (not the workspace itself)."""
+        return PromptImage(self._images.scene_image(objects), label)
+
+    def staged(self, p: Placed, x=None, y=None, yaw=None, z: float = 0.0005) -> Staged:
+        """``p`` as a :class:`Staged` object, at its current pose unless given another."""
+        px, py, _, pyaw = self.sim.pose(p)
+        return Staged(
+            p.shape,
+            p.texture,
+            float(px if x is None else x),
+            float(py if y is None else y),
+            float(pyaw if yaw is None else yaw),
+            z,
+        )
 
 
 def describe(placed: Placed) -> str:
     """Words for an object: "<texture> <shape>" (e.g. "red and yellow stripe letter T")."""
-    return f"{texture(placed.texture).word} {shape(placed.shape).word}"
+    return describe_pair(placed.shape, placed.texture)
+
+
+def describe_pair(shape_name: str, texture_name: str) -> str:
+    """Words for a (shape, texture) pair."""
+    return f"{texture(texture_name).word} {shape(shape_name).word}"
 
 
 class Task:
@@ -169,15 +259,18 @@ class Task:
 
     name: ClassVar[str]
     template: ClassVar[str]
-    levels: ClassVar[tuple[str, ...]] = ("L1", "L2", "L3")
+    levels: ClassVar[tuple[str, ...]] = ()  # set from levels.LEVEL_TASKS at registration
     tool: ClassVar[str] = "suction"
     vima_max_steps: ClassVar[int]  # VIMA's step budget; episodes get two more
     copies: ClassVar[int] = 2  # pool copies per dragged shape (max objects sharing a shape)
+    base_copies: ClassVar[int] = 1  # pool copies per base shape
+    distractor_check: ClassVar[str] = "always"  # "always" | "at_end" (rearrange) | "never"
+    needs_progress: ClassVar[bool] = False  # follow_*: every step must latch a goal
 
     def pool_copies(self, level: str) -> dict[str, int]:
         """{shape: copies} of pool bodies this task needs at ``level``."""
-        out = {s: self.copies for s in level_shapes(level, "dragged")}
-        out.update({s: 1 for s in level_shapes(level, "base")})
+        out = {s: self.copies for s in level_shape_pool(level, "dragged")}
+        out.update({s: self.base_copies for s in level_shape_pool(level, "base")})
         return out
 
     @property
@@ -191,29 +284,52 @@ class Task:
     def prompt(self, ctx: SetupContext) -> list[Segment]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def success(self, sim: Sim, ep: Episode) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
-
     def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # ---- the shared rules
+    def monitor(self, sim: Sim, ep: Episode) -> None:
+        """Called every control period, during motion: tasks with a constraint that must hold
+        all the time latch ``ep.violation`` here. Default: nothing to watch."""
+
+    def update(self, sim: Sim, ep: Episode, event: bool) -> None:
+        """After each step: latch the goals that are met (VIMA's ``update_goals``); ``event``
+        says whether this step ends a placement (every primitive step does). Tasks with VIMA's
+        "every step must make progress" rule fail a placement that latched nothing."""
+        latch_goals(sim, ep)
+        if event and self.needs_progress and ep.stages and not ep.progressed:
+            ep.violation = ep.violation or "no progress"
+        if event:
+            ep.progressed = False
+
+    def success(self, sim: Sim, ep: Episode) -> bool:
+        """Every agent-visible goal latched."""
+        return not any(g.visible for stage in ep.stages for g in stage)
+
     def failure(self, sim: Sim, ep: Episode) -> str | None:
-        """Early failure shared by all tasks: an object left the workspace or a distractor moved."""
-        for p in ep.objects:
-            if p.role in ("bounds", "constraint"):
-                continue
-            x, y, z, _ = sim.pose(p)
+        """VIMA's early failures: a latched violation, an unfinished goal object out of the
+        workspace, the distractor rule, then the task's own rule."""
+        if ep.violation is not None:
+            return ep.violation
+        pending = {g.obj for stage in ep.stages for g in stage if g.visible}
+        for i in pending:
+            x, y, z, _ = sim.pose(i)
             if (
-                x < WORKSPACE_X[0] - WORKSPACE_SLACK
-                or x > WORKSPACE_X[1] + WORKSPACE_SLACK
-                or y < WORKSPACE_Y[0] - WORKSPACE_SLACK
-                or y > WORKSPACE_Y[1] + WORKSPACE_SLACK
+                not (
+                    WORKSPACE_X[0] <= x <= WORKSPACE_X[1] and WORKSPACE_Y[0] <= y <= WORKSPACE_Y[1]
+                )
                 or z < -0.02
             ):
                 return "object left workspace"
-        for p in ep.with_role("distractor"):
-            if moved(sim, ep, p) > DISTRACTOR_TOL:
-                return "distractor disturbed"
+        check = self.distractor_check == "always" or (
+            self.distractor_check == "at_end" and self.success(sim, ep)
+        )
+        if check and sim.held is None and distractor_rule_broken(sim, ep):
+            return "distractor rule"
+        return self.extra_failure(sim, ep)
+
+    def extra_failure(self, sim: Sim, ep: Episode) -> str | None:
+        """A task's own early-failure rule (None: none)."""
         return None
 
 
@@ -225,20 +341,101 @@ def moved(sim: Sim, ep: Episode, p: Placed) -> float:
     return math.hypot(x - sx, y - sy)
 
 
-def at_rest(sim: Sim, p: Placed) -> bool:
+def at_rest(sim: Sim, p: Placed | int) -> bool:
     """Not held by the tool and not moving (a placement only counts once it has settled)."""
-    return sim.held != p.pool_index and sim.speed(p) < REST_SPEED
+    i = p if isinstance(p, int) else p.pool_index
+    return sim.held != i and sim.speed(i) < REST_SPEED
 
 
-def in_container(sim: Sim, obj: Placed, base: Placed) -> bool:
-    """Whether ``obj``'s footprint centre lies in ``base``'s inner region (VIMA's "into")."""
-    inner = shape(base.shape).inner
-    assert inner is not None, f"{base.shape} is not a container"
-    ox, oy, _, _ = sim.pose(obj)
-    bx, by, _, byaw = sim.pose(base)
-    c, s = math.cos(byaw), math.sin(byaw)
-    dx, dy = ox - bx, oy - by
-    return inner.contains(c * dx + s * dy, -s * dx + c * dy)
+def target_xy(sim: Sim, g: Goal) -> tuple[float, float]:
+    """Where goal ``g`` wants its object: a fixed point or a base's current position."""
+    if isinstance(g.target, int):
+        x, y, _, _ = sim.pose(g.target)
+        return float(x), float(y)
+    return g.target
+
+
+def symmetric_error(delta: float, symmetry: float) -> float:
+    """|delta| folded by the shape's symmetry (symmetry 0 = rotation-invariant shape)."""
+    if symmetry <= 0:
+        return 0.0
+    r = delta % symmetry
+    return min(r, symmetry - r)
+
+
+def goal_reached(sim: Sim, ep: Episode, g: Goal) -> bool:
+    """The geometric test of a goal: x-y within ``eps`` and, if asked, yaw within 15 degrees."""
+    x, y, _, yaw = sim.pose(g.obj)
+    tx, ty = target_xy(sim, g)
+    if math.hypot(x - tx, y - ty) > g.eps:
+        return False
+    if g.yaw is None:
+        return True
+    sym = shape(ep.by_index(g.obj).shape).symmetry
+    return symmetric_error(wrap_angle(float(yaw) - g.yaw), sym) <= YAW_TOL
+
+
+def latch_goals(sim: Sim, ep: Episode) -> None:
+    """Pop every goal of the current stage that is met by a released object at rest (VIMA's
+    ``update_goals``); move on to the next stage when one empties."""
+    while ep.stages:
+        stage = ep.stages[0]
+        met = [g for g in stage if at_rest(sim, g.obj) and goal_reached(sim, ep, g)]
+        for g in met:
+            stage.remove(g)
+            ep.latched.append(g)
+            ep.progressed = True
+        if stage:
+            return
+        ep.stages.pop(0)
+
+
+def distractor_rule_broken(sim: Sim, ep: Episode) -> bool:
+    """VIMA's ``check_distractors``: a distractor within a goal's eps of its target, or a goal
+    object within eps of a distractor."""
+    goals = [g for g in ep.all_goals() if g.visible]
+    for d in ep.with_role("distractor"):
+        dx, dy, _, _ = sim.pose(d)
+        for g in goals:
+            tx, ty = target_xy(sim, g)
+            if math.hypot(dx - tx, dy - ty) < g.eps:
+                return True
+            ox, oy, _, _ = sim.pose(g.obj)
+            if math.hypot(dx - ox, dy - oy) < g.eps:
+                return True
+    return False
+
+
+def pending(ep: Episode) -> list[Goal]:
+    """The current stage's goals not yet met (oracle-only ones included)."""
+    return list(ep.stages[0]) if ep.stages else []
+
+
+def goal_oracle(sim: Sim, ep: Episode) -> Primitive | None:
+    """VIMA's oracle for goals "object to a place": the next unmet goal of the current stage
+    (oracle-only goals first, then interchangeable objects left to right as the top camera shows
+    them), carried out as one pick-and-place. A container target is filled slot by slot."""
+    todo = [g for g in pending(ep) if sim.held != g.obj and not goal_reached(sim, ep, g)]
+    if not todo:
+        return None
+    hidden = [g for g in todo if not g.visible]
+    if hidden:
+        g = hidden[0]
+    else:
+        order = left_to_right(sim, [ep.by_index(g.obj) for g in todo])
+        g = next(g for g in todo if g.obj == order[0].pool_index)
+    p = ep.by_index(g.obj)
+    if isinstance(g.target, int):
+        base = ep.by_index(g.target)
+        slot = sum(
+            1 for h in ep.all_goals() if h.target == g.target and h is not g and h in ep.latched
+        )
+        return place_into(sim, p, base, slot)
+    tx, ty = g.target
+    yaw = g.yaw if g.yaw is not None else ep.params.get("show_yaw", {}).get(g.obj)
+    if yaw is None:
+        yaw = float(sim.pose(p)[3])
+    return pick_place(sim, p, tx, ty, yaw)
 
 
 def grasp_point(sim: Sim, p: Placed) -> tuple[float, float, float]:
@@ -285,7 +482,7 @@ def _align_yaw(p: Placed, base_yaw: float, cur_yaw: float) -> float:
 
 def left_to_right(sim: Sim, objects: list[Placed]) -> list[Placed]:
     """``objects`` in the order a viewer of the top camera reads them: left to right (image
-    left is world +y), top to bottom on a tie (image up is +x).
+    left is world -y in VIMA's camera), top to bottom on a tie (image up is -x).
 
     Oracles that may move interchangeable objects in any order take them in this order. Spawn
     order is invisible to a policy: demonstrations that followed it picked either object 50/50
@@ -295,27 +492,6 @@ def left_to_right(sim: Sim, objects: list[Placed]) -> list[Placed]:
 
     def reading_key(p: Placed) -> tuple[float, float]:
         x, y, _, _ = sim.pose(p)
-        return -round(y, 3), -x
+        return round(y, 3), x
 
     return sorted(objects, key=reading_key)
-
-
-def fill_container(sim: Sim, ep: Episode, targets: list[Placed], base: Placed) -> Primitive | None:
-    """Oracle for "put all of these into the base": the leftmost target not in yet."""
-    inside = [p for p in targets if in_container(sim, p, base)]
-    for p in left_to_right(sim, targets):
-        if p not in inside:
-            return place_into(sim, p, base, len(inside))
-    return None
-
-
-class FillBaseTask(Task):
-    """Tasks whose goal is "every dragged object rests inside the one base" (same_shape,
-    same_texture): they differ only in which objects are dragged and how the prompt names them."""
-
-    def success(self, sim: Sim, ep: Episode) -> bool:
-        base = ep.one("base")
-        return all(at_rest(sim, p) and in_container(sim, p, base) for p in ep.with_role("dragged"))
-
-    def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
-        return fill_container(sim, ep, ep.with_role("dragged"), ep.one("base"))

@@ -1,9 +1,8 @@
 """rotate: "Rotate the {dragged_obj} {angle} degrees." (VIMA task, L1-L3).
 
-Rotation is counter-clockwise seen from above (positive yaw). Success (VIMA's tolerances): the
-object is back where it was to within ``POS_TOL`` and its yaw is within ``YAW_TOL`` of the
-target, modulo the shape's own symmetry. Angles that the symmetry makes (nearly) a no-op are
-never drawn, so doing nothing cannot succeed.
+As VIMA: only rotationally asymmetric shapes, the rotation is **clockwise** seen from above
+(target yaw = start yaw - angle), one distractor whose texture differs from the dragged one.
+Success: within 10 cm of the start position and 15 degrees of the target yaw (latched).
 """
 
 from __future__ import annotations
@@ -13,34 +12,11 @@ import math
 from uio2_robot.contracts import wrap_angle
 from uio2_robot.motion.primitive import Primitive
 
-from ..shapes import shape
+from ..levels import asymmetric_shapes
 from ..sim import Sim
-from .base import Episode, Segment, SetupContext, Task, at_rest, moved, pick_place
+from .base import Episode, Goal, Segment, SetupContext, Task, goal_oracle
 
 ANGLES_DEG = (30, 60, 90, 120, 150)
-POS_TOL = 0.01  # m
-YAW_TOL = math.radians(15)
-MIN_EFFECTIVE_DEG = 20  # drawn angles differ from a symmetry of the shape by at least this
-
-
-def symmetric_error(delta: float, symmetry: float) -> float:
-    """|delta| folded by the shape's symmetry (symmetry 0 = rotation-invariant shape)."""
-    if symmetry <= 0:
-        return 0.0
-    r = delta % symmetry
-    return min(r, symmetry - r)
-
-
-def effective_angles(shape_name: str) -> list[int]:
-    """Angles that visibly change this shape's orientation."""
-    sym = shape(shape_name).symmetry
-    if sym <= 0:
-        return []
-    return [
-        a
-        for a in ANGLES_DEG
-        if math.degrees(symmetric_error(math.radians(a), sym)) >= MIN_EFFECTIVE_DEG
-    ]
 
 
 class Rotate(Task):
@@ -49,10 +25,15 @@ class Rotate(Task):
     vima_max_steps = 3
 
     def setup(self, ctx: SetupContext) -> None:
-        pair = ctx.choose([p for p in ctx.pairs("dragged") if effective_angles(p[0])])
-        obj = ctx.add(*pair, "dragged")
-        ctx.add(*ctx.choose(ctx.pairs("dragged", avoid=[pair])), "distractor")
-        ctx.episode.params["angle_deg"] = int(ctx.choose(effective_angles(obj.shape)))
+        shp, tex = ctx.choose(ctx.pairs("dragged", shapes=asymmetric_shapes(ctx.level)))
+        yaw = float(ctx.rng.uniform(-math.pi, math.pi))
+        obj = ctx.add(shp, tex, "dragged", yaw=yaw)
+        ctx.add_distractor(*ctx.choose([p for p in ctx.pairs("dragged") if p[1] != tex]))
+        angle = int(ctx.choose(ANGLES_DEG))
+        ctx.episode.params["angle_deg"] = angle
+        x, y, _, _ = ctx.sim.pose(obj)
+        target = wrap_angle(yaw - math.radians(angle))
+        ctx.goals([Goal(obj.pool_index, (float(x), float(y)), yaw=target)])
 
     def prompt(self, ctx: SetupContext) -> list[Segment]:
         ep = ctx.episode
@@ -62,20 +43,5 @@ class Rotate(Task):
             f" {ep.params['angle_deg']} degrees.",
         ]
 
-    def _target_yaw(self, ep: Episode) -> float:
-        obj = ep.one("dragged")
-        return wrap_angle(float(ep.start[obj.pool_index][3]) + math.radians(ep.params["angle_deg"]))
-
-    def success(self, sim: Sim, ep: Episode) -> bool:
-        obj = ep.one("dragged")
-        if not at_rest(sim, obj) or moved(sim, ep, obj) > POS_TOL:
-            return False
-        delta = wrap_angle(float(sim.pose(obj)[3]) - self._target_yaw(ep))
-        return symmetric_error(delta, shape(obj.shape).symmetry) <= YAW_TOL
-
     def oracle(self, sim: Sim, ep: Episode) -> Primitive | None:
-        if self.success(sim, ep):
-            return None
-        obj = ep.one("dragged")
-        sx, sy, _, _ = ep.start[obj.pool_index]
-        return pick_place(sim, obj, float(sx), float(sy), self._target_yaw(ep))
+        return goal_oracle(sim, ep)
