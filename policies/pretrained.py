@@ -15,6 +15,7 @@ against it on every load (:func:`check_processor_matches_model`).
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,63 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete or incompatible."""
 
 
+@dataclass(frozen=True)
+class LazyWeights:
+    """Weights made one tensor at a time while they are written: ``specs`` gives each key's
+    shape and dtype up front, ``produce(key)`` the tensor. Converting a multi-GB release
+    (``uio2-robot official import``) then holds one converted tensor at a time instead of a
+    second copy of the whole model."""
+
+    specs: dict[str, tuple[tuple[int, ...], torch.dtype]]
+    produce: Callable[[str], torch.Tensor]
+
+
+_SAFETENSORS_DTYPES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.bool: "BOOL",
+}
+
+
+def _write_safetensors_streaming(
+    path: Path, weights: LazyWeights, metadata: dict[str, str]
+) -> None:
+    """The safetensors format (8-byte header length, JSON header, raw little-endian data),
+    written tensor by tensor; each produced tensor is checked against its spec."""
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for key, (shape, dtype) in weights.specs.items():
+        size = torch.empty((), dtype=dtype).element_size()
+        for s in shape:
+            size *= s
+        header[key] = {
+            "dtype": _SAFETENSORS_DTYPES[dtype],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for key, (shape, dtype) in weights.specs.items():
+            t = weights.produce(key).detach().to("cpu").contiguous()
+            if tuple(t.shape) != tuple(shape) or t.dtype != dtype:
+                raise CheckpointError(
+                    f"weight {key!r}: produced {t.dtype} {tuple(t.shape)}, declared {dtype} "
+                    f"{tuple(shape)}"
+                )
+            f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else b"")
+
+
 def save_checkpoint(
     path: str | Path,
-    model: torch.nn.Module | dict[str, torch.Tensor],
+    model: torch.nn.Module | dict[str, torch.Tensor] | LazyWeights,
     config: dict[str, Any],
     processor: dict[str, Any],
     half: bool = False,
@@ -50,15 +105,20 @@ def save_checkpoint(
 
     A crash while saving leaves the previous checkpoint intact: readers never see a folder with
     new weights and old config. ``extra(folder)`` writes more files into the same transaction
-    (the trainer's resume state).
+    (the trainer's resume state). ``LazyWeights`` are written as they are produced (``half``
+    does not apply: declare the dtype wanted).
     """
     path = Path(path)
     with staged_folder(path) as tmp:
-        weights = model if isinstance(model, dict) else model.state_dict()
-        state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-        if half:
-            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format_version": str(FORMAT_VERSION)})
+        if isinstance(model, LazyWeights):
+            meta = {"format_version": str(FORMAT_VERSION)}
+            _write_safetensors_streaming(tmp / WEIGHTS, model, meta)
+        else:
+            weights = model if isinstance(model, dict) else model.state_dict()
+            state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+            if half:
+                state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+            save_file(state, str(tmp / WEIGHTS), metadata={"format_version": str(FORMAT_VERSION)})
         (tmp / CONFIG).write_text(
             json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2)
         )

@@ -241,3 +241,24 @@ def _expect(section: dict[str, Any], where: str, key: str, want: Any) -> None:
 def _pair(value: Any) -> tuple[int, int]:
     h, w = (int(v) for v in value)
     return h, w
+
+
+def _released(name: str, d: int, heads: int, mlp: int, r_dim: int, r_heads: int, r_mlp: int):
+    return OfficialConfig(
+        vocab_size=33280, d_model=d, n_heads=heads, head_dim=d // heads, mlp_hidden=mlp,
+        n_enc_layers=24, n_dec_layers=24, max_text_len=512, image_size=(384, 384),
+        history_size=(256, 256), patch_size=16, image_rope_scale=math.sqrt(1024 / 576),
+        vit_dim=768, vit_heads=12, vit_mlp=3072, vit_layers=11, vit_num_pos=197,
+        resampler_dim=r_dim, resampler_heads=r_heads, resampler_mlp=r_mlp, resampler_layers=2,
+        n_latents=32, max_frames=8, resampler_scaled_cosine=name == "xxl", name=f"uio2-{name}",
+    )  # fmt: skip
+
+
+RELEASED: dict[str, OfficialConfig] = {
+    "large": _released("large", 1024, 16, 2816, 768, 12, 2048),
+    "xl": _released("xl", 2048, 16, 5120, 1024, 16, 4096),
+    "xxl": _released("xxl", 3072, 24, 8192, 1024, 16, 4096),
+}
+"""The architectures of allenai/uio2-large, -xl and -xxl (REFERENCE.md section 1; checked
+against the released state-dict manifest in tests/official): for sizing and benchmarks without
+the release's config.json. A real import always reads the release's own config.json."""

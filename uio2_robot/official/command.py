@@ -1,0 +1,76 @@
+"""``uio2-robot official import|check``: the library side of the command (the CLI stays thin).
+
+``import src=DIR out=CKPT [dtype=float32|bfloat16|float16]`` converts a released folder into a
+project checkpoint and lists the official keys it deliberately dropped. ``check src=DIR
+fixture=FILE`` runs a fixture's official batch through the release (or an imported checkpoint)
+and prints the max abs difference per stage and of the logits, and whether the greedy tokens
+match; it returns 1 when any stage is past its tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from uio2_robot.errors import UsageError
+
+ACTIONS = ("import", "check")
+
+
+@dataclass
+class OfficialCommandConfig:
+    """`uio2-robot official`'s structured config (``configs/official.yaml``)."""
+
+    src: str | None = None  # released folder: config.json + model.safetensors|pytorch_model.bin
+    out: str | None = None  # import: checkpoint folder to write
+    dtype: str | None = None  # import: float32 | bfloat16 | float16; null keeps the stored dtype
+    fixture: str | None = None  # check: safetensors file in the fixture layout
+
+
+def run_official_command(cfg: OfficialCommandConfig, extra: list[str]) -> int:
+    if not extra or extra[0] not in ACTIONS:
+        raise UsageError(f"usage: uio2-robot official {{{','.join(ACTIONS)}}} src=DIR [...]")
+    if not cfg.src:
+        raise UsageError(f"official {extra[0]} needs src=DIR (a released UIO2 folder)")
+    if extra[0] == "import":
+        return _import(cfg)
+    return _check(cfg)
+
+
+def _import(cfg: OfficialCommandConfig) -> int:
+    from uio2_robot.official.convert import import_release
+
+    if not cfg.out:
+        raise UsageError("official import needs out=CKPT (the checkpoint folder to write)")
+    report = import_release(cfg.src, cfg.out, cfg.dtype)
+    for key in report.dropped_keys:
+        print(f"dropped: {key}")
+    print(json.dumps(report.summary(), indent=2))
+    return 0
+
+
+def _check(cfg: OfficialCommandConfig) -> int:
+    from safetensors.torch import load_file
+
+    from uio2_robot.official.convert import load_official_checkpoint
+    from uio2_robot.official.parity import compare_to_fixture
+    from uio2_robot.official.release import load_release_model
+
+    if not cfg.fixture:
+        raise UsageError("official check needs fixture=FILE (safetensors in the fixture layout)")
+    if not Path(cfg.fixture).is_file():
+        raise UsageError(f"fixture file not found: {cfg.fixture}")
+    src = Path(cfg.src)
+    if (src / "processor.json").is_file():  # an imported checkpoint
+        model = load_official_checkpoint(src)[0]
+    else:
+        model = load_release_model(src)[0]
+    try:
+        report = compare_to_fixture(model, load_file(cfg.fixture))
+    except ValueError as exc:
+        raise UsageError(f"{cfg.fixture}: {exc}") from None
+    for line in report.lines():
+        print(line)
+    print("PASS" if report.ok else "FAIL: past tolerance")
+    return 0 if report.ok else 1
