@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, Sampler
 
 from uio2_robot.trajectories.episode import ACTION_KEY, NON_OBS_KEYS, PromptSegment
 from uio2_robot.trajectories.errors import StoreError
+from uio2_robot.trajectories.integrity import require_sound
 from uio2_robot.trajectories.store import EpisodeStore
 
 StoreLike = str | os.PathLike[str] | EpisodeStore
@@ -99,6 +100,8 @@ class WindowDataset(Dataset):
         self.transform = transform
 
         opened = [EpisodeStore.open(p, mode="r") for p in self.paths]
+        for st in opened:  # a missing chunk would read as zeros: refuse, naming it
+            require_sound(st, deep=False)
         schema0 = opened[0].schema
         if keys is None:
             keys = [k for k in schema0.keys if k not in NON_OBS_KEYS]

@@ -35,6 +35,14 @@ from zarr.storage import LocalStore
 
 from uio2_robot.trajectories.episode import ACTION_KEY, Episode, PromptSegment
 from uio2_robot.trajectories.errors import StoreError
+from uio2_robot.trajectories.integrity import (
+    CHECKSUM_FIELD,
+    INTEGRITY_ATTR,
+    INTEGRITY_VERSION,
+    check_coverage,
+    episode_digests,
+    verify_store,
+)
 from uio2_robot.trajectories.schema import ROOT_ATTR, SCHEMA_VERSION, KeySpec, StoreSchema
 from uio2_robot.trajectories.stats import NormStats, compute_norm_stats
 
@@ -79,6 +87,8 @@ class EpisodeStore:
         self._records: list[dict[str, Any]] = []  # parsed JSON records of committed episodes
         self._arrays: dict[str, zarr.Array] = {}
         self.recovered: dict[str, int] = {}  # what opening for writing truncated, if anything
+        self._salvage = False  # read what fits instead of refusing a corrupt commit record
+        self.salvaged = 0  # committed episodes salvage left out (their end is beyond the data)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -132,12 +142,19 @@ class EpisodeStore:
         return cls.open(root, mode="a")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], mode: str = "r") -> EpisodeStore:
+    def open(
+        cls, path: str | os.PathLike[str], mode: str = "r", *, salvage: bool = False
+    ) -> EpisodeStore:
         """Open an existing store. ``mode="r"`` reads (and may be polled with ``refresh`` while
         another process appends); ``mode="a"`` takes the single-writer lock, removes what a
-        crashed writer left beyond the last committed episode, and appends."""
+        crashed writer left beyond the last committed episode, and appends.
+
+        ``salvage=True`` (read-only, for ``data repair``) keeps the committed episodes that fit
+        in the data instead of refusing a store whose ``episode_ends`` points beyond it."""
         if mode not in ("r", "a"):
             raise StoreError(f"mode is {mode!r}, expected 'r' (read) or 'a' (append)")
+        if salvage and mode != "r":
+            raise StoreError("salvage opens a store read-only; use mode='r'")
         root = Path(path)
         if not root.is_dir():
             raise StoreError(f"no trajectory store at {root}: the folder does not exist")
@@ -169,6 +186,7 @@ class EpisodeStore:
                 f"({SCHEMA_VERSION}); upgrade uio2-robot"
             )
         store = cls(root, group, StoreSchema.from_json(info), mode)
+        store._salvage = salvage
         if mode == "a":
             store._lock()
             try:
@@ -274,7 +292,7 @@ class EpisodeStore:
                 segments.append(seg["text"])
                 continue
             img = seg["image"]
-            raw = self._arrays[PROMPT_BYTES][img["offset"] : img["offset"] + img["nbytes"]]
+            raw = self._read(PROMPT_BYTES, img["offset"], img["offset"] + img["nbytes"])
             arr = np.frombuffer(raw.tobytes(), dtype=np.dtype(img["dtype"]))
             segments.append(arr.reshape(img["shape"]).copy())
         return segments
@@ -283,7 +301,7 @@ class EpisodeStore:
     def episode(self, i: int, keys: list[str] | None = None) -> Episode:
         """Episode ``i`` with all (or the given) data keys, its prompt and metadata."""
         start, end = self.episode_bounds(i)
-        steps = {k: self._arrays[k][start:end] for k in self._check_keys(keys)}
+        steps = {k: self._read(k, start, end) for k in self._check_keys(keys)}
         meta = self.episode_meta(i)
         return Episode(
             steps=steps,
@@ -304,12 +322,12 @@ class EpisodeStore:
                 f"(length {ep_end - ep_start}); expected 0 <= start and start + length <= length"
             )
         a = ep_start + start
-        return {k: self._arrays[k][a : a + length] for k in self._check_keys(keys)}
+        return {k: self._read(k, a, a + length) for k in self._check_keys(keys)}
 
     def read_key(self, key: str) -> np.ndarray:
         """All committed frames of one key, (N, *shape). Meant for small keys (action, proprio)."""
         self._check_keys([key])
-        return self._arrays[key][: self.n_frames]
+        return self._read(key, 0, self.n_frames)
 
     # ------------------------------------------------------------------ writing
     def append_episode(self, episode: Episode) -> int:
@@ -342,7 +360,12 @@ class EpisodeStore:
             prompt_json, blob = _encode_prompt(episode.prompt, pbytes_end)
             pbytes_end += len(blob)
             blobs.append(blob)
-            records.append(_encode_record(episode, prompt_json, pbytes_end))
+            record = _encode_record(episode, prompt_json, pbytes_end)
+            steps = {
+                k: np.asarray(episode.steps[k], dtype=s.dtype) for k, s in self.schema.keys.items()
+            }
+            record[CHECKSUM_FIELD] = episode_digests(steps, blob)  # checked by deep validation
+            records.append(record)
         if pbytes_end > pbytes_start:
             arr = self._arrays[PROMPT_BYTES]
             arr.resize((pbytes_end,))
@@ -373,7 +396,7 @@ class EpisodeStore:
         for k in wanted:
             if k not in low_dim:
                 raise StoreError(f"no statistics for key {k!r}; expected one of {low_dim}")
-        cached = self._group["meta"].attrs.get("stats")
+        cached = self.raw_group("meta").attrs.get("stats")
         fresh = (
             isinstance(cached, dict)
             and cached.get("n_frames") == self.n_frames
@@ -385,7 +408,7 @@ class EpisodeStore:
         else:
             table = {k: compute_norm_stats(self.read_key(k)) for k in low_dim}
             if self.writable:
-                self._group["meta"].attrs["stats"] = {
+                self.raw_group("meta").attrs["stats"] = {
                     "n_frames": self.n_frames,
                     "n_episodes": self.n_episodes,
                     "keys": {k: v.to_json() for k, v in table.items()},
@@ -393,9 +416,13 @@ class EpisodeStore:
         return {k: table[k] for k in wanted}
 
     # ------------------------------------------------------------------ validation
-    def validate(self, deep: bool = False) -> list[str]:
+    def validate(self, deep: bool = False, notes: list[str] | None = None) -> list[str]:
         """Integrity problems, one sentence each; an empty list means the store is sound.
-        ``deep=True`` also decompresses every committed frame (slow on large stores)."""
+
+        Always checks that every chunk the committed episodes cover exists; ``deep=True`` also
+        decompresses every committed frame and compares each episode's checksums (linear in
+        the store's size). ``notes`` (if given) receives what could not be verified, e.g. the
+        contents of episodes written before checksums existed."""
         problems: list[str] = []
         n_frames = self.n_frames
         for key, spec in self.schema.keys.items():
@@ -440,25 +467,22 @@ class EpisodeStore:
                         f"episode {i}: prompt image {j} points outside meta/prompt_images"
                     )
         if n_frames and ACTION_KEY in self._arrays:
-            action = self.read_key(ACTION_KEY)
-            if np.issubdtype(action.dtype, np.floating) and not np.all(np.isfinite(action)):
-                problems.append("data/action contains NaN or Inf")
-        if deep:
-            problems += self._deep_check()
-        return problems
+            try:
+                action = self.read_key(ACTION_KEY)
+            except StoreError as e:
+                problems.append(str(e))
+            else:
+                if np.issubdtype(action.dtype, np.floating) and not np.all(np.isfinite(action)):
+                    problems.append("data/action contains NaN or Inf")
+        report = verify_store(self, deep=True) if deep else check_coverage(self)
+        if notes is not None:
+            notes.extend(report.notes)
+        return problems + report.problems()
 
-    def _deep_check(self) -> list[str]:
-        problems = []
-        for key in self.schema.keys:
-            arr = self._arrays[key]
-            step = arr.chunks[0] * 16
-            for a in range(0, self.n_frames, step):
-                try:
-                    arr[a : min(a + step, self.n_frames)]
-                except Exception as e:  # a corrupt chunk raises from the codec
-                    problems.append(f"data/{key} frames {a}..{a + step}: unreadable ({e})")
-                    break
-        return problems
+    def verify(self, deep: bool = True) -> Any:
+        """The :class:`~uio2_robot.trajectories.integrity.VerifyReport` of this store: chunk
+        coverage, and with ``deep`` every chunk decompressed and every checksum compared."""
+        return verify_store(self, deep=deep)
 
     # ------------------------------------------------------------------ internals
     def _check_index(self, i: int) -> int:
@@ -485,18 +509,34 @@ class EpisodeStore:
         writer grows data and records before episode_ends, so handles opened *after* reading
         episode_ends always cover every committed frame and record.
         """
-        raw = np.asarray(self._get_array(ENDS)[:], dtype=np.int64)
+        raw = np.asarray(self._read_whole(ENDS), dtype=np.int64)
         n = _committed_prefix(raw)
         arrays = {k: self._get_array(f"data/{k}") for k in self.schema.keys}
         for name in (ENDS, RECORDS, PROMPT_BYTES):
             arrays[name] = self._get_array(name)
         self._arrays = arrays
+        # A writer grows data and records before episode_ends, so a committed end beyond the
+        # data is a corrupt commit record (e.g. a garbage 10**12): refuse it here, before any
+        # loop runs to it. Salvage keeps the episodes that fit.
+        held = min([arrays[k].shape[0] for k in self.schema.keys] or [0])
+        fits = int(np.searchsorted(raw[:n], held, side="right"))
+        if n > min(fits, arrays[RECORDS].shape[0]):
+            if not self._salvage:
+                bad = min(fits, arrays[RECORDS].shape[0])
+                raise StoreError(
+                    f"{self.path}: meta/episode_ends[{bad}] = {int(raw[bad])} but the data "
+                    f"arrays hold {held} frames and meta/episodes {arrays[RECORDS].shape[0]} "
+                    "records: the commit record is corrupt; `uio2-robot data repair "
+                    f"{self.path}` keeps the {bad} episodes before it"
+                )
+            self.salvaged = n - min(fits, arrays[RECORDS].shape[0])
+            n -= self.salvaged
         old = len(self._records)
         if n < old:
             raise StoreError(
                 f"{self.path}: committed episodes went from {old} to {n}; the store was rewritten"
             )
-        new = self._arrays[RECORDS][old:n] if n > old else []
+        new = self._read_whole(RECORDS, old, n) if n > old else []
         for i, text in enumerate(new, start=old):
             try:
                 rec = json.loads(str(text))
@@ -520,12 +560,79 @@ class EpisodeStore:
             raise StoreError(
                 f"{self.path} is missing array {name!r}; the store is incomplete or corrupt"
             ) from e
+        except Exception as e:  # a truncated or garbled zarr.json: zarr raises JSON/type errors
+            raise StoreError(
+                f"{self.path / name / 'zarr.json'} is unreadable ({type(e).__name__}: "
+                f"{str(e)[:200]}); the store's metadata is damaged"
+            ) from None
         if not isinstance(node, zarr.Array):
             raise StoreError(f"{self.path}: {name!r} is a group, expected an array")
+        if self.writable:  # every chunk on disk, all-zero ones too: a missing one is damage
+            node = node.with_config({"write_empty_chunks": True})
         return node
+
+    def _read_whole(self, name: str, a: int = 0, b: int | None = None) -> np.ndarray:
+        """``name[a:b]`` read at open time, with a damaged chunk as a StoreError naming it."""
+        arr = self._get_array(name)
+        try:
+            return arr[a:b]
+        except Exception as e:  # the codec raises for a truncated or garbled chunk
+            raise StoreError(
+                f"{self.path}: {name} is unreadable ({type(e).__name__}: {str(e)[:200]}); the "
+                "commit record is damaged"
+            ) from None
+
+    def _read(self, name: str, a: int, b: int) -> np.ndarray:
+        """Frames ``[a, b)`` of array ``name``; a damaged chunk is a StoreError naming the
+        episodes, the key and the chunk instead of a codec traceback (or silent zeros)."""
+        arr = self._arrays[name]
+        try:
+            return arr[a:b]
+        except Exception as e:
+            cf = arr.chunks[0]
+            first = int(np.searchsorted(self._ends, a, side="right"))
+            raise StoreError(
+                f"{self.path}: {'data/' + name if name in self.schema.keys else name} frames "
+                f"{a}..{b} (chunks {a // cf}..{max(a, b - 1) // cf}, from episode {first}) are "
+                f"unreadable ({type(e).__name__}: {str(e)[:160]}); run `uio2-robot data "
+                f"repair {self.path}` to drop the damaged episodes"
+            ) from None
+
+    # ------------------------------------------------------------------ raw access (integrity)
+    def raw_array(self, name: str) -> zarr.Array:
+        """The zarr array ``name`` ("data/<key>", "meta/episode_ends", ...) as opened at the last
+        commit read; for integrity checks, not for reading episodes."""
+        key = name[len("data/") :] if name.startswith("data/") else name
+        return self._arrays[key]
+
+    def raw_group(self, name: str) -> zarr.Group:
+        """The zarr group ``name`` (e.g. "meta", whose attributes hold stats and integrity)."""
+        try:
+            node = self._group[name]
+        except Exception as e:  # missing, or a truncated zarr.json
+            raise StoreError(
+                f"{self.path / name / 'zarr.json'} is unreadable ({type(e).__name__}: "
+                f"{str(e)[:200]}); the store's metadata is damaged"
+            ) from None
+        if not isinstance(node, zarr.Group):
+            raise StoreError(f"{self.path}: {name!r} is an array, expected a group")
+        return node
+
+    def record(self, i: int) -> dict[str, Any]:
+        """The JSON record of committed episode ``i`` (checksums included)."""
+        return self._records[self._check_index(i)]
+
+    def prompt_bytes_ends(self) -> list[int]:
+        """Exclusive end offset of each committed episode's bytes in meta/prompt_images."""
+        return [int(r["prompt_bytes_end"]) for r in self._records]
 
     def _prompt_bytes_end(self) -> int:
         return int(self._records[-1]["prompt_bytes_end"]) if self._records else 0
+
+    def lock(self) -> None:
+        """Take the single-writer lock without appending (``data repair`` rebuilding the
+        store); ``close`` releases it."""
+        self._lock()
 
     def _lock(self) -> None:
         # flock on the store folder itself: released by the kernel if the writer dies (kill -9),
@@ -586,6 +693,11 @@ def _build_empty(
             fill_value=0,
         )
     group.create_array(ENDS, shape=(0,), chunks=(1024,), dtype="int64", fill_value=0)
+    # Written with write_empty_chunks (EpisodeStore._get_array): an absent chunk is damage.
+    group["meta"].attrs[INTEGRITY_ATTR] = {
+        "version": INTEGRITY_VERSION,
+        "every_chunk_written": True,
+    }
     group.create_array(RECORDS, shape=(0,), chunks=(128,), dtype=str)
     group.create_array(
         PROMPT_BYTES,

@@ -52,12 +52,13 @@ def store_info(path: PathLike) -> dict[str, Any]:
         }
 
 
-def validate_store(path: PathLike, deep: bool = False) -> list[str]:
+def validate_store(path: PathLike, deep: bool = False, notes: list[str] | None = None) -> list[str]:
     """Problems found in the store at ``path`` (empty list = OK). Never raises for a bad store:
-    a folder that cannot be opened as a store is reported as one problem."""
+    a folder that cannot be opened as a store is reported as one problem. ``notes`` receives
+    what could not be verified (see ``EpisodeStore.validate``)."""
     try:
         with EpisodeStore.open(path, mode="r") as store:
-            return store.validate(deep=deep)
+            return store.validate(deep=deep, notes=notes)
     except StoreError as e:
         return [str(e)]
 

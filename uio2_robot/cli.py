@@ -149,11 +149,12 @@ def _robot(cfg: DictConfig, _extra: list[str]) -> int:
     return _library_call(run_robot_command, cfg)
 
 
-DATA_ACTIONS = ("info", "validate", "video", "merge")
+DATA_ACTIONS = ("info", "validate", "video", "merge", "repair")
 
 
 def _data(cfg: DictConfig, extra: list[str]) -> int:
     from uio2_robot.trajectories.errors import StoreError
+    from uio2_robot.trajectories.repair import repair_store
     from uio2_robot.trajectories.tools import merge_stores, store_info, validate_store
     from uio2_robot.trajectories.video import episode_video
 
@@ -166,14 +167,19 @@ def _data(cfg: DictConfig, extra: list[str]) -> int:
         if action == "info":
             print(json.dumps(store_info(paths[0]), indent=2, default=str))
         elif action == "validate":
-            problems = validate_store(paths[0], deep=bool(cfg.deep))
+            notes: list[str] = []
+            problems = validate_store(paths[0], deep=bool(cfg.deep), notes=notes)
             for problem in problems:
                 print(f"problem: {problem}")
+            for note in notes:
+                print(f"note: {note}")
             print("ok" if not problems else f"{len(problems)} problem(s)")
             return 0 if not problems else 1
         elif action == "video":
             out = cfg.out or f"{paths[0].rstrip('/')}.episode{int(cfg.episode)}.mp4"
             print(json.dumps(episode_video(paths[0], int(cfg.episode), out, fps=float(cfg.fps))))
+        elif action == "repair":
+            print(json.dumps(repair_store(paths[0]), indent=2))
         else:
             if cfg.out is None:
                 raise CLIError("data merge needs out=NEW_STORE")
@@ -248,9 +254,9 @@ def _commands() -> dict[str, Command]:
             "robot",
         ),
         "data": Command(
-            "inspect trajectory stores: info, validate, video, merge",
-            "uio2-robot data info STORE | data validate STORE | data video STORE episode=K "
-            "[out=FILE.mp4] | data merge STORE1 STORE2 .. out=NEW",
+            "inspect trajectory stores: info, validate, repair (drop damaged episodes), video, merge",
+            "uio2-robot data info STORE | data validate STORE [deep=true] | data repair STORE | "
+            "data video STORE episode=K [out=FILE.mp4] | data merge STORE1 STORE2 .. out=NEW",
             _data,
             DataConfig,
             "data",

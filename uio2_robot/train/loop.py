@@ -36,6 +36,7 @@ from uio2_robot.train.lora import apply_lora, merged_state_dict
 from uio2_robot.train.objectives import MixtureConfig, compute_losses
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 from uio2_robot.trajectories.dataset import WindowDataset
+from uio2_robot.trajectories.integrity import require_sound
 from uio2_robot.trajectories.store import EpisodeStore
 
 PROPRIO = "proprio"
@@ -206,6 +207,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.stores = [EpisodeStore.open(p, mode="r") for p in cfg.stores]
+        for store in self.stores:  # every chunk decompressed and every checksum compared once
+            require_sound(store, deep=True)
 
         resume_dir = self.out / "checkpoints" / "last"
         self.step = 0
