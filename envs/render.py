@@ -107,7 +107,7 @@ class Views:
         m.vis.global_.offheight = max(m.vis.global_.offheight, self.height)
         self._cam_id = {
             name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
-            for name in ("top", "front", "studio")
+            for name in ("top", "front", "studio", "studio_side")
         }
         aspect = self.width / self.height
         # Orthographic fovy is the vertical extent in metres; the image's vertical axis is world x.
@@ -157,7 +157,7 @@ class Views:
     def render(self, camera: str) -> np.ndarray:
         """RGB (H, W, 3) uint8 from ``camera``."""
         r = self.renderer
-        option = self._studio_option if camera == "studio" else self._option
+        option = self._studio_option if camera.startswith("studio") else self._option
         r.update_scene(self.sim.data, self._cam_id[camera], option)
         return r.render()
 
@@ -213,12 +213,15 @@ class Views:
             d.qpos[:], d.qvel[:], d.mocap_pos[:], d.mocap_quat[:] = saved
             mujoco.mj_forward(m, d)
 
-    def object_image(self, shape_name: str, texture: str, yaw: float = 0.0) -> np.ndarray:
-        """An object photographed alone from above in the studio: (64, 64, 3) uint8. The
-        object need not be in the scene (novel_adj's demos, gray placeholders)."""
-        cam = self._cam_id["studio"]
-        self.sim.model.cam_fovy[cam] = 2.3 * shape(shape_name).radius
-        img = self.render_staged("studio", [Staged(shape_name, texture, *STUDIO, yaw)])
+    def object_image(
+        self, shape_name: str, texture: str, yaw: float = 0.0, side: bool = False
+    ) -> np.ndarray:
+        """An object photographed alone in the studio, from above (or from 45 degrees, where a
+        height must show): (64, 64, 3) uint8. The object need not be in the scene (novel_adj's
+        demos, gray placeholders)."""
+        camera = "studio_side" if side else "studio"
+        self.sim.model.cam_fovy[self._cam_id[camera]] = 2.3 * shape(shape_name).radius
+        img = self.render_staged(camera, [Staged(shape_name, texture, *STUDIO, yaw)])
         side = min(self.height, self.width)
         top, left = (self.height - side) // 2, (self.width - side) // 2
         crop = img[top : top + side, left : left + side]

@@ -332,6 +332,8 @@ def build_scene(
             fovy="25"/>
     <camera name="studio" pos="{_f(*STUDIO, 1.0)}" xyaxes="0 1 0 -1 0 0"
             projection="orthographic" fovy="0.2"/>
+    <camera name="studio_side" pos="{_f(STUDIO[0] + 1.0, STUDIO[1], 1.0)}"
+            xyaxes="0 1 0 -0.7071 0 0.7071" projection="orthographic" fovy="0.2"/>
     <body name="look_at" pos="{_f(wcx - 0.02, wcy, 0)}"/>
     {tool_xml}
     {"".join(bodies)}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from ..levels import task_levels
 from .base import Episode, PromptImage, SetupContext, Task
+from .imitation import FollowMotion, FollowOrder, Twist
+from .memory import ManipulateOldNeighbor, PickInOrderThenRestore, RearrangeThenRestore
+from .novel_concepts import NovelAdj, NovelAdjAndNoun, NovelNoun
 from .rearrange import Rearrange
 from .rotate import Rotate
 from .same_shape import SameShape
@@ -16,15 +19,24 @@ from .scene_understanding import SceneUnderstanding
 from .sweep import SweepWithoutExceeding, SweepWithoutTouching
 from .visual_manipulation import VisualManipulation
 
-_CLASSES: tuple[type[Task], ...] = (
+_CLASSES: tuple[type[Task], ...] = (  # VIMA's task order (paper and README)
     VisualManipulation,
     SceneUnderstanding,
     Rotate,
     Rearrange,
+    RearrangeThenRestore,
+    NovelAdj,
+    NovelNoun,
+    NovelAdjAndNoun,
+    Twist,
+    FollowMotion,
+    FollowOrder,
     SweepWithoutExceeding,
     SweepWithoutTouching,
     SameTexture,
     SameShape,
+    ManipulateOldNeighbor,
+    PickInOrderThenRestore,
 )
 for _cls in _CLASSES:
     _cls.levels = task_levels(_cls.name)

@@ -77,6 +77,7 @@ class Goal:
     eps: float = POS_EPS
     yaw: float | None = None
     visible: bool = True
+    face: float | None = None  # the yaw the oracle places the object at when ``yaw`` is None
 
 
 @dataclass
@@ -183,14 +184,17 @@ class SetupContext:
             out.append((float(x), float(y), shape(p.shape).radius))
         return out
 
-    def add(self, shape_name: str, texture_name: str, role: str, *, xy=None, yaw=None) -> Placed:
-        """Put an object on the table at a free random spot (or ``xy``) and record its role."""
+    def add(
+        self, shape_name: str, texture_name: str, role: str, *, xy=None, yaw=None, z: float = 0.0005
+    ) -> Placed:
+        """Put an object on the table at a free random spot (or ``xy``, at height ``z`` to rest
+        on something) and record its role."""
         shp = shape(shape_name)
         if xy is None:
             xy = self.spot(shp.radius)
         if yaw is None:
             yaw = float(self.rng.uniform(-math.pi, math.pi))
-        placed = self.sim.place(shape_name, texture_name, role, xy[0], xy[1], yaw)
+        placed = self.sim.place(shape_name, texture_name, role, xy[0], xy[1], yaw, z)
         self.sim.forward()
         self.episode.objects.append(placed)
         return placed
@@ -222,9 +226,12 @@ class SetupContext:
         tex = texture_name or placed.texture
         return self.shot(placed.shape, tex)
 
-    def shot(self, shape_name: str, texture_name: str, label: str | None = None) -> PromptImage:
-        """A studio photo of any (shape, texture), in the scene or not (demos, gray images)."""
-        img = self._images.object_image(shape_name, texture_name, math.pi / 2)
+    def shot(
+        self, shape_name: str, texture_name: str, label: str | None = None, *, side: bool = False
+    ) -> PromptImage:
+        """A studio photo of any (shape, texture), in the scene or not (demos, gray images);
+        ``side`` takes it from 45 degrees above the table instead of straight down (heights)."""
+        img = self._images.object_image(shape_name, texture_name, math.pi / 2, side=side)
         return PromptImage(img, label or describe_pair(shape_name, texture_name))
 
     def scene_image(self, objects: list[Staged], label: str = "scene") -> PromptImage:
@@ -432,7 +439,7 @@ def goal_oracle(sim: Sim, ep: Episode) -> Primitive | None:
         )
         return place_into(sim, p, base, slot)
     tx, ty = g.target
-    yaw = g.yaw if g.yaw is not None else ep.params.get("show_yaw", {}).get(g.obj)
+    yaw = next((v for v in (g.yaw, g.face) if v is not None), None)
     if yaw is None:
         yaw = float(sim.pose(p)[3])
     return pick_place(sim, p, tx, ty, yaw)

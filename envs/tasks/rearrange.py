@@ -42,15 +42,13 @@ def sample_rearrangement(ctx: SetupContext) -> tuple[list[Goal], Goal | None]:
         r = shape(s).radius
         x, y = ctx.spot(r, others=goal_xy)
         goal_xy.append((x, y, r))
-    goals, show_yaw = [], {}
+    goals = []
     # starts stay more than the tolerance off every goal, so no goal is met at the start
     keep = [(x, y, POS_EPS + 0.01 - r) for x, y, r in goal_xy]
     for (s, t), (gx, gy, _) in zip(pairs, goal_xy, strict=True):
         p = ctx.add(s, t, "dragged", xy=ctx.spot(shape(s).radius, others=keep))
-        goals.append(Goal(p.pool_index, (gx, gy)))
-        show_yaw[p.pool_index] = float(ctx.rng.uniform(-math.pi, math.pi))
-    ctx.episode.params["show_yaw"] = show_yaw
-    ctx.episode.params["scene_goals"] = [(g.obj, *g.target) for g in goals]
+        goals.append(Goal(p.pool_index, (gx, gy), face=float(ctx.rng.uniform(-math.pi, math.pi))))
+    ctx.episode.params["scene_goals"] = [(g.obj, *g.target, g.face) for g in goals]
     clear = None
     if n == 1:
         d_shape = ctx.choose([sh for sh, _ in ctx.pairs("dragged") if sh != pairs[0][0]])
@@ -70,10 +68,7 @@ def sample_rearrangement(ctx: SetupContext) -> tuple[list[Goal], Goal | None]:
 def goal_scene(ctx: SetupContext):
     """The {scene} image: the dragged objects alone, at their goal poses."""
     ep = ctx.episode
-    objs = [
-        ctx.staged(ep.by_index(i), x, y, yaw=ep.params["show_yaw"][i])
-        for i, x, y in ep.params["scene_goals"]
-    ]
+    objs = [ctx.staged(ep.by_index(i), x, y, yaw=yaw) for i, x, y, yaw in ep.params["scene_goals"]]
     return ctx.scene_image(objs, "goal scene")
 
 
