@@ -21,13 +21,7 @@ import numpy as np
 
 from uio2_robot.policies.base import Observation
 from uio2_robot.policies.token_policy import TokenPolicy
-from uio2_robot.runtime.guidance import (
-    grid_hw_of,
-    pick_patch_table,
-    place_rows_table,
-    recommended_guidance,
-    step_place_rows,
-)
+from uio2_robot.runtime.guidance import grid_hw_of, recommended_guidance
 from uio2_robot.runtime.manifest import Bundle
 from uio2_robot.runtime.runner import BundleRunner
 
@@ -62,7 +56,6 @@ class OnnxPolicy(TokenPolicy):
         if guide and not cache_prompt:
             raise ValueError("guide_place reads the scene from the prompt cache: keep cache_prompt")
         self._scene_states: np.ndarray | None = None
-        self._guide_tables: tuple[np.ndarray, np.ndarray] | None = None
         super().__init__(
             self.runner.bundle.processor,
             temporal_ensemble,
@@ -72,13 +65,9 @@ class OnnxPolicy(TokenPolicy):
             guide_margin,
         )
         self._allowed: np.ndarray | None = None
-        if self.guide_place:  # guidance as lookup tables the decoder applies between tokens
-            grid_hw = grid_hw_of(self.runner.bundle.manifest["model_config"])
-            ids, processor = self.runner.greedy_ids, self.processor
-            self._guide_tables = (
-                pick_patch_table(processor, grid_hw, ids),
-                place_rows_table(processor, grid_hw, ids, guide_margin),
-            )
+        self.build_guide(
+            grid_hw_of(self.runner.bundle.manifest["model_config"]), self.runner.greedy_ids
+        )
 
     @property
     def providers(self) -> list[str]:
@@ -107,9 +96,8 @@ class OnnxPolicy(TokenPolicy):
         cross, b = self.runner.encode_cross(arrays, self._prompt_cache, obs_states=guide)
         if not guide:
             return self.runner.decode(cross, b, n_tokens, self._allowed)[0]
-        assert self._scene_states is not None and self._guide_tables is not None
-        pick_patch, place_table = self._guide_tables
-        # each observation patch's place rows: those of its best-matching scene patch
-        rows = step_place_rows(place_table, self._scene_states[0], cross[-1][0])
+        assert self._scene_states is not None and self.guide_tables is not None
+        rows = self.guide_tables.step_rows(self._scene_states[0], cross[-1][0])
         assert self._allowed is not None
+        pick_patch = self.guide_tables.pick_patch
         return self.runner.decode_guided(cross, b, n_tokens, self._allowed, pick_patch, rows)[0]

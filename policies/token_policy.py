@@ -9,7 +9,6 @@ behave identically (and keeps torch out of the ONNX runtime's process).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from gymnasium import spaces
 
 from uio2_robot.policies.base import Observation, PromptSegment
 from uio2_robot.policies.chunking import ActionQueue, TemporalEnsembler
-from uio2_robot.runtime.guidance import check_margin, guided_allowed
+from uio2_robot.runtime.guidance import GuideTables, check_margin
 from uio2_robot.tokenize.processor import Processor
 
 
@@ -34,7 +33,8 @@ class TokenPolicy:
         guide_margin: int = 1,
     ) -> None:
         """``guide_place``/``guide_margin``: scene-guided placement (`uio2_robot.runtime.guidance`);
-        the subclass checks its network can score scenes and supplies the scores."""
+        the subclass checks its network can score scenes, builds the tables (`build_guide`) and
+        decodes with them."""
         check_margin(guide_margin)
         self.guide_place = bool(guide_place)
         self.guide_margin = guide_margin
@@ -51,6 +51,7 @@ class TokenPolicy:
         self._history: list[np.ndarray] = []
         self._queue = ActionQueue(execute_steps)
         self._ensembler: TemporalEnsembler | None = None
+        self.guide_tables: GuideTables | None = None
 
     @property
     def action_mode(self) -> str | None:
@@ -114,17 +115,11 @@ class TokenPolicy:
             and bool(arrays["scene_image_mask"][0, 0])
         )
 
-    def guided_rows(
-        self,
-        tokens: np.ndarray,
-        grid_hw: tuple[int, int],
-        vocab_size: int,
-        scene_scores: Callable[[int], np.ndarray],
-    ) -> np.ndarray | None:
-        """The per-token allowed rows of the guided second decode (``guided_allowed``)."""
-        return guided_allowed(
-            self.processor, tokens, grid_hw, vocab_size, scene_scores, self.guide_margin
-        )
+    def build_guide(self, grid_hw: tuple[int, int], ids: tuple[int, int]) -> None:
+        """Build the guidance tables once (when guidance is on) for a network with patch grid
+        ``grid_hw`` that decodes the ids lo..hi-1 (``Processor.action_id_range``)."""
+        if self.guide_place:
+            self.guide_tables = GuideTables.build(self.processor, grid_hw, ids, self.guide_margin)
 
     def plan(self, obs: Observation) -> np.ndarray:
         """Encode the current observation (with history) and decode one action chunk (H, D)."""

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from uio2_robot.model.inputs import EncoderInputs, encoder_inputs_from_numpy
-from uio2_robot.model.uio2 import UIO2Model, scene_match
+from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.policies.base import Observation
 from uio2_robot.policies.token_policy import TokenPolicy
-from uio2_robot.runtime.guidance import recommended_guidance
+from uio2_robot.runtime.guidance import PICK_DIMS, PLACE_DIMS, recommended_guidance
 from uio2_robot.tokenize.processor import Processor
 
 
@@ -59,6 +59,12 @@ class UIO2Policy(TokenPolicy):
             raise ValueError(
                 "guide_place needs a model with prompt scenes (ModelConfig.max_prompt_scenes > 0)"
             )
+        if guide_place and not greedy:
+            raise ValueError(
+                "guide_place decodes greedily (UIO2Model.greedy_decode, as the exported "
+                "decoder_guided graph does): use greedy=true or guide_place=false"
+            )
+        self.build_guide(model.cfg.grid_hw, processor.action_id_range())
         self._scene_states: torch.Tensor | None = None  # the first scene's, with the prompt cache
         self.model = model.to(device).eval()
         self.device = torch.device(device)
@@ -98,17 +104,9 @@ class UIO2Policy(TokenPolicy):
             self._scene_states = hidden[:, start : start + self.model.cfg.n_patches]
         allowed = torch.zeros(self.model.cfg.vocab_size, dtype=torch.bool, device=self.device)
         allowed[torch.from_numpy(self.processor.allowed_action_ids(self._mode))] = True
-        tokens = self._generate(inputs, allowed)
         if self.guides(arrays):
-            rows = self.guided_rows(
-                tokens,
-                self.model.cfg.grid_hw,
-                self.model.cfg.vocab_size,
-                lambda pick: self._scene_scores(inputs, pick),
-            )
-            if rows is not None:
-                tokens = self._generate(inputs, torch.from_numpy(rows).to(self.device))
-        return tokens
+            return self._guided_tokens(inputs, allowed)
+        return self._generate(inputs, allowed)
 
     def _generate(self, inputs: EncoderInputs, allowed: torch.Tensor) -> np.ndarray:
         tokens = self.model.generate(
@@ -123,20 +121,43 @@ class UIO2Policy(TokenPolicy):
         )
         return tokens[0].cpu().numpy()
 
-    def _scene_scores(self, inputs: EncoderInputs, pick: int) -> np.ndarray:
-        """The first prompt scene's patch scores (Np,) for observation patch ``pick``.
+    def _guided_tokens(self, inputs: EncoderInputs, allowed: torch.Tensor) -> np.ndarray:
+        """Greedy decoding with scene-guided placement: ``UIO2Model.greedy_decode`` with the
+        guidance tables, the function the ONNX ``decoder_guided`` graph is exported from.
 
         A prefix model scores the cached prompt's scene states against this step's states (as
-        the ONNX policy does; the whole encoder would give the same up to float rounding, tested
-        in tests/model/test_prompt_prefix.py, at ~6x the cost); other models encode it all."""
-        model = self.model
-        if self._prompt_cache is None:
+        the ONNX policy does; the whole encoder gives the same up to float rounding, tested in
+        tests/model/test_prompt_prefix.py, at ~6x the cost); other models encode it all."""
+        model, n = self.model, self.model.cfg.n_patches
+        if self._prompt_cache is not None:
+            step = model.embed_step(
+                inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
+            )
+            cross_k, cross_v, enc_mask, hidden = model.encode_step_states(self._prompt_cache, step)
+            assert self._scene_states is not None
+            scene, obs = self._scene_states[0], hidden[0, :n]
+        else:
             enc = model.encode(inputs)
-            query = torch.tensor([pick], device=self.device)
-            return model.scene_point_logits(enc, query)[0].float().cpu().numpy()
-        step = model.embed_step(
-            inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
+            cross_k, cross_v = model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
+            enc_mask = enc.mask
+            sl = model.group_slices(model.cfg)
+            scene_at, obs_at = sl["prompt_scenes"].start, sl["obs_patches"].start
+            scene = enc.hidden[0, scene_at : scene_at + n]
+            obs = enc.hidden[0, obs_at : obs_at + n]
+        assert self.guide_tables is not None
+        rows = self.guide_tables.step_rows(scene.float().cpu().numpy(), obs.float().cpu().numpy())
+        tokens, _ = model.greedy_decode(
+            cross_k,
+            cross_v,
+            enc_mask,
+            allowed,
+            self.processor.n_action_tokens(self._mode),
+            self.processor.vocab.bos_id,
+            self.processor.action_id_range(),
+            guide=(
+                torch.from_numpy(self.guide_tables.pick_patch).to(self.device),
+                torch.from_numpy(rows).to(self.device),
+            ),
+            guide_dims=(PICK_DIMS, PLACE_DIMS),
         )
-        assert self._scene_states is not None
-        obs_states = model.encode_step_states(self._prompt_cache, step)[3]
-        return scene_match(self._scene_states, obs_states[:, pick])[0].float().cpu().numpy()
+        return tokens[0].cpu().numpy()

@@ -116,40 +116,6 @@ def test_fused_decoding_equals_the_token_loop(runner, batch) -> None:
     np.testing.assert_array_equal(tokens[0], wider[logits[0][:, wider].argmax(-1)])
 
 
-def test_revised_decoding_equals_decoding_twice(runner, batch) -> None:
-    """``revise`` swaps the constraint after k tokens in one pass: the same tokens as decoding,
-    then decoding again with the first k fixed and the new rows (greedy decoding is causal)."""
-    ids = runner.bundle.processor.allowed_action_ids("primitive")
-    mask = runner.allowed_mask(ids)
-    n, k = 6, 3
-    cross, b = runner.encode_cross(batch)
-    first = runner.decode(cross, b, n, mask)[0]
-    rows = np.repeat(mask[None], n, axis=0)
-    for i in range(k):
-        rows[i] = False
-        rows[i, first[i]] = True
-    rows[k:, ids[: len(ids) // 2]] = False  # only the upper half of the bins from token k on
-    seen = []
-
-    def revise(prefix: np.ndarray) -> np.ndarray:
-        seen.append(prefix)
-        return rows
-
-    twice = runner.decode(cross, b, n, rows)[0]
-    once = runner.decode(cross, b, n, mask, revise=(k, revise))[0]
-    np.testing.assert_array_equal(once, twice)
-    np.testing.assert_array_equal(seen[0], first[:k])
-    assert not np.isin(once[k:], ids[: len(ids) // 2]).any()
-    # None keeps the constraint: the plain decode
-    np.testing.assert_array_equal(
-        runner.decode(cross, b, n, mask, revise=(k, lambda p: None))[0], first
-    )
-    with pytest.raises(ValueError, match="0 < k < n_tokens=6"):
-        runner.decode(cross, b, n, mask, revise=(6, revise))
-    with pytest.raises(ValueError, match="per-token allowed mask must be bool"):
-        runner.decode(cross, b, n, mask, revise=(k, lambda p: rows[:2]))
-
-
 def test_topological_sort_repairs_node_order() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])

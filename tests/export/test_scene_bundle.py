@@ -158,18 +158,16 @@ def test_exported_states_give_torchs_scene_scores(scene_export, scene_model) -> 
 
 
 def test_guided_placement_is_the_same_in_torch_and_onnx(scene_export) -> None:
-    """Both runtimes guide the same steps to the same tokens, and guiding changes some: torch
-    decodes twice, the ONNX policy once with ``decoder_guided`` (guidance inside the graph) or,
-    without the fused graphs, with the step loop."""
+    """Both runtimes guide the same steps to the same tokens, and guiding changes some: the
+    torch policy runs ``UIO2Model.greedy_decode`` with the guidance tables, the ONNX policy the
+    ``decoder_guided`` graph exported from it; the pick is the unguided decode's."""
     from uio2_robot.policies.uio2 import UIO2Policy
 
-    loop = OnnxPolicy(scene_export["bundle"], threads=1, warmup=False, guide_place=True)
-    loop.runner.fused_decoding = False
     policies = {
         "torch": UIO2Policy.from_checkpoint(scene_export["checkpoint"], guide_place=True),
         "onnx": OnnxPolicy(scene_export["bundle"], threads=1, guide_place=True),
-        "onnx_loop": loop,
         "unguided": OnnxPolicy(scene_export["bundle"], threads=1, warmup=False),
+        "torch_unguided": UIO2Policy.from_checkpoint(scene_export["checkpoint"], guide_place=False),
     }
     assert policies["onnx"].runner.has_guided_decoder
     assert "decoder_guided" in load_bundle(scene_export["bundle"]).graphs
@@ -187,7 +185,7 @@ def test_guided_placement_is_the_same_in_torch_and_onnx(scene_export) -> None:
             obs[processor.proprio_key] = rng.normal(size=processor.proprio_dim).astype(np.float32)
             tokens = {name: p.plan_tokens(obs) for name, p in policies.items()}
             assert np.array_equal(tokens["torch"], tokens["onnx"]), episode
-            assert np.array_equal(tokens["onnx_loop"], tokens["onnx"]), episode
+            assert np.array_equal(tokens["torch_unguided"], tokens["unguided"]), episode
             assert np.array_equal(tokens["onnx"][:3], tokens["unguided"][:3])  # same pick
             changed += int(not np.array_equal(tokens["onnx"], tokens["unguided"]))
     assert changed > 0
@@ -220,3 +218,16 @@ def test_guided_decoder_refuses_bad_tables(scene_export) -> None:
         runner.decode_guided(cross, b, 6, mask, picks, rows.astype(np.float32))
     with pytest.raises(ValueError, match="'place_rows' has shape"):  # the graph's row count
         runner.decode_guided(cross, b, 6, mask, picks, rows[:, :-1])
+    wider = mask.copy()
+    wider[lo - 1] = True
+    with pytest.raises(ValueError, match="within the ids"):  # the graph computes lo..hi-1 only
+        runner.decode_guided(cross, b, 6, wider, picks, rows)
+    with pytest.raises(ValueError, match="at most"):
+        runner.decode_guided(cross, b, runner.greedy_tokens + 1, mask, picks, rows)
+
+
+def test_torch_guidance_needs_greedy_decoding(scene_export) -> None:
+    from uio2_robot.policies.uio2 import UIO2Policy
+
+    with pytest.raises(ValueError, match="greedy"):
+        UIO2Policy.from_checkpoint(scene_export["checkpoint"], guide_place=True, greedy=False)

@@ -1,4 +1,4 @@
-"""Scene-guided placement's numpy half: which bins a goal patch allows, and the decode rows."""
+"""Scene-guided placement's rule, numpy half: which bins a goal patch allows, and its tables."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 
 from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
 from uio2_robot.runtime.guidance import (
+    PICK_DIMS,
+    PLACE_DIMS,
+    GuideTables,
     grid_hw_of,
-    guided_allowed,
     patch_bins,
-    pick_patch,
     pick_patch_table,
     place_rows_table,
     recommended_guidance,
@@ -64,48 +65,23 @@ def test_a_patch_allows_exactly_the_bins_whose_centres_fall_in_it(processor, gri
         assert wide_x.sum() == x_bins.sum() + (first > 0) + (last < len(xs) - 1)
 
 
-def test_guided_rows_fix_the_pick_and_confine_the_place_to_the_best_scene_patch(
-    processor, grid_hw
-) -> None:
-    tok = processor.action_tokenizer("primitive")
-    first = np.array([0.45, 0.05, 0.3, 0.6, -0.1, -0.2])  # pick near the centre
-    tokens = tok.encode(first[None])[0]
-    n_patches = grid_hw[0] * grid_hw[1]
-    goal = 5
-    queried = []
+def test_the_pick_and_place_positions_are_the_action_contracts() -> None:
+    from uio2_robot.contracts import PRIMITIVE_ACTION_NAMES
 
-    def scores(pick: int) -> np.ndarray:
-        queried.append(pick)
-        out = np.zeros(n_patches)
-        out[goal] = 3.0
-        return out
-
-    vocab = processor.vocab.size
-    rows = guided_allowed(processor, tokens, grid_hw, vocab, scores, margin=0)
-    assert rows is not None and rows.shape == (6, vocab)
-    assert queried == [_patch_of(processor, first[0], first[1], grid_hw)]
-    for dim in (0, 1, 2):  # pick x, y, yaw: only the first decode's token
-        assert np.flatnonzero(rows[dim]).tolist() == [tokens[dim]]
-    x_bins, y_bins = patch_bins(processor, goal, grid_hw, margin=0)
-    assert np.array_equal(np.flatnonzero(rows[3]), tok.first_bin_id + np.flatnonzero(x_bins))
-    assert np.array_equal(np.flatnonzero(rows[4]), tok.first_bin_id + np.flatnonzero(y_bins))
-    assert np.array_equal(np.flatnonzero(rows[5]), processor.allowed_action_ids("primitive"))
+    assert [PRIMITIVE_ACTION_NAMES[i] for i in PICK_DIMS + PLACE_DIMS] == ["x0", "y0", "x1", "y1"]
 
 
 def test_guidance_stands_aside_or_refuses_clearly(processor, grid_hw) -> None:
-    tok = processor.action_tokenizer("primitive")
-    tokens = tok.encode(np.array([[0.45, 0.05, 0.0, 0.6, -0.1, 0.0]]))[0]
+    """No point map for view 0: every pick maps to the row that guides nothing."""
     n = grid_hw[0] * grid_hw[1]
+    ids = processor.action_id_range()
     no_map = Processor.from_dict({**processor.to_dict(), "point_maps": {}})
-    assert guided_allowed(no_map, tokens, grid_hw, processor.vocab.size, np.zeros) is None
-    with pytest.raises(ValueError, match="one per scene patch"):
-        guided_allowed(processor, tokens, grid_hw, processor.vocab.size, lambda p: np.zeros(3))
-    with pytest.raises(ValueError, match="finite"):
-        guided_allowed(
-            processor, tokens, grid_hw, processor.vocab.size, lambda p: np.full(n, np.nan)
-        )
+    tables = GuideTables.build(no_map, grid_hw, ids)
+    assert (tables.pick_patch == n).all() and tables.place_rows[n].all()
     with pytest.raises(ValueError, match="margin"):
-        guided_allowed(processor, tokens, grid_hw, processor.vocab.size, np.zeros, margin=-1)
+        GuideTables.build(processor, grid_hw, ids, margin=-1)
+    with pytest.raises(ValueError, match="finite"):
+        tables.step_rows(np.zeros((n, 4)), np.full((n, 4), np.nan))
 
 
 def test_recommendation_and_scores() -> None:
@@ -120,7 +96,8 @@ def test_recommendation_and_scores() -> None:
 
 def test_the_lookup_tables_are_the_same_rule(processor, grid_hw) -> None:
     """The tables a fused decoder applies (pick patch per bin pair, place rows per goal) give
-    exactly ``guided_allowed``'s rows."""
+    the patch under the pick (``Processor.point_targets``) and the bins whose centres fall in
+    the goal patch (``patch_bins``)."""
     tok = processor.action_tokenizer("primitive")
     lo, hi = tok.first_bin_id - 2, tok.first_bin_id + tok.n_bins  # a wider id range, as a
     # bundle whose other modes have other bins would have
@@ -131,7 +108,8 @@ def test_the_lookup_tables_are_the_same_rule(processor, grid_hw) -> None:
     for i, j in rng.integers(0, tok.n_bins, (400, 2)):
         tokens = tok.encode(np.zeros((1, 6)))[0]
         tokens[0], tokens[1] = tok.first_bin_id + i, tok.first_bin_id + j
-        want = pick_patch(processor, tokens, grid_hw)
+        action = processor.decode_actions(tokens, "primitive")[0]
+        want = int(processor.point_targets(action, "primitive", grid_hw)[0])
         assert picks[tokens[0] - lo, tokens[1] - lo] == (n_patches if want < 0 else want)
     assert (picks < n_patches).any() and (picks == n_patches).any()  # the crop leaves some out
     place = place_rows_table(processor, grid_hw, (lo, hi), margin=1)

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from uio2_robot.export.cache import checkpoint_digest
 from uio2_robot.runtime.manifest import (
     BUNDLE_FORMAT_VERSION,
@@ -150,12 +148,6 @@ def _write_bundle(
     return load_bundle(out, verify_hashes=False)
 
 
-def action_id_range(processor: Processor) -> tuple[int, int]:
-    """(lo, hi): the smallest id range holding every action mode's allowed ids."""
-    ids = np.concatenate([processor.allowed_action_ids(m) for m in processor.action_modes])
-    return int(ids.min()), int(ids.max()) + 1
-
-
 def export_bundle(
     checkpoint: str | Path,
     out: str | Path,
@@ -193,7 +185,7 @@ def export_bundle(
     # one unrolled greedy decoder long enough for every action mode (a shorter mode reads the
     # first tokens: greedy decoding is causal, so they are the ones it would have decoded)
     n_greedy = max(processor.n_action_tokens(m) for m in processor.action_modes)
-    greedy_ids = action_id_range(processor)
+    greedy_ids = processor.action_id_range()
 
     def write_fp32(folder: Path) -> None:
         with torch.no_grad():

@@ -542,7 +542,7 @@ class UIO2Model(nn.Module):
         bos_id: int,
         ids: tuple[int, int] | None = None,
         guide: tuple[Tensor, Tensor] | None = None,
-        guide_dims: tuple[tuple[int, int], tuple[int, int]] = ((0, 1), (3, 4)),
+        guide_dims: tuple[tuple[int, int], tuple[int, int]] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Greedy constrained decoding with the KV cache: tokens (B, n) int64 and the raw
         (unmasked) logits (B, n, V) of every step.
@@ -557,17 +557,20 @@ class UIO2Model(nn.Module):
         global. Identical tokens, a ninth of the output head's work.
 
         ``guide`` = (pick_table (K, K) int64, rows (B, R, 2, K) bool), K = hi - lo (``ids``
-        required): scene-guided placement inside the loop (``uio2_robot.runtime.guidance``). The
-        tokens at ``guide_dims[0]`` (the pick x0, y0, less lo) index pick_table, giving a row
-        r; the tokens at ``guide_dims[1]`` (the place x1, y1) may then only be ids (less lo)
-        that rows[b, r, 0] and rows[b, r, 1] allow, on top of ``allowed``.
+        required): scene-guided placement inside the loop (``uio2_robot.runtime.guidance``, which
+        names ``guide_dims``: the pick's and the place's token positions). The tokens at
+        ``guide_dims[0]`` (the pick x0, y0, less lo) index pick_table, giving a row r; the tokens
+        at ``guide_dims[1]`` (the place x1, y1) may then only be ids (less lo) that
+        rows[b, r, 0] and rows[b, r, 1] allow, on top of ``allowed``.
         """
         b, device = enc_mask.shape[0], enc_mask.device
         lo = 0 if ids is None else ids[0]
         allowed = allowed if ids is None else allowed[ids[0] : ids[1]]
-        if guide is not None and ids is None:
-            raise ValueError("guide indexes the ids lo..hi-1: pass ids")
-        (pick_x, pick_y), place = guide_dims
+        if guide is not None and (ids is None or guide_dims is None):
+            raise ValueError(
+                "guide indexes the ids lo..hi-1 at guide_dims: pass ids and guide_dims"
+            )
+        (pick_x, pick_y), place = guide_dims or ((0, 0), (-1, -1))
         token = torch.full((b, 1), bos_id, dtype=torch.int64, device=device)
         caches: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * self.cfg.n_dec_layers
         # every row is at the same position: one rotation for the batch, which the exported

@@ -4,37 +4,39 @@ In tasks whose prompt shows a scene (rearrange's goal arrangement, scene_underst
 the decoder alone places poorly: on held-out demonstrations it finds the right place patch ~69%
 of the time, while the encoder's *scene match* (``UIO2Model.scene_point_logits``: the picked
 observation patch scored against the scene's patches, trained by ``mixture.scene_point_weight``)
-finds the goal 79-92% of the time. Guidance combines the two at decode time, with no new weights:
+finds the goal 79-92% of the time. Guidance combines the two at decode time, with no new weights.
+The rule:
 
-1. decode the action as usual; the pick (x0, y0) names an observation patch;
+1. decode the action greedily; once the pick (x0, y0) is emitted it names an observation patch;
 2. that patch's best-scoring scene patch is the goal (the scene camera is the observed one, so a
    scene patch is the same table region as the observation patch with its index);
-3. decode again with the pick tokens fixed and the place tokens (x1, y1) restricted to the value
-   bins whose centres fall in that patch, widened by ``margin`` bins on each side; the decoder
-   still chooses where inside the patch, and every other token.
+3. the place tokens (x1, y1) may then only be the value bins whose centres fall in that patch,
+   widened by ``margin`` bins on each side; the decoder still chooses where inside the patch,
+   and every other token.
 
-Greedy decoding is causal, so step 3 equals decoding once with the place rows restricted after
-the first ``GUIDE_AFTER`` tokens (the pick) were emitted. The torch policy decodes twice with
-``guided_allowed``'s rows; the ONNX policy decodes once, the rule turned into lookup tables
-(``pick_patch_table``, ``place_rows_table``, ``step_place_rows``) that its ``decoder_guided``
-graph applies between tokens (or its step loop, ``BundleRunner.decode_guided``). Numpy only:
-both policies share it and so agree (tested token for token).
+One executor runs it: ``UIO2Model.greedy_decode``'s ``guide``, between tokens, from two lookup
+tables built here once per policy (`GuideTables`: pick tokens -> observation patch, goal patch ->
+allowed place ids) and one per step (`GuideTables.step_rows`: each observation patch's goal, from
+the scene match). The torch policy calls ``greedy_decode`` itself; the ONNX policy calls the
+``decoder_guided`` graph exported from it. So both decode the same tokens (tested token for
+token). Numpy only: the ONNX runtime's process never imports torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from uio2_robot.contracts import PRIMITIVE_ACTION_NAMES
 from uio2_robot.tokenize.processor import Processor
 
-PICK_DIMS = (0, 1)  # x0, y0 of a primitive action
-PLACE_DIMS = (3, 4)  # x1, y1
-GUIDE_AFTER = 3
-"""Tokens of the first decode that guidance keeps (x0, y0 and the pick angle): the place rows are
-decided once these are known."""
+PICK_DIMS = (PRIMITIVE_ACTION_NAMES.index("x0"), PRIMITIVE_ACTION_NAMES.index("y0"))
+PLACE_DIMS = (PRIMITIVE_ACTION_NAMES.index("x1"), PRIMITIVE_ACTION_NAMES.index("y1"))
+"""Token positions of the pick and the place point in a primitive action (its first action of a
+chunk): named once, by the action contract."""
 
 
 def recommended_guidance(config: Mapping[str, Any], requested: bool | None) -> bool:
@@ -96,15 +98,6 @@ def _patch_index(
     return np.where(inside, np.floor(row * rows) * cols + np.floor(col * cols), -1).astype(np.int64)
 
 
-def pick_patch(processor: Processor, tokens: np.ndarray, grid_hw: tuple[int, int]) -> int:
-    """The view-0 observation patch under the first action's pick point, or -1 where it has
-    none (outside the view, or no point map for view 0)."""
-    if not _view0_mapped(processor):
-        return -1
-    action = processor.decode_actions(tokens, "primitive")[0]
-    return int(processor.point_targets(action, "primitive", grid_hw)[0])
-
-
 def patch_bins(
     processor: Processor, patch: int, grid_hw: tuple[int, int], margin: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -124,52 +117,6 @@ def _widen(mask: np.ndarray, margin: int) -> np.ndarray:
         grown[:-1] |= out[1:]
         out = grown
     return out
-
-
-def guided_allowed(
-    processor: Processor,
-    tokens: np.ndarray,
-    grid_hw: tuple[int, int],
-    vocab_size: int,
-    scene_scores: Callable[[int], np.ndarray],
-    margin: int = 1,
-) -> np.ndarray | None:
-    """Per-token allowed ids (n_tokens, vocab_size) for the guided second decode of ``tokens``
-    (a primitive chunk from the first decode), or None where guidance does not apply: no pick patch, or the goal patch holds no bin centre.
-
-    ``scene_scores(pick)`` returns the scene patches' scores (Np,) for observation patch
-    ``pick``; the caller checks that the prompt has a scene.
-    """
-    check_margin(margin)
-    tokens = np.asarray(tokens).reshape(-1)
-    pick = pick_patch(processor, tokens, grid_hw)
-    if pick < 0:
-        return None
-    scores = np.asarray(scene_scores(pick), dtype=np.float64).reshape(-1)
-    if scores.shape != (grid_hw[0] * grid_hw[1],) or not np.isfinite(scores).all():
-        raise ValueError(
-            f"scene scores must be {grid_hw[0] * grid_hw[1]} finite values (one per scene "
-            f"patch), got shape {scores.shape}"
-        )
-    x_bins, y_bins = patch_bins(processor, int(scores.argmax()), grid_hw, margin)
-    if not x_bins.any() or not y_bins.any():
-        return None
-    tok = processor.action_tokenizer("primitive")
-    allowed = np.zeros((tokens.size, vocab_size), dtype=bool)
-    allowed[:, processor.allowed_action_ids("primitive")] = True
-    for dim in range(GUIDE_AFTER):  # the pick (and its angle) stay what the first decode chose
-        allowed[dim] = False
-        allowed[dim, tokens[dim]] = True
-    for dim, bins in zip(PLACE_DIMS, (x_bins, y_bins), strict=True):
-        allowed[dim] = False
-        allowed[dim, tok.first_bin_id + np.flatnonzero(bins)] = True
-    return allowed
-
-
-# ---------------------------------------------------------------------------- in-graph guidance
-# The same rule as ``guided_allowed``, as lookup tables a fused decoder graph can apply between
-# tokens (``UIO2Model.greedy_decode``'s ``guide``): the pick tokens (x0, y0) index a table of
-# observation patches, the patch a set of place rows, so guidance costs no extra decoder call.
 
 
 def pick_patch_table(
@@ -198,11 +145,13 @@ def place_rows_table(
 ) -> np.ndarray:
     """(Np + 1, 2, K) bool: for each scene patch taken as the goal, the x1 and y1 ids (less lo)
     guidance allows (``patch_bins``); all True where it stands aside (a goal whose bins are
-    empty, and the last row: no pick patch)."""
+    empty, view 0 without a point map, and the last row: no pick patch)."""
     check_margin(margin)
     lo, hi = ids
     n_patches = grid_hw[0] * grid_hw[1]
     table = np.ones((n_patches + 1, 2, hi - lo), dtype=bool)
+    if not _view0_mapped(processor):  # no patch maps to a place: guidance stands aside
+        return table
     start = processor.action_tokenizer("primitive").first_bin_id - lo
     for goal in range(n_patches):
         x_bins, y_bins = patch_bins(processor, goal, grid_hw, margin)
@@ -224,3 +173,31 @@ def step_place_rows(
         raise ValueError("scene scores must be finite: the scene or observation states hold NaN")
     goals = np.append(scores.argmax(axis=1), len(place_rows) - 1)
     return place_rows[goals][None]
+
+
+@dataclass(frozen=True)
+class GuideTables:
+    """The rule as tables over the greedy ids lo..hi-1 (K of them), built once per policy:
+    ``pick_patch`` (K, K) int64 (`pick_patch_table`) and ``place_rows`` (Np + 1, 2, K) bool
+    (`place_rows_table`); `step_rows` adds this step's scene match."""
+
+    pick_patch: np.ndarray
+    place_rows: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        processor: Processor,
+        grid_hw: tuple[int, int],
+        ids: tuple[int, int],
+        margin: int = 1,
+    ) -> GuideTables:
+        return cls(
+            pick_patch_table(processor, grid_hw, ids),
+            place_rows_table(processor, grid_hw, ids, margin),
+        )
+
+    def step_rows(self, scene_states: np.ndarray, obs_states: np.ndarray) -> np.ndarray:
+        """``greedy_decode``'s ``guide`` rows for this step (1, Np + 1, 2, K): scene states and
+        view 0's observation-patch states, both (Np, D) (`step_place_rows`)."""
+        return step_place_rows(self.place_rows, scene_states, obs_states)

@@ -17,14 +17,13 @@ cache fed back.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from uio2_robot.runtime.guidance import GUIDE_AFTER, PICK_DIMS, PLACE_DIMS
 from uio2_robot.runtime.manifest import (
     DECODER_OUTPUTS,
     ENCODER_OUTPUTS,
@@ -40,9 +39,6 @@ from uio2_robot.runtime.manifest import (
 
 GUIDE_INPUTS = ("pick_patch", "place_rows")
 """decoder_guided's inputs beyond decoder_greedy's: the scene-guidance tables."""
-
-Revision = tuple[int, Callable[[np.ndarray], "np.ndarray | None"]]
-"""``decode``'s mid-way constraint: after k tokens, per-token rows from the tokens so far."""
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 """Preferred execution providers, fastest first; the available ones are used in this order."""
@@ -435,28 +431,15 @@ class BundleRunner:
         n_tokens: int,
         mask: np.ndarray | None,
         return_logits: bool = False,
-        revise: Revision | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Greedy decoding from ``encode_cross``'s outputs. ``mask``: None, a (V,) bool mask
         for every token (``allowed_mask``), or one row per token (n_tokens, V), which always
-        runs the step loop (the fused graph takes one mask).
-
-        ``revise`` = (k, rows): after the first k tokens, ``rows(tokens[0, :k])`` gives the
-        per-token mask (n_tokens, V) for the rest (None keeps ``mask``); batch size 1, step
-        loop. Greedy decoding is causal, so this equals decoding, then decoding again with
-        the first k tokens fixed and the new mask, at one pass's cost (scene guidance)."""
+        runs the step loop (the fused graph takes one mask)."""
         self._check_n_tokens(n_tokens)
         cross = list(cross[: len(ENCODER_OUTPUTS)])
         if mask is not None and mask.ndim == 2:
             self._check_rows(mask, n_tokens)
             return self._decode_loop(cross, b, n_tokens, mask, return_logits)
-        if revise is not None:
-            if b != 1 or not 0 < revise[0] < n_tokens:
-                raise ValueError(
-                    f"revise needs batch size 1 and 0 < k < n_tokens={n_tokens}, got b={b}, "
-                    f"k={revise[0]}"
-                )
-            return self._decode_loop(cross, b, n_tokens, mask, return_logits, revise)
         if self._can_fuse(n_tokens, mask):
             assert mask is not None
             greedy_feed = {**dict(zip(ENCODER_OUTPUTS, cross, strict=True)), "allowed": mask}
@@ -490,8 +473,8 @@ class BundleRunner:
         """Greedy decoding with scene-guided placement from its tables
         (``uio2_robot.runtime.guidance``: ``pick_patch_table`` (K, K) int64 and this step's
         ``step_place_rows`` (B, Np + 1, 2, K) bool, K = the greedy ids' count): one
-        ``decoder_guided`` call, or the step loop with the place rows set after the pick (the
-        same tokens) where that graph cannot serve."""
+        ``decoder_guided`` call, the graph exported from ``UIO2Model.greedy_decode``, which the
+        torch policy runs itself: the one executor of the rule."""
         lo, hi = self.greedy_ids
         k = hi - lo
         if pick_patch.shape != (k, k) or pick_patch.dtype != np.int64:
@@ -509,31 +492,30 @@ class BundleRunner:
                 f"pick_patch entries must index place_rows' {place_rows.shape[1]} rows"
             )
         self._check_n_tokens(n_tokens)
-        if self.has_guided_decoder and self._can_fuse(n_tokens, mask):
-            feed = {
-                **dict(zip(ENCODER_OUTPUTS, cross[: len(ENCODER_OUTPUTS)], strict=True)),
-                "allowed": mask,
-                "pick_patch": pick_patch,
-                "place_rows": place_rows,
-            }
-            guide_specs = [
-                s for s in self.bundle.inputs("decoder_guided") if s.name in GUIDE_INPUTS
-            ]
-            check_feed("decoder_guided", guide_specs, {n: feed[n] for n in GUIDE_INPUTS})
-            tokens = self._run_bound("decoder_guided", feed, GREEDY_OUTPUTS, host=GREEDY_OUTPUTS)[0]
-            return tokens[:, :n_tokens]
-        if b != 1:
-            raise ValueError("guided decoding without decoder_guided runs batch size 1")
-
-        def rows(pick: np.ndarray) -> np.ndarray:
-            key = pick_patch[pick[PICK_DIMS[0]] - lo, pick[PICK_DIMS[1]] - lo]
-            out = np.repeat(mask[None], n_tokens, axis=0)
-            for j, dim in enumerate(PLACE_DIMS):
-                if dim < n_tokens:
-                    out[dim, lo:hi] &= place_rows[0, key, j]
-            return out
-
-        return self.decode(cross, b, n_tokens, mask, revise=(GUIDE_AFTER, rows))
+        if not self.has_guided_decoder:
+            raise ValueError(
+                f"{self.bundle.root} has no decoder_guided graph: scene-guided placement runs "
+                "in it; re-export the bundle from a checkpoint with prompt scenes"
+            )
+        lo_mask, hi_mask = mask[:lo].any(), mask[hi:].any()
+        if n_tokens > self.greedy_tokens or lo_mask or hi_mask:
+            raise ValueError(
+                f"guided decoding runs decoder_guided: at most {self.greedy_tokens} tokens "
+                f"within the ids {lo}..{hi - 1}, got {n_tokens} tokens and a wider mask"
+                if lo_mask or hi_mask
+                else f"guided decoding runs decoder_guided: at most {self.greedy_tokens} tokens, "
+                f"got {n_tokens}"
+            )
+        feed = {
+            **dict(zip(ENCODER_OUTPUTS, cross[: len(ENCODER_OUTPUTS)], strict=True)),
+            "allowed": mask,
+            "pick_patch": pick_patch,
+            "place_rows": place_rows,
+        }
+        guide_specs = [s for s in self.bundle.inputs("decoder_guided") if s.name in GUIDE_INPUTS]
+        check_feed("decoder_guided", guide_specs, {n: feed[n] for n in GUIDE_INPUTS})
+        tokens = self._run_bound("decoder_guided", feed, GREEDY_OUTPUTS, host=GREEDY_OUTPUTS)[0]
+        return tokens[:, :n_tokens]
 
     def _check_rows(self, rows: np.ndarray, n_tokens: int) -> None:
         if rows.shape != (n_tokens, self.vocab_size) or rows.dtype != bool:
@@ -559,7 +541,6 @@ class BundleRunner:
         n_tokens: int,
         mask: np.ndarray | None,
         return_logits: bool,
-        revise: Revision | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Greedy decoding with one ``decoder_step`` call per token, the cache fed back."""
         self_k: np.ndarray | ort.OrtValue = self.empty_cache(b)
@@ -568,11 +549,6 @@ class BundleRunner:
         tokens = np.empty((b, n_tokens), dtype=np.int64)
         all_logits = [] if return_logits else None
         for i in range(n_tokens):
-            if revise is not None and i == revise[0]:
-                rows = revise[1](tokens[0, :i].copy())
-                if rows is not None:
-                    self._check_rows(rows, n_tokens)
-                    mask = rows
             step_feed = {
                 "token": token,
                 "position": np.full((b,), i, dtype=np.int64),

@@ -245,6 +245,12 @@ class Processor:
         """(n_bins,) int64 ids constrained decoding may emit for actions."""
         return self.action_tokenizer(mode).token_ids
 
+    def action_id_range(self) -> tuple[int, int]:
+        """(lo, hi): the smallest id range holding every action mode's allowed ids; a greedy
+        decoder computes only these logits (``UIO2Model.greedy_decode``'s ``ids``)."""
+        ids = np.concatenate([self.allowed_action_ids(m) for m in self.action_modes])
+        return int(ids.min()), int(ids.max()) + 1
+
     # ---- encoder inputs ---------------------------------------------------------------------------
     def encode_prompt(
         self,
