@@ -69,6 +69,15 @@ def _rollout(cfg: DictConfig, _extra: list[str]) -> int:
     return run_rollout_command(cfg)
 
 
+def _official(cfg: DictConfig, extra: list[str]) -> int:
+    from uio2_robot.official.command import OfficialCommandConfig, run_official_command
+
+    try:
+        return run_official_command(OfficialCommandConfig(**cfg), extra)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+
+
 def _info(cfg: DictConfig, _extra: list[str]) -> int:
     from uio2_robot.model import model_info
 
@@ -268,7 +277,22 @@ def _commands() -> dict[str, Command]:
             InfoConfig,
             "info",
         ),
+        "official": Command(
+            "load a released Unified-IO 2 checkpoint (uio2-large/xl/xxl): import it, or check "
+            "it stage by stage against activations of the official code",
+            "uio2-robot official import src=DIR out=CKPT [dtype=float32|bfloat16|float16] | "
+            "official check src=DIR fixture=FILE",
+            _official,
+            _official_schema,
+            "official",
+        ),
     }
+
+
+def _official_schema() -> type:
+    from uio2_robot.official.command import OfficialCommandConfig
+
+    return OfficialCommandConfig
 
 
 # ---------------------------------------------------------------- entry point
