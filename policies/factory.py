@@ -8,7 +8,7 @@ from typing import Any
 
 from uio2_robot.policies.base import Policy
 
-POLICY_NAMES = ("default", "oracle", "random", "replay", "uio2", "onnx")
+POLICY_NAMES = ("default", "oracle", "random", "replay", "uio2", "onnx", "uio2_official")
 POLICY_OPTIONS = (
     "checkpoint",
     "bundle",
@@ -24,6 +24,7 @@ POLICY_OPTIONS = (
     "guide_margin",
     "store",
     "episode",
+    "tokenizer",
 )
 """Every option any policy takes (``uio2_robot.config_schema.PolicyConfig``'s fields); one config
 serves all policies, so a policy ignores the options of others, but a name outside this list is
@@ -44,6 +45,8 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     - ``uio2``: the torch UIO2 policy from a checkpoint folder (``checkpoint``, ``device``, ...).
     - ``onnx``: the onnxruntime policy from a deploy bundle (``bundle``, ``providers``, ``threads``).
     - ``default``: the shipped UIO2 checkpoint.
+    - ``uio2_official``: a released UIO2 checkpoint imported by ``uio2-robot official import``
+      (``checkpoint``, ``tokenizer``: LLaMA's tokenizer.model), open-loop VIMA plans.
     """
     unknown = sorted(set(kwargs) - set(POLICY_OPTIONS))
     if unknown:
@@ -101,5 +104,16 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
             execute_steps=int(kwargs.get("execute_steps") or 1),
             guide_place=kwargs.get("guide_place"),
             guide_margin=int(kwargs.get("guide_margin", 1)),
+        )
+    if name == "uio2_official":
+        from uio2_robot.policies.uio2_official import UIO2OfficialPolicy
+
+        if not kwargs.get("checkpoint") or not kwargs.get("tokenizer"):
+            raise ValueError(
+                "policy=uio2_official needs checkpoint=DIR (from `uio2-robot official import`) "
+                "and tokenizer=PATH (LLaMA's tokenizer.model)"
+            )
+        return UIO2OfficialPolicy(
+            kwargs["checkpoint"], kwargs["tokenizer"], device=kwargs.get("device") or "cpu"
         )
     raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")

@@ -55,6 +55,7 @@ class PolicyConfig:
     guide_margin: int = 1  # value bins of slack around the goal-scene patch
     store: str | None = None  # policy=replay: the trajectory store to replay from
     episode: int = 0  # policy=replay: which of its episodes
+    tokenizer: str | None = None  # policy=uio2_official: LLaMA's tokenizer.model
 
 
 @dataclass

@@ -21,7 +21,7 @@ and one built by ``uio2_robot.tokenize.official`` run the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -268,10 +268,12 @@ class OfficialUIO2(nn.Module):
         allowed: Tensor | None = None,
         bos_id: int = 0,
         eos_id: int | None = 1,
+        constraint: Callable[[Tensor], Tensor] | None = None,
     ) -> Tensor:
         """Greedy decoding with a KV cache: (B, <= n_tokens) int64, stopping early once every
         row has emitted ``eos_id``. ``allowed`` (n_tokens, V) or (V,) bool constrains each step
-        (disallowed ids get -inf)."""
+        (disallowed ids get -inf); ``constraint(tokens so far (B, i))`` -> (B, V) bool does so
+        from what was decoded (a grammar, e.g. UIO2's action text)."""
         enc = self.encode(inp)
         cross_k, cross_v = self.cross_kv(enc)
         cross_bias = attention_bias(enc.mask[:, None, None, :])
@@ -296,6 +298,9 @@ class OfficialUIO2(nn.Module):
             logits = self.logits(x[:, 0])
             if allowed is not None:
                 logits = logits.masked_fill(~allowed[i].to(device), float("-inf"))
+            if constraint is not None:
+                so_far = torch.cat(out, dim=1) if out else token[:, :0]
+                logits = logits.masked_fill(~constraint(so_far).to(device), float("-inf"))
             token = logits.argmax(-1, keepdim=True)
             out.append(token)
             if eos_id is not None:
