@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TEX_PX = 32  # pattern image size; one image tile covers TEX_TILE_M on the object
-TEX_TILE_M = 0.04
+TEX_TILE_M = 0.08  # coarse enough that a 20 cm base shows its pattern in a 64 px view
 DARKEN = 0.3  # HSV value drop of a dark variant (VIMA)
 
 RGB = tuple[float, float, float]

@@ -138,7 +138,7 @@ PICK_EPS = 0.05
 class PickInOrderThenRestore(Task):
     name = "pick_in_order_then_restore"
     template = (
-        "Put {dragged_obj} into {base_obj_1} then {base_obj_2}. "
+        "Put {dragged_obj} into {first_base} then {second_base}. "
         "Finally restore it into its original container."
     )
     vima_max_steps = 4

@@ -128,7 +128,7 @@ class _NovelTask(Task):
 
 class NovelNoun(_NovelTask):
     name = "novel_noun"
-    template = "This is a {w} {obj}. This is a {w} {obj}. Put a {w1} into a {w2}."
+    template = "This is a {word} {obj}. This is a {word} {obj}. Put a {word} into a {word}."
     vima_max_steps = 3
 
     def pool_copies(self, level: str) -> dict[str, int]:
@@ -178,9 +178,9 @@ class NovelAdj(_NovelTask):
 class NovelAdjAndNoun(_NovelTask):
     name = "novel_adj_and_noun"
     template = (
-        "This is a {w} {obj}. This is a {w} {obj}. "
+        "This is a {word} {obj}. This is a {word} {obj}. "
         "{a} is {adj} than {b}. {a} is {adj} than {b}. {a} is {adj} than {b}. "
-        "Put the {adj} {w1} into the {w2}."
+        "Put the {adj} {word} into the {word}."
     )
     vima_max_steps = 3
 

@@ -31,20 +31,26 @@ def prim_env():
 
 
 def test_task_names_and_levels() -> None:
-    assert set(TASKS) == {
-        "visual_manipulation",
-        "scene_understanding",
-        "rotate",
-        "rearrange",
-        "same_shape",
-        "sweep_without_exceeding",
+    """VIMA-Bench's 17 tasks and its partitions: 13 at L1 and L2, 12 at L3, 4 held out at L4."""
+    from uio2_robot.envs.levels import LEVEL_TASKS, resolve_levels
+
+    assert len(TASKS) == 17 and set(TASKS) == {t for lv in LEVEL_TASKS.values() for t in lv}
+    assert HELDOUT_TASKS == (
+        "novel_adj_and_noun",
+        "follow_motion",
+        "sweep_without_touching",
         "same_texture",
-    }
-    assert HELDOUT_TASKS == ("same_texture",)
-    assert set(TRAIN_TASKS) == set(TASKS) - {"same_texture"}
+    )
+    assert set(TRAIN_TASKS) == set(TASKS) - set(HELDOUT_TASKS) == set(LEVEL_TASKS["L1"])
+    assert [len(LEVEL_TASKS[lv]) for lv in ("L1", "L2", "L3", "L4")] == [13, 13, 12, 4]
     assert levels_for("same_texture") == ("L4",)
     assert levels_for("sweep_without_exceeding") == ("L1", "L2")
     assert levels_for("rotate") == ("L1", "L2", "L3")
+    # no task list = every task of the requested levels
+    assert list(resolve_levels([], ["L4"])) == list(t for t in TASKS if t in LEVEL_TASKS["L4"])
+    assert len(resolve_levels([], ["L1", "L3"])) == 13
+    with pytest.raises(ValueError, match="unknown task.*'fly'.*visual_manipulation"):
+        resolve_levels(["fly"], ["L1"])
     with pytest.raises(ValueError, match="unknown task 'fly'.*visual_manipulation"):
         levels_for("fly")
 
@@ -253,7 +259,7 @@ def test_top_view_point_map_lands_oracle_picks_on_objects():
             int((d * x + e * y + f) * crop.shape[1]),
         )
         pixel = crop[row, col].astype(int)
-        empty = crop[crop.shape[0] // 2, 2].astype(int)  # workspace colour at the left edge
+        empty = crop[crop.shape[0] // 2, 8].astype(int)  # bare workspace near the left edge
         hits += int(np.abs(pixel - empty).sum() > 60)
     env.close()
     assert hits == 5

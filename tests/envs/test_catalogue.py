@@ -20,9 +20,15 @@ from uio2_robot.envs.shapes import (
     shape,
 )
 from uio2_robot.envs.textures import (
-    HELDOUT_TEXTURES,
+    ALL_TEXTURES,
+    DARK_TEXTURES,
+    FIRST_HALF,
+    HAS_DARK,
+    SECOND_HALF,
+    SET_A,
+    SET_B,
     TEXTURES,
-    TRAIN_TEXTURES,
+    UNSEEN,
     pattern_image,
     texture,
 )
@@ -49,7 +55,7 @@ def _covers(part, x: float, y: float) -> bool:
 def test_shape_is_well_formed(name: str) -> None:
     s = shape(name)
     assert s.parts and s.radius > 0 and s.height > 0
-    assert s.kind in ("dragged", "base", "marker") and s.profile in ("square", "circle")
+    assert s.kind in ("dragged", "base", "marker") and s.profile in ("square", "circle", None)
     for p in s.parts:
         assert p.z1 > p.z0 >= 0
         if isinstance(p, Prism):  # MuJoCo collides the convex hull: a prism must be convex
@@ -98,21 +104,42 @@ def test_pattern_images_are_deterministic_and_two_toned() -> None:
         assert len(np.unique(a.reshape(-1, 3), axis=0)) >= 2, t.name
 
 
-def test_level_splits() -> None:
-    l1, l2, l4 = (set(object_pairs(lv, "dragged")) for lv in ("L1", "L2", "L4"))
-    assert l1 and l2 and not (l1 & l2), "L2 combinations must be unseen in L1"
-    assert l1 | l2 == l4 == {(s, t) for s in TRAIN_DRAGGED for t in TRAIN_TEXTURES}
-    # every training shape and texture appears at both levels, only paired differently
-    for pairs in (l1, l2):
-        assert {s for s, _ in pairs} == set(TRAIN_DRAGGED)
-        assert {t for _, t in pairs} == set(TRAIN_TEXTURES)
+def test_vima_catalogue() -> None:
+    """VIMA-Bench's catalogue: 14 + 5 dragged shapes, 4 + 2 bases, 49 textures (19 / 20 / 10 by
+    role), 33 dark variants, VIMA's profile rule."""
+    assert len(TRAIN_DRAGGED) == 14 and len(HELDOUT_DRAGGED) == 5
+    assert len(TRAIN_BASES) == 4 and len(HELDOUT_BASES) == 2
+    assert len(ALL_TEXTURES) == 49 and len(DARK_TEXTURES) == len(HAS_DARK) == 33
+    assert (len(SET_A), len(SET_B), len(UNSEEN)) == (19, 20, 10)
+    assert set(SET_A) | set(SET_B) | set(UNSEEN) == set(ALL_TEXTURES)
+    assert len(FIRST_HALF) == 24 and len(SECOND_HALF) == 25
+    assert "olive" not in HAS_DARK and "red_paisley" not in HAS_DARK
+    assert [shape(n).profile for n in ("shorter_block", "pallet", "ring", "pan", "heart")] == [
+        "square",
+        "square",
+        "circle",
+        "circle",
+        None,
+    ]
+
+
+def test_level_pools_follow_vima() -> None:
+    """L1 dragged <- Set A, base <- Set B; L2 swapped; L3 held-out shapes only; L4 all."""
+    for kind, l1, l2 in (("dragged", SET_A, SET_B), ("base", SET_B, SET_A)):
+        assert {t for _, t in object_pairs("L1", kind)} == set(l1)
+        assert {t for _, t in object_pairs("L2", kind)} == set(l2)
+        assert {s for s, _ in object_pairs("L1", kind)} == {s for s, _ in object_pairs("L2", kind)}
     assert set(level_shapes("L3", "dragged")) == set(HELDOUT_DRAGGED)
     assert set(level_shapes("L3", "base")) == set(HELDOUT_BASES)
-    assert set(level_textures("L3")) == set(TRAIN_TEXTURES + HELDOUT_TEXTURES)
-    assert not set(TRAIN_DRAGGED) & set(HELDOUT_DRAGGED)
-    s1, s2 = set(object_pairs("L1", "swept")), set(object_pairs("L2", "swept"))
-    assert s1 and s2 and not (s1 & s2)
+    assert set(level_shapes("L4", "dragged")) == set(TRAIN_DRAGGED + HELDOUT_DRAGGED)
+    assert set(level_textures("L3")) == set(ALL_TEXTURES)
     with pytest.raises(ValueError, match="unknown level 'L5'"):
         object_pairs("L5", "dragged")
-    with pytest.raises(ValueError, match="no held-out"):
-        object_pairs("L3", "swept")
+    with pytest.raises(ValueError, match="unknown object kind 'lid'"):
+        object_pairs("L1", "lid")
+
+
+def test_dark_variants_are_darker() -> None:
+    for name in HAS_DARK:
+        light, dark = texture(name), texture(f"dark_{name}")
+        assert sum(map(sum, dark.colors)) < sum(map(sum, light.colors)), name
