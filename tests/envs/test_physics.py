@@ -3,8 +3,6 @@ objects stack; and the early-failure conditions fire when they should."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
