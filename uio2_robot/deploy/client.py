@@ -8,7 +8,10 @@ The remote client owns one persistent connection. When it drops (server killed, 
 request timed out) the client marks itself disconnected, the loop stops the arm, and the I/O
 thread reconnects every ``reconnect_interval_s``; after reconnecting it re-sends the episode's
 reset and, with the next observation, every action applied since the episode began, so a
-restarted server (or its sim twin) resumes the same episode.
+restarted server (or its sim twin) resumes the same episode. Each outage (connection lost until
+the next successful handshake) is counted and timed (:meth:`RemotePolicyClient.outages`) for
+the episode report. While no request is due, the client pings within the server's idle timeout
+(``idle_timeout_s`` of the metadata) so an idle robot keeps its session.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from uio2_robot.deploy import protocol
+from uio2_robot.deploy.auth import ClientAuth
 from uio2_robot.deploy.metadata import DEFAULT_MAX_MESSAGE_BYTES, PolicyMetadata
 from uio2_robot.deploy.session import PolicyFactory, PolicySession
 from uio2_robot.deploy.wire import WIRE_VERSION, WireError, pack, unpack
@@ -40,6 +44,20 @@ log = logging.getLogger("uio2_robot.deploy.client")
 
 class ClientError(RuntimeError):
     """The server could not be reached, or answered a blocking call with an error."""
+
+
+@dataclass
+class OutageStats:
+    """Connection losses so far: how many, their total duration, and the reconnects."""
+
+    count: int = 0
+    total_s: float = 0.0
+    reconnects: int = 0
+    ongoing_since: float | None = None  # monotonic time the current outage began, if any
+
+    def total_at(self, now: float) -> float:
+        """Total outage time including the one still going on at ``now``."""
+        return self.total_s + (now - self.ongoing_since if self.ongoing_since is not None else 0.0)
 
 
 @dataclass
@@ -174,11 +192,16 @@ class RemotePolicyClient(_BackgroundClient):
         request_timeout_s: float = 2.0,
         reconnect_interval_s: float = 0.5,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        auth: ClientAuth | None = None,
     ) -> None:
         super().__init__()
         parsed = urlparse(url)
         if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
-            raise ValueError(f"server url {url!r} must look like ws://HOST:PORT")
+            raise ValueError(f"server url {url!r} must look like ws://HOST:PORT or wss://HOST:PORT")
+        self.auth = auth or ClientAuth()
+        self._ssl = self.auth.ssl_context(url)
+        self.stats = OutageStats()
+        self._last_sent = time.monotonic()
         self.url = url
         self.connect_timeout_s = connect_timeout_s
         self.request_timeout_s = request_timeout_s
@@ -260,6 +283,7 @@ class RemotePolicyClient(_BackgroundClient):
             try:
                 job, fut = self._jobs.get(timeout=0.02)
             except queue.Empty:
+                self._keepalive()
                 continue
             if not fut.set_running_or_notify_cancel():
                 continue
@@ -275,10 +299,29 @@ class RemotePolicyClient(_BackgroundClient):
                 fut.set_exception(exc)
         self._drop("client closed")
 
+    def outages(self) -> OutageStats:
+        """A snapshot of the outage counters (the loop diffs two for one episode)."""
+        s = self.stats
+        return OutageStats(s.count, s.total_s, s.reconnects, s.ongoing_since)
+
+    def _keepalive(self) -> None:
+        """Ping when nothing was sent for a third of the server's idle timeout."""
+        idle = self.metadata.idle_timeout_s if self.metadata is not None else None
+        if self._ws is None or idle is None or time.monotonic() - self._last_sent < idle / 3:
+            return
+        try:
+            self._roundtrip({"type": "ping"})
+        except (ConnectionClosed, OSError, TimeoutError) as exc:
+            self._drop(f"{type(exc).__name__}: {exc}")
+        except WireError:
+            pass  # an error reply: the connection is fine
+
     def _open(self) -> None:
         try:
             ws = connect(
                 self.url,
+                additional_headers=self.auth.headers(),
+                ssl=self._ssl,
                 open_timeout=self.connect_timeout_s,
                 close_timeout=1.0,
                 proxy=None,  # never route robot traffic through an environment proxy
@@ -310,6 +353,11 @@ class RemotePolicyClient(_BackgroundClient):
         if self.reconnects or self._connected.is_set():
             log.warning("reconnected to %s", self.url)
         self.reconnects += 1
+        if self.stats.ongoing_since is not None:
+            self.stats.total_s += time.monotonic() - self.stats.ongoing_since
+            self.stats.ongoing_since = None
+            self.stats.reconnects += 1
+        self._last_sent = time.monotonic()
         self._connected.set()
 
     def _drop(self, why: str) -> None:
@@ -322,6 +370,9 @@ class RemotePolicyClient(_BackgroundClient):
             self.last_error = why
             with contextlib.suppress(Exception):
                 ws.close()
+        if self._connected.is_set() and not self._closing.is_set():
+            self.stats.count += 1  # an outage begins: lasts until the next handshake
+            self.stats.ongoing_since = time.monotonic()
         self._connected.clear()
         self._next_attempt = time.monotonic() + self.reconnect_interval_s
 
@@ -331,6 +382,7 @@ class RemotePolicyClient(_BackgroundClient):
         if ws is None:
             raise ClientError("not connected")
         rid = self._next_id()
+        self._last_sent = time.monotonic()
         ws.send(pack({"v": WIRE_VERSION, "id": rid, **msg}))
         deadline = time.monotonic() + self.request_timeout_s
         while True:

@@ -8,6 +8,7 @@ what to change; the CLI prints those without a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -145,6 +146,7 @@ def run_serve_command(cfg: DictConfig) -> int:
     """Serve the configured policy until SIGINT/SIGTERM (or ``duration_s``)."""
     sc = _as(cfg, ServeConfig)
     _setup_logging(sc.log_level)
+    from uio2_robot.deploy.auth import ServerAuth, read_token
     from uio2_robot.deploy.factory import policy_factory
     from uio2_robot.deploy.server import PolicyServer
 
@@ -167,6 +169,15 @@ def run_serve_command(cfg: DictConfig) -> int:
         spec.bundle or policy_folder(spec) or "-",
         meta.extra.get("model_hash", "-"),
     )
+    meta = dataclasses.replace(
+        meta, idle_timeout_s=sc.idle_timeout_s, proprio_abs_max=sc.proprio_abs_max
+    )
+    auth = ServerAuth(
+        token=read_token(sc.token_file),
+        allow_unauthenticated=sc.allow_unauthenticated,
+        tls_cert=sc.tls_cert,
+        tls_key=sc.tls_key,
+    )
     factory = policy_factory(spec.name, meta.control_hz, **_policy_kwargs(spec))
     server = PolicyServer(
         factory,
@@ -176,6 +187,8 @@ def run_serve_command(cfg: DictConfig) -> int:
         max_clients=sc.max_clients,
         serve_mode=sc.serve_mode,
         ping_interval_s=sc.ping_interval_s,
+        max_queued_bytes=sc.max_queued_bytes,
+        auth=auth,
     )
     try:
         server.run(duration_s=sc.duration_s)
@@ -258,6 +271,7 @@ def build_cameras(configs: list[CameraConfig], driver: Any) -> list[Any]:
 
 def build_client(rc: RobotConfig) -> Any:
     """A remote client for ``server``, or the policy in-process when ``server`` is null."""
+    from uio2_robot.deploy.auth import ClientAuth, read_token
     from uio2_robot.deploy.client import LocalPolicyClient, RemotePolicyClient
 
     if rc.server:
@@ -266,6 +280,7 @@ def build_client(rc: RobotConfig) -> Any:
             connect_timeout_s=min(rc.connect_timeout_s, 5.0),
             request_timeout_s=rc.request_timeout_s,
             reconnect_interval_s=rc.reconnect_interval_s,
+            auth=ClientAuth(token=read_token(rc.token_file), tls_ca=rc.tls_ca),
         )
     from uio2_robot.deploy.factory import policy_factory
 
@@ -278,7 +293,8 @@ def build_client(rc: RobotConfig) -> Any:
 
 
 def run_robot_command(cfg: DictConfig) -> int:
-    """Run ``episodes`` episodes of the control loop; 0 when all ran, 1 on e-stop or failure."""
+    """Run ``episodes`` episodes of the control loop; 0 when all ran, 1 on e-stop, failure, or
+    an episode that ended with the policy server unreachable."""
     rc = _as(cfg, RobotConfig)
     _setup_logging(rc.log_level)
     from uio2_robot.deploy.client import ClientError
@@ -339,6 +355,13 @@ def run_robot_command(cfg: DictConfig) -> int:
             if report.ended == "estop":
                 status = 1
                 break
+            if report.ended == "unreachable":  # the policy was lost: say so in the exit status
+                print(
+                    f"error: episode {i} ended with the policy server unreachable "
+                    f"({summary['server_outages']})",
+                    file=sys.stderr,
+                )
+                status = 1
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         status = 1

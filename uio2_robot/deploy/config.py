@@ -41,6 +41,14 @@ class ServeConfig:
     image_size: int = 128
     control_hz: float = 10.0
     ping_interval_s: float = 5.0
+    idle_timeout_s: float = 30.0  # close a session with no request for this long
+    max_queued_bytes: int | None = None  # per client; null: 2 x max_message_bytes
+    proprio_abs_max: float = 10.0  # |proprio| beyond this is refused as not a measurement
+    # Beyond loopback a shared token is required (robots send the same one):
+    token_file: str | None = None  # null: $UIO2_ROBOT_TOKEN if set
+    allow_unauthenticated: bool = False  # serve a non-loopback host without a token (trusted LAN)
+    tls_cert: str | None = None  # PEM certificate (chain) and its key: serve wss://
+    tls_key: str | None = None
     duration_s: float | None = None  # stop after this long (None: until SIGINT/SIGTERM)
     log_level: str = "INFO"
 
@@ -132,6 +140,8 @@ class RobotConfig:
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 2.0
     reconnect_interval_s: float = 0.5
+    token_file: str | None = None  # the server's token; null: $UIO2_ROBOT_TOKEN if set
+    tls_ca: str | None = None  # CA (or self-signed) certificate a wss:// server is checked with
     settle_s: float = 0.1  # primitive mode: hold this long after a motion before observing
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     record: RecordConfig = field(default_factory=RecordConfig)

@@ -109,7 +109,7 @@ class EpisodeReport:
     """What happened in one deployed episode."""
 
     meta: dict[str, Any]
-    ended: str  # "done" | "max_steps" | "max_seconds" | "estop"
+    ended: str  # "done" | "max_steps" | "max_seconds" | "estop" | "unreachable" (see run_episode)
     success: bool | None
     steps: int = 0
     policy_steps: int = 0
@@ -119,6 +119,8 @@ class EpisodeReport:
     skipped_ticks: int = 0
     dropped_stale: int = 0
     server_errors: Counter[str] = field(default_factory=Counter)
+    # connection losses during the episode: count, total seconds, reconnects that ended one
+    server_outages: dict[str, float] = field(default_factory=dict)
     safety: SafetyCounts = field(default_factory=SafetyCounts)
     action_mode: str = "delta"
     primitives: int = 0  # primitive mode: primitives executed
@@ -147,6 +149,7 @@ class EpisodeReport:
             "skipped_ticks": self.skipped_ticks,
             "dropped_stale": self.dropped_stale,
             "server_errors": dict(self.server_errors),
+            "server_outages": dict(self.server_outages),
             "action_mode": self.action_mode,
             "primitives": self.primitives,
             "rejected_primitives": list(self.rejected_primitives),
@@ -282,6 +285,8 @@ class ControlLoop:
         if self.recorder is not None:
             self.recorder.start(prompt, {**meta, "source": "deploy", "driver": self.driver.name})
         timer = RateTimer(s.control_hz * s.speedup, clock=self._clock)
+        outages = getattr(self.client, "outages", None)  # remote clients only
+        outages_before = outages() if callable(outages) else None
         t_begin = self._clock()
         next_log = t_begin + s.log_every_s
         step, stopped, paused = 0, False, False
@@ -504,6 +509,13 @@ class ControlLoop:
             report.success = self.driver.read_state().success if step else None
             if report.ended == "":
                 report.ended = "error"
+            if outages_before is not None:
+                report.server_outages = _outage_delta(outages_before, outages())  # type: ignore[misc]
+            if stopped and not self.client.connected and report.ended != "estop":
+                # ran out of time or ticks while the policy could not be reached: the episode
+                # ended because of the outage, whatever bound stopped it
+                log.warning("episode ended with the policy server unreachable (%s)", report.ended)
+                report.ended = "unreachable"
             if self.recorder is not None:
                 keep = report.ended != "error"
                 report.stored_index = self.recorder.finish(bool(report.success), keep=keep)
@@ -516,3 +528,14 @@ class ControlLoop:
         obs = {name: resize_to(frames[name].image, size) for name in self.metadata.cameras}
         obs["proprio"] = np.asarray(state.proprio, dtype=np.float32)
         return obs
+
+
+def _outage_delta(before: Any, after: Any) -> dict[str, float]:
+    """Outages between two :class:`~uio2_robot.deploy.client.OutageStats` snapshots, the one
+    still going on at the end included: what the episode report shows."""
+    now = time.monotonic()
+    return {
+        "count": after.count - before.count,
+        "total_s": round(after.total_at(now) - before.total_at(now), 3),
+        "reconnects": after.reconnects - before.reconnects,
+    }

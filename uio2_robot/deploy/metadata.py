@@ -21,9 +21,13 @@ from typing import Any
 import numpy as np
 
 from uio2_robot import contracts as contract
-from uio2_robot.deploy.wire import WIRE_VERSION, WireError
+from uio2_robot.deploy.wire import WIRE_VERSION, WireError, brief
 
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+DEFAULT_PROPRIO_ABS_MAX = 10.0
+"""No proprio value of a tabletop arm (metres, radians, 0/1 tool flags) is larger: 1e30 is a
+broken sensor or a hostile client, and a policy must not act on it."""
+DEFAULT_IDLE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class PolicyMetadata:
     wire_version: int = WIRE_VERSION
     proprio_names: tuple[str, ...] = contract.PROPRIO_NAMES
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. bundle format / model hash
+    proprio_abs_max: float = DEFAULT_PROPRIO_ABS_MAX  # |proprio| above this is refused
+    # the server closes a session with no request for this long; clients ping well within it
+    idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.action_mode not in contract.ACTION_MODES:
@@ -57,13 +64,25 @@ class PolicyMetadata:
         if not (8 <= h <= 2048 and 8 <= w <= 2048):
             raise ValueError(f"image_size must be (H, W) within 8..2048, got {self.image_size}")
         object.__setattr__(self, "image_size", (h, w))
-        if not (isinstance(self.control_hz, int | float) and 1.0 <= self.control_hz <= 100.0):
-            raise ValueError(f"control_hz must be in [1, 100], got {self.control_hz!r}")
+        if isinstance(self.control_hz, bool) or not (
+            isinstance(self.control_hz, int | float) and 1.0 <= self.control_hz <= 100.0
+        ):
+            raise ValueError(
+                f"control_hz must be a number in [1, 100], got {brief(self.control_hz)}"
+            )
         if not (isinstance(self.chunk_size, int) and 1 <= self.chunk_size <= 1000):
             raise ValueError(f"chunk_size must be an int in [1, 1000], got {self.chunk_size!r}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
         object.__setattr__(self, "proprio_names", tuple(self.proprio_names))
+        if isinstance(self.wire_version, bool) or not isinstance(self.wire_version, int):
+            raise ValueError(f"wire_version must be an int, got {brief(self.wire_version)}")
+        for name in ("proprio_abs_max", "idle_timeout_s"):
+            value = getattr(self, name)
+            if value is None and name == "idle_timeout_s":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {brief(value)}")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -109,7 +128,7 @@ class PolicyMetadata:
             kwargs = {k: d[k] for k in names if k in d}
             kwargs["cameras"] = tuple(kwargs.get("cameras", ()))
             kwargs["image_size"] = tuple(kwargs.get("image_size", ()))
-            kwargs["control_hz"] = float(kwargs.get("control_hz", math.nan))
+            kwargs.setdefault("control_hz", math.nan)
             meta = cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise WireError("malformed", f"metadata is invalid: {exc}") from None
@@ -211,7 +230,14 @@ def metadata_for(
         manifest = read_manifest(folder)
         inference = (manifest or read_checkpoint_config(folder)).get("inference") or {}
         recommended = inference.get("action_mode") if isinstance(inference, dict) else None
-        control_hz = float(manifest.get("control_hz", control_hz))
+        if "control_hz" in manifest:
+            rate = manifest["control_hz"]
+            if isinstance(rate, bool) or not isinstance(rate, int | float):
+                raise ValueError(
+                    f"{Path(folder) / 'manifest.json'}: field 'control_hz' is {brief(rate)}, "
+                    "expected a number of control ticks per second (e.g. 10.0)"
+                )
+            control_hz = float(rate)
         for key in ("format_version", "variant", "model_hash", "name"):
             if key in manifest and isinstance(manifest[key], str | int | float):
                 extra[key] = manifest[key]
@@ -238,7 +264,7 @@ def check_observation(obs: Any, meta: PolicyMetadata) -> dict[str, np.ndarray]:
     if missing or unknown:
         raise WireError(
             "bad_obs",
-            f"obs keys {sorted(obs)}: missing {missing}, unknown {unknown}; expected "
+            f"obs keys {brief(list(obs))}: missing {missing}, unknown {brief(unknown)}; expected "
             f"{list(expected)}",
         )
     h, w = meta.image_size
@@ -256,7 +282,14 @@ def check_observation(obs: Any, meta: PolicyMetadata) -> dict[str, np.ndarray]:
             f"obs['proprio'] is {got}, expected float32[{n}] ({', '.join(meta.proprio_names)})",
         )
     if not np.all(np.isfinite(p)):
-        raise WireError("bad_obs", f"obs['proprio'] contains NaN or Inf: {p.tolist()}")
+        raise WireError("bad_obs", f"obs['proprio'] contains NaN or Inf: {brief(p.tolist())}")
+    worst = int(np.argmax(np.abs(p)))
+    if abs(float(p[worst])) > meta.proprio_abs_max:
+        raise WireError(
+            "bad_obs",
+            f"obs['proprio'][{worst}] ({meta.proprio_names[worst]}) is {float(p[worst]):.3g}, "
+            f"outside +-{meta.proprio_abs_max:g}: not a measurement of this arm",
+        )
     out = {k: obs[k] for k in meta.cameras}
     out["proprio"] = p.astype(np.float32)
     return out

@@ -30,7 +30,7 @@ import numpy as np
 
 from uio2_robot.contracts import DELTA_ACTION_NAMES
 from uio2_robot.deploy.metadata import PolicyMetadata, check_observation
-from uio2_robot.deploy.wire import WIRE_VERSION, WireError
+from uio2_robot.deploy.wire import WIRE_VERSION, WireError, brief
 
 REQUEST_TYPES = ("hello", "reset", "infer", "ping")
 REPLY_TYPES = ("metadata", "reset_ok", "actions", "pong", "error")
@@ -75,7 +75,9 @@ Request = Hello | Ping | Reset | Infer
 def _int(msg: dict[str, Any], key: str, minimum: int = 0) -> int:
     value = msg.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise WireError("bad_request", f"field {key!r} is {value!r}, expected an int >= {minimum}")
+        raise WireError(
+            "bad_request", f"field {key!r} is {brief(value)}, expected an int >= {minimum}"
+        )
     return value
 
 
@@ -85,7 +87,7 @@ def check_version(msg: dict[str, Any]) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v != WIRE_VERSION:
         raise WireError(
             "version",
-            f"wire version {v!r} is not supported; this side speaks v{WIRE_VERSION} "
+            f"wire version {brief(v)} is not supported; this side speaks v{WIRE_VERSION} "
             f"(upgrade uio2-robot on the older side so both speak v{WIRE_VERSION})",
         )
 
@@ -94,9 +96,9 @@ def parse_request(msg: dict[str, Any], meta: PolicyMetadata) -> Request:
     """Validate a decoded client message into a typed request (raises WireError)."""
     check_version(msg)
     kind = msg.get("type")
-    if kind not in REQUEST_TYPES:
+    if not isinstance(kind, str) or kind not in REQUEST_TYPES:
         raise WireError(
-            "unknown_type", f"message type {kind!r} is unknown; expected {REQUEST_TYPES}"
+            "unknown_type", f"message type {brief(kind)} is unknown; expected {REQUEST_TYPES}"
         )
     rid = _int(msg, "id")
     if kind == "hello":
@@ -121,7 +123,7 @@ def parse_request(msg: dict[str, Any], meta: PolicyMetadata) -> Request:
                 if isinstance(applied, np.ndarray)
                 else applied
             )
-            raise WireError("bad_request", f"applied is {got!r}, expected float32[n, {d}]")
+            raise WireError("bad_request", f"applied is {brief(got)}, expected float32[n, {d}]")
         if not np.all(np.isfinite(applied)):
             raise WireError("bad_request", "applied contains NaN or Inf")
     return Infer(
@@ -181,11 +183,13 @@ def parse_episode(episode: Any) -> dict[str, Any]:
         want = EPISODE_KEYS.get(key)
         if want is None:
             raise WireError(
-                "bad_request", f"episode key {key!r} is unknown; expected {sorted(EPISODE_KEYS)}"
+                "bad_request",
+                f"episode key {brief(key)} is unknown; expected {sorted(EPISODE_KEYS)}",
             )
         if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
             raise WireError(
-                "bad_request", f"episode[{key!r}] is {value!r}, expected {want.__name__} or nil"
+                "bad_request",
+                f"episode[{key!r}] is {brief(value)}, expected {want.__name__} or nil",
             )
     return dict(episode)
 
@@ -219,6 +223,6 @@ def parse_actions(msg: dict[str, Any], action_dim: int) -> np.ndarray:
             f"{actions.dtype}{list(actions.shape)}" if isinstance(actions, np.ndarray) else actions
         )
         raise WireError(
-            "malformed", f"reply actions are {got!r}, expected float32[H, {action_dim}]"
+            "malformed", f"reply actions are {brief(got)}, expected float32[H, {action_dim}]"
         )
     return actions

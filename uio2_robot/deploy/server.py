@@ -10,6 +10,15 @@ way. When a client disconnects, cleanly or not, its session and policy are dropp
 Message size: frames up to ``max_message_bytes`` are decoded; frames up to twice that get a
 ``too_large`` error reply; beyond that websockets closes the connection with code 1009
 ("message too big"), because a frame that size is not buffered at all.
+
+Self-protection (issue #24): a session with no request for ``idle_timeout_s`` is closed (client
+libraries answer websocket pings by themselves, so only an application-level timeout frees a
+slot held by an idle client); each client may have at most ``max_queued_bytes`` of frames
+queued before its socket stops being read (``uio2_robot.deploy.guard``); freed buffers go back
+to the OS when a client leaves (``uio2_robot.deploy.memory``); a client's faults are logged as
+one line each, rate-limited per client, never with a traceback. Beyond loopback the server
+requires a shared token (``Authorization: Bearer``) unless told otherwise, and serves TLS from
+the certificate files it is given (``uio2_robot.deploy.auth``).
 """
 
 from __future__ import annotations
@@ -33,14 +42,44 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from uio2_robot.deploy import protocol
+from uio2_robot.deploy.auth import ServerAuth
+from uio2_robot.deploy.guard import INVALID_TEXT, guarded_connection
+from uio2_robot.deploy.memory import fix_mmap_threshold, release_freed_memory, rss_bytes
 from uio2_robot.deploy.metadata import PolicyMetadata
 from uio2_robot.deploy.protocol import Hello, Infer, Ping, Reset
 from uio2_robot.deploy.session import SERVE_MODES, PolicyFactory, PolicySession
-from uio2_robot.deploy.wire import WireError, pack, unpack
+from uio2_robot.deploy.wire import WireError, brief, pack, unpack
 
 log = logging.getLogger("uio2_robot.deploy.server")
 
 HEALTH_PATH = "/healthz"
+FAULT_LOG_BURST = 3  # lines a client's faults may log at once ...
+FAULT_LOG_EVERY_S = 10.0  # ... then at most one per this many seconds, with a count of the rest
+
+
+class FaultLog:
+    """One line per client fault, rate-limited per client: a client sending garbage in a loop
+    must not be able to write megabytes of server log (it could write 1.7 MB/s before)."""
+
+    def __init__(self, peer: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.peer = peer
+        self.clock = clock
+        self.logged = 0
+        self.suppressed = 0
+        self.next_t = 0.0
+
+    def fault(self, err: WireError, level: int = logging.WARNING) -> None:
+        now = self.clock()
+        if self.logged >= FAULT_LOG_BURST and now < self.next_t:
+            self.suppressed += 1
+            return
+        more = f" ({self.suppressed} more suppressed)" if self.suppressed else ""
+        text = err.message if len(err.message) <= 160 else err.message[:157] + "..."
+        log.log(level, "client %s: %s: %s%s", self.peer, err.code, text, more)
+        self.logged += 1
+        self.suppressed = 0
+        if self.logged >= FAULT_LOG_BURST:
+            self.next_t = now + FAULT_LOG_EVERY_S
 
 
 @dataclass
@@ -53,9 +92,14 @@ class ServerStats:
     inferences: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     refused: int = 0
+    idle_closed: int = 0
+    unauthorized: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "idle_closed": self.idle_closed,
+            "unauthorized": self.unauthorized,
+            "rss_bytes": rss_bytes(),
             "connections": self.connections,
             "active": self.active,
             "messages": self.messages,
@@ -78,7 +122,13 @@ class PolicyServer:
         max_clients: int = 8,
         serve_mode: str = "action",
         ping_interval_s: float | None = 5.0,
+        max_queued_bytes: int | None = None,
+        auth: ServerAuth | None = None,
     ) -> None:
+        """``max_queued_bytes``: per client, frames queued beyond this pause reading its
+        socket (default: twice ``max_message_bytes``, one over-size frame). The session idle
+        timeout is ``metadata.idle_timeout_s`` (clients learn it from ``hello``). ``auth``:
+        token and TLS; required for a host other than loopback (see ``ServerAuth``)."""
         if serve_mode not in SERVE_MODES:
             raise ValueError(f"serve_mode must be one of {SERVE_MODES}, got {serve_mode!r}")
         if max_clients < 1:
@@ -90,6 +140,9 @@ class PolicyServer:
         self.max_clients = max_clients
         self.serve_mode = serve_mode
         self.ping_interval_s = ping_interval_s
+        self.max_queued_bytes = max_queued_bytes or 2 * metadata.max_message_bytes
+        self.auth = auth or ServerAuth()
+        self.auth.check_host(host)  # refuses a public host without a token (unless opted out)
         self.stats = ServerStats()
         self._server: Server | None = None
 
@@ -99,24 +152,30 @@ class PolicyServer:
     ) -> None:
         """Serve until ``stop`` is set; ``ready(port)`` is called once the socket listens."""
         limit = 2 * self.metadata.max_message_bytes
+        fix_mmap_threshold()  # large frames in their own mappings: freed means returned
         async with serve(
             self._handler,
             self.host,
             self.port,
             max_size=limit,
+            max_queue=4,  # frames; the byte cap is the guard's (max_queued_bytes)
             compression=None,  # camera frames do not deflate well; compression only adds latency
             ping_interval=self.ping_interval_s,
             ping_timeout=self.ping_interval_s,
-            process_request=self._health,
+            process_request=self._process_request,
+            create_connection=guarded_connection(self.max_queued_bytes),
+            ssl=self.auth.server_ssl_context(),
         ) as server:
             self._server = server
             self.port = server.sockets[0].getsockname()[1]
             log.info(
-                "serving %s on ws://%s:%d (wire v%d)",
+                "serving %s on %s://%s:%d (wire v%d, %s)",
                 self.metadata.policy,
+                self.auth.scheme,
                 self.host,
                 self.port,
                 self.metadata.wire_version,
+                self.auth.describe(),
             )
             if ready is not None:
                 ready(self.port)
@@ -139,10 +198,17 @@ class PolicyServer:
         asyncio.run(main())
 
     # ------------------------------------------------------------------ connection
-    def _health(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Plain HTTP GET /healthz for monitoring; everything else proceeds to the handshake."""
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Plain HTTP GET /healthz for monitoring; a handshake without the token gets 401;
+        everything else proceeds to the handshake."""
         if request.path != HEALTH_PATH:
-            return None
+            if self.auth.authorized(request.headers.get("Authorization")):
+                return None
+            self.stats.unauthorized += 1
+            log.warning("refused a client without the server token (HTTP 401)")
+            return connection.respond(
+                HTTPStatus.UNAUTHORIZED, "this server needs its token: Authorization: Bearer ...\n"
+            )
         body = {
             "ok": True,
             "policy": self.metadata.policy,
@@ -167,16 +233,27 @@ class PolicyServer:
         # (a sim twin's EGL context, some GPU runtimes) are always used from the same thread.
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
         log.info("client %s connected (%d active)", peer, self.stats.active)
+        faults = FaultLog(peer)
+        idle = self.metadata.idle_timeout_s
         try:
-            async for frame in ws:
-                reply = await self._handle_frame(session, worker, frame, peer)
+            while True:
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), idle)
+                except TimeoutError:
+                    self.stats.idle_closed += 1
+                    log.info("client %s sent no request for %.0f s: closing", peer, idle)
+                    await ws.close(1008, f"idle for {idle:g} s without a request")
+                    break
+                reply = await self._handle_frame(session, worker, frame, faults)
                 await ws.send(pack(reply))
+                del frame, reply  # a burst's buffers must not outlive their message
         except ConnectionClosed as exc:
             log.info("client %s went away (%s)", peer, exc)
         finally:
             self.stats.active -= 1
             await asyncio.get_running_loop().run_in_executor(worker, self._close, session, peer)
             worker.shutdown(wait=False)
+            release_freed_memory()
             log.info("client %s cleaned up (%d active)", peer, self.stats.active)
 
     @staticmethod
@@ -187,26 +264,44 @@ class PolicyServer:
             log.exception("closing the policy of %s failed", peer)
 
     async def _handle_frame(
-        self, session: PolicySession, worker: ThreadPoolExecutor, frame: str | bytes, peer: str
+        self,
+        session: PolicySession,
+        worker: ThreadPoolExecutor,
+        frame: str | bytes,
+        faults: FaultLog,
     ) -> dict[str, Any]:
         start = time.perf_counter()
         self.stats.messages += 1
         rid = None
         try:
+            if frame is INVALID_TEXT:
+                raise WireError(
+                    "malformed", "a text frame with invalid UTF-8; send binary msgpack frames"
+                )
             if isinstance(frame, str):
                 raise WireError("malformed", "text frames are not accepted; send binary msgpack")
             msg = unpack(frame, self.metadata.max_message_bytes)
             rid = protocol.request_id(msg)
             req = protocol.parse_request(msg, self.metadata)
             reply = await self._dispatch(session, worker, req)
-        except WireError as err:
+        except WireError as err:  # the client's fault: one line, rate-limited, no traceback
             self.stats.errors[err.code] += 1
-            log.debug("error reply to %s: %s", peer, err)
+            faults.fault(err, logging.INFO if err.code == "policy_error" else logging.WARNING)
+            reply = protocol.error_reply(rid, err)
+        except RecursionError:  # input nested too deep for some check: still the client's
+            err = WireError("malformed", "the message is nested too deeply")
+            self.stats.errors[err.code] += 1
+            faults.fault(err)
             reply = protocol.error_reply(rid, err)
         except Exception as exc:  # a bug must cost one reply, not the server
-            log.exception("internal error on a message from %s", peer)
             self.stats.errors["internal"] += 1
-            reply = protocol.error_reply(rid, WireError("internal", f"{type(exc).__name__}: {exc}"))
+            if self.stats.errors["internal"] <= FAULT_LOG_BURST:
+                log.exception("internal error on a message from %s", faults.peer)
+            else:
+                faults.fault(WireError("internal", f"{type(exc).__name__}: {exc}"), logging.ERROR)
+            reply = protocol.error_reply(
+                rid, WireError("internal", f"{type(exc).__name__}: {brief(str(exc), 160)}")
+            )
         reply["server_ms"] = (time.perf_counter() - start) * 1e3
         return reply
 
@@ -253,7 +348,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.server.host}:{self.server.port}"
+        return f"{self.server.auth.scheme}://{self.server.host}:{self.server.port}"
 
     def _run(self) -> None:
         async def main() -> None:

@@ -18,6 +18,7 @@ The returned arrays are read-only views into the received frame (no copy).
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from typing import Any
 
@@ -49,6 +50,29 @@ _DTYPES: dict[int, np.dtype] = {
 _CODE_BY_NAME: dict[str, int] = {dt.name: code for code, dt in _DTYPES.items()}
 
 
+MAX_ECHO_CHARS = 64
+"""At most this much of a client's input is echoed in an error message (``brief``)."""
+MAX_ERROR_CHARS = 300
+"""An error reply's message is cut to this length, whatever built it."""
+
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 2, 3, 3, 3
+_REPR.maxstring = _REPR.maxother = 40
+
+
+def brief(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
+    """A bounded repr of untrusted input for error messages and logs.
+
+    Why not ``repr``: a client controls the value, and its plain repr can be hundreds of KB (a
+    long string) or recurse past Python's limit (maps nested 1,000 deep), turning a bad request
+    into an internal error, a huge reply and a huge log line."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a repr that fails is still a bad value, not a server bug
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class WireError(ValueError):
     """A message that cannot be accepted; ``code`` is the machine-readable error class.
 
@@ -58,6 +82,8 @@ class WireError(ValueError):
     """
 
     def __init__(self, code: str, message: str) -> None:
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[: MAX_ERROR_CHARS - 3] + "..."
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -145,7 +171,9 @@ def unpack(frame: bytes | bytearray | memoryview, max_bytes: int) -> dict[str, A
     except WireError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for corrupt input
-        raise WireError("malformed", f"not a msgpack frame ({type(exc).__name__}: {exc})") from None
+        raise WireError(
+            "malformed", f"not a msgpack frame ({type(exc).__name__}: {brief(str(exc))})"
+        ) from None
     if not isinstance(msg, dict):
         raise WireError("malformed", f"a message must be a msgpack map, got {type(msg).__name__}")
     return msg
