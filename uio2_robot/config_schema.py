@@ -64,7 +64,7 @@ class RolloutConfig:
 
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    tasks: list[str] = field(default_factory=lambda: list(ALL_TASKS))
+    tasks: list[str] = field(default_factory=list)  # empty: every task of each level (VIMA's)
     levels: list[str] = field(default_factory=lambda: ["L1", "L2", "L3", "L4"])
     episodes: int = 20
     seed: int = EVAL_SEED_BASE

@@ -89,18 +89,26 @@ class EvalReport:
         }
 
     def table(self) -> str:
-        """A plain-text table of success per task and level."""
-        lines = [f"{'task':<26}{'level':<7}{'success':>12}{'rate':>8}   95% CI"]
+        """A plain-text table of success per task and level, with VIMA-200M's published
+        per-task success beside it (PyBullet VIMA-Bench; "-" where it published none)."""
+        from uio2_robot.envs.levels import VIMA_200M, VIMA_200M_LEVEL_MEANS
+
+        def vima(value: float | None) -> str:
+            return f"{value:>10.1f}%" if value is not None else f"{'-':>11}"
+
+        lines = [f"{'task':<28}{'level':<7}{'success':>12}{'rate':>8}   95% CI{'VIMA-200M':>22}"]
         for c in self.cells:
             lines.append(
-                f"{c.task:<26}{c.level:<7}{f'{c.successes}/{c.episodes}':>12}"
-                f"{c.success_rate:>8.1%}   [{c.ci95_low:.1%}, {c.ci95_high:.1%}]"
+                f"{c.task:<28}{c.level:<7}{f'{c.successes}/{c.episodes}':>12}"
+                f"{c.success_rate:>8.1%}   {f'[{c.ci95_low:.1%}, {c.ci95_high:.1%}]':<16}"
+                f"{vima(VIMA_200M.get(c.task, {}).get(c.level))}"
             )
         for level, s in self.summary_by_level().items():
             count = f"{s['successes']}/{s['episodes']}"
+            ci = f"[{s['ci95_low']:.1%}, {s['ci95_high']:.1%}]"
             lines.append(
-                f"{'average (tasks)':<26}{level:<7}{count:>12}"
-                f"{s['task_average']:>8.1%}   [{s['ci95_low']:.1%}, {s['ci95_high']:.1%}]"
+                f"{'average (tasks)':<28}{level:<7}{count:>12}{s['task_average']:>8.1%}   {ci:<16}"
+                f"{vima(VIMA_200M_LEVEL_MEANS.get(level))}"
             )
         return "\n".join(lines)
 
