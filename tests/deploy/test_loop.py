@@ -129,6 +129,49 @@ def test_killed_server_makes_the_arm_hold_and_the_loop_resumes_after_a_restart()
     resumed = [t for t in ticks if t.t > events["restart"] and t.mode == "policy"]
     assert len(resumed) >= 5, report.summary()
     assert client.reconnects >= 2
+    # the outage is in the report (issue #24: it showed `server_errors: {}` only)
+    outages = report.summary()["server_outages"]
+    assert outages["count"] == 1 and outages["reconnects"] == 1, outages
+    assert 0.0 < outages["total_s"] <= events["restart"] - events["kill"] + 2.0, (outages, events)
+    assert report.ended != "unreachable"
+
+
+def test_robot_exits_nonzero_when_the_policy_stays_unreachable(tmp_path: Path) -> None:
+    """The server goes away mid-episode and never comes back: the episode ends as
+    "unreachable", the report counts the outage, and `robot` exits 1 (it exited 0)."""
+    import json
+
+    from uio2_robot.cli import main
+
+    meta = metadata_for("random", image_size=SIZE, control_hz=HZ, action_mode="delta")
+    server = ServerThread(PolicyServer(policy_factory("random", HZ), meta))
+    report_file = tmp_path / "report.json"
+    stopper = threading.Timer(2.0, server.stop)
+    stopper.start()
+    try:
+        status = main(
+            [
+                "robot",
+                f"server={server.url}",
+                "driver.sim.embodiment=floating",
+                f"driver.sim.image_size={SIZE}",
+                "episodes=1",
+                "max_seconds=5",
+                "speedup=2.0",
+                "reconnect_interval_s=0.2",
+                "log_level=ERROR",
+                f"report={report_file}",
+            ]
+        )
+    finally:
+        stopper.cancel()
+        server.stop()
+    summary = json.loads(report_file.read_text())[0]
+    assert status == 1, summary
+    assert summary["ended"] == "unreachable", summary
+    assert summary["server_outages"]["count"] == 1
+    assert summary["server_outages"]["reconnects"] == 0
+    assert summary["server_outages"]["total_s"] > 1.0
 
 
 class Overshoot:
