@@ -163,3 +163,11 @@ def pose_to_bins(pose: Sequence[float]) -> list[int]:
         (yaw1 % (2 * math.pi)) / (2 * math.pi),
     ]
     return [int(min(max(v, 0.0), 1.0) * 999) for v in vals]
+
+
+def plan_text(actions: np.ndarray, kind: str = "pick_place") -> str:
+    """A demonstrated plan ((n, 6) primitive actions) as UIO2's target text."""
+    rows = np.asarray(actions, dtype=np.float64).reshape(-1, 6)
+    if kind not in KINDS:
+        raise ValueError(f"unknown primitive kind {kind!r}; expected one of {tuple(KINDS)}")
+    return " ".join(step_text(k, kind, pose_to_bins(row)) for k, row in enumerate(rows))
