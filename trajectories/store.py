@@ -19,11 +19,13 @@ half-written episode is invisible. Reopening for writing truncates the leftovers
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,13 @@ class EpisodeStore:
             _build_empty(tmp, schema, chunk_frames, compression_level, compressor)
             root.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, root)  # replaces an empty folder, if any, atomically
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StoreError(
+                f"cannot create a store at {root}: no space left on its disk ({e.strerror}); "
+                f"{_size(shutil.disk_usage(root.parent).free)} are free"
+            ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return cls.open(root, mode="a")
@@ -366,21 +375,28 @@ class EpisodeStore:
             }
             record[CHECKSUM_FIELD] = episode_digests(steps, blob)  # checked by deep validation
             records.append(record)
-        if pbytes_end > pbytes_start:
-            arr = self._arrays[PROMPT_BYTES]
-            arr.resize((pbytes_end,))
-            arr[pbytes_start:] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-        for key, spec in self.schema.keys.items():
-            arr = self._arrays[key]
-            arr.resize((int(ends[-1]), *spec.shape))
-            arr[start:] = np.concatenate([ep.steps[key] for ep in episodes])
-        k = len(episodes)
-        texts = self._arrays[RECORDS]
-        texts.resize((n + k,))
-        texts[n:] = np.array([json.dumps(r, allow_nan=False) for r in records], dtype=texts.dtype)
-        ends_arr = self._arrays[ENDS]
-        ends_arr.resize((n + k,))
-        ends_arr[n:] = ends  # the commit: from here on readers see the episodes
+        try:
+            if pbytes_end > pbytes_start:
+                arr = self._arrays[PROMPT_BYTES]
+                arr.resize((pbytes_end,))
+                arr[pbytes_start:] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+            for key, spec in self.schema.keys.items():
+                arr = self._arrays[key]
+                arr.resize((int(ends[-1]), *spec.shape))
+                arr[start:] = np.concatenate([ep.steps[key] for ep in episodes])
+            k = len(episodes)
+            texts = self._arrays[RECORDS]
+            texts.resize((n + k,))
+            texts[n:] = np.array(
+                [json.dumps(r, allow_nan=False) for r in records], dtype=texts.dtype
+            )
+            ends_arr = self._arrays[ENDS]
+            ends_arr.resize((n + k,))
+            ends_arr[n:] = ends  # the commit: from here on readers see the episodes
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StoreError(_disk_full_message(self, episodes, e)) from None
 
         self._ends = np.concatenate([self._ends, ends])
         self._records.extend(records)
@@ -408,11 +424,20 @@ class EpisodeStore:
         else:
             table = {k: compute_norm_stats(self.read_key(k)) for k in low_dim}
             if self.writable:
-                self.raw_group("meta").attrs["stats"] = {
-                    "n_frames": self.n_frames,
-                    "n_episodes": self.n_episodes,
-                    "keys": {k: v.to_json() for k, v in table.items()},
-                }
+                try:
+                    self.raw_group("meta").attrs["stats"] = {
+                        "n_frames": self.n_frames,
+                        "n_episodes": self.n_episodes,
+                        "keys": {k: v.to_json() for k, v in table.items()},
+                    }
+                except OSError as e:  # a cache: the numbers are returned all the same
+                    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    warnings.warn(
+                        f"{self.path}: statistics not cached, the disk is full ({e.strerror})",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
         return {k: table[k] for k in wanted}
 
     # ------------------------------------------------------------------ validation
@@ -706,6 +731,28 @@ def _build_empty(
         dtype="uint8",
         compressors=_compressor("uint8", level, compressor),
         fill_value=0,
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+def _disk_full_message(store: EpisodeStore, episodes: Sequence[Episode], err: OSError) -> str:
+    """What a full disk cost: how much the batch needed, what was free, and that nothing
+    committed is at risk (the commit record was not touched; a rerun resumes)."""
+    raw = sum(
+        sum(np.asarray(v).nbytes for v in ep.steps.values())
+        + sum(np.asarray(s).nbytes for s in ep.prompt if not isinstance(s, str))
+        for ep in episodes
+    )
+    free = shutil.disk_usage(store.path).free
+    return (
+        f"no space left on the disk of {store.path} ({err.strerror}): appending "
+        f"{len(episodes)} episode(s) needed up to {_size(raw)} (uncompressed) and "
+        f"{_size(free)} were free. The {store.n_episodes} committed episodes are safe "
+        "(nothing half-written is ever read); free some space and rerun the same command to "
+        "resume"
     )
 
 

@@ -66,7 +66,7 @@ def compose(
 def _rollout(cfg: DictConfig, _extra: list[str]) -> int:
     from uio2_robot.eval.runner import run_rollout_command
 
-    return run_rollout_command(cfg)
+    return _library_call(run_rollout_command, cfg)
 
 
 def _official(cfg: DictConfig, extra: list[str]) -> int:
