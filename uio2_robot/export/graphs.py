@@ -321,6 +321,10 @@ def _export(
     return path
 
 
+export_graph = _export
+"""The exporter above under a public name, for graphs of other models (uio2_robot.official)."""
+
+
 def _rename_dims(graph: onnx.GraphProto, names: dict[str, str]) -> bool:
     """Rename symbolic dimensions (torch.export calls a data-dependent size ``u0``)."""
     changed = False

@@ -71,12 +71,21 @@ class CLIPVisionEncoder(nn.Module):
         self.pre_ln = nn.LayerNorm(dim, eps=1e-5)
         self.blocks = nn.ModuleList([ViTBlock(dim, n_heads, mlp_hidden) for _ in range(n_layers)])
 
+    def freeze_grids(self, grids: list[tuple[int, int]]) -> None:
+        """Compute the resized position tables of ``grids`` once and reuse them (the ViT is
+        frozen at inference; an exported graph then holds them as constants instead of a
+        bicubic antialiased resize). Training the ViT must not use this."""
+        self._frozen = {tuple(g): self.grid_positions(tuple(g)).detach() for g in grids}
+
     def grid_positions(self, grid: tuple[int, int]) -> Tensor:
         """The learned grid positions resized to ``grid`` (rows, cols): (rows*cols, dim).
 
         Bicubic with antialiasing, as the official code (after JAX's ``image.resize``); the
         released 14 x 14 grid becomes 24 x 24 for 384 px images and 16 x 16 for 256 px frames.
         """
+        frozen = getattr(self, "_frozen", {}).get(tuple(grid))
+        if frozen is not None:
+            return frozen
         pos = self.positional_embedding[1:]
         g = math.isqrt(pos.shape[0])
         pos = pos.reshape(g, g, -1)

@@ -1,0 +1,25 @@
+"""ONNX export of the imported tiny official model: onnxruntime vs torch, greedy tokens."""
+
+from __future__ import annotations
+
+import json
+
+from tests.official.conftest import DATA
+from uio2_robot.official.command import OfficialCommandConfig, run_official_command
+from uio2_robot.official.convert import import_release
+
+
+def test_export_and_parity_on_the_fixture_batch(release_dir, tmp_path, capsys):
+    import_release(release_dir, tmp_path / "ckpt")
+    cfg = OfficialCommandConfig(
+        src=str(tmp_path / "ckpt"), out=str(tmp_path / "onnx"),
+        fixture=str(DATA / "fixture.safetensors"),
+    )  # fmt: skip
+    assert run_official_command(cfg, ["export"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tokens_match"] and report["logits_max_diff"] < 1e-4
+    assert report["cross_kv_max_diff"] < 1e-4
+    # the official greedy tokens of the fixture, now from onnxruntime
+    assert report["tokens_onnx"][:6] == [4589] * 6
+    assert (tmp_path / "onnx" / "encoder.onnx").is_file()
+    assert (tmp_path / "onnx" / "decoder_step.onnx").is_file()
