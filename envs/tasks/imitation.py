@@ -111,7 +111,7 @@ class FollowMotion(Task):
         pair = (ctx.choose(shapes), ctx.choose(ALL_TEXTURES))
         k0 = int(rng.integers(5))
         obj = ctx.add(*pair, "dragged", xy=WAYPOINTS[k0], yaw=0.0)
-        dist = ctx.choose([(s, t) for s in shapes for t in ALL_TEXTURES[:20] if (s, t) != pair])
+        dist = ctx.choose([(s, t) for s in shapes for t in ALL_TEXTURES if (s, t) != pair])
         ctx.add(*dist, "distractor", xy=(0.5, 0.0), yaw=0.0)
         path = [k0]
         for _ in range(2):
