@@ -281,7 +281,7 @@ def _commands() -> dict[str, Command]:
             "load a released Unified-IO 2 checkpoint (uio2-large/xl/xxl): import it, or check "
             "it stage by stage against activations of the official code",
             "uio2-robot official import src=DIR out=CKPT [dtype=float32|bfloat16|float16] | "
-            "official check src=DIR fixture=FILE",
+            "official check src=DIR fixture=FILE | official export src=CKPT out=DIR fixture=FILE",
             _official,
             _official_schema,
             "official",
