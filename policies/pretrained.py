@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from uio2_robot.model.config import ModelConfig
+from uio2_robot.model.official import OfficialConfig, OfficialUIO2, assign_weights, official_on_meta
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.staging import staged_folder
 from uio2_robot.tokenize.processor import Processor, model_mismatches
@@ -173,6 +174,29 @@ def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pre
     model = UIO2Model(cfg)
     model.load_state_dict(weights)
     return Pretrained(model.to(device).eval(), processor, config)
+
+
+OFFICIAL_PROCESSOR_KIND = "uio2_official"
+"""``processor.json``'s kind in a checkpoint imported from a released UIO2 (``uio2-robot official
+import``); its ``config.json`` has an ``official`` section (an ``OfficialConfig``)."""
+
+
+def load_official_checkpoint(
+    path: str | Path,
+) -> tuple[OfficialUIO2, dict[str, Any], dict[str, Any]]:
+    """(model in eval mode, float32; processor dict; config dict) of an imported official UIO2
+    checkpoint; CheckpointError when the folder is not one."""
+    weights, config, processor = load_checkpoint(path)
+    if "official" not in config or processor.get("kind") != OFFICIAL_PROCESSOR_KIND:
+        raise CheckpointError(
+            f"{path} is not an imported official UIO2 checkpoint (made by `uio2-robot official "
+            "import`): its config.json has no 'official' section"
+        )
+    model = official_on_meta(OfficialConfig.from_dict(config["official"]))
+    try:
+        return assign_weights(model, weights), processor, config
+    except RuntimeError as exc:  # missing / unexpected keys, wrong shapes
+        raise CheckpointError(f"{path}: weights do not fit its config ({exc})") from None
 
 
 def processor_sizes(cfg: ModelConfig) -> dict[str, Any]:

@@ -23,31 +23,11 @@ import torch
 from gymnasium import spaces
 
 from uio2_robot.model.official import OfficialInputs
-from uio2_robot.official.convert import load_official_checkpoint
 from uio2_robot.policies.base import Observation, PromptSegment, check_action
+from uio2_robot.policies.pretrained import load_official_checkpoint
 from uio2_robot.tokenize.official_actions import ActionGrammar
-from uio2_robot.tokenize.official_batch import official_example
+from uio2_robot.tokenize.official_batch import official_example, prompt_to_text
 from uio2_robot.tokenize.official_vocab import OfficialTokenizer
-
-PROMPT_SUFFIX = " Predict the next action."
-
-
-def prompt_to_text(prompt: list[PromptSegment], max_images: int) -> tuple[str, list[np.ndarray]]:
-    """The env's interleaved prompt as UIO2 text with ``<image_history_k>`` markers, and the
-    prompt images (k = 1..) in order."""
-    parts, images = [], []
-    for seg in prompt:
-        if isinstance(seg, str):
-            parts.append(seg)
-        elif isinstance(seg, np.ndarray):
-            images.append(seg)
-            parts.append(f" <image_history_{len(images)}> ")
-        else:
-            raise ValueError(f"prompt segment must be str or an image array, got {type(seg)}")
-    if len(images) > max_images:
-        raise ValueError(f"the prompt has {len(images)} images; the model takes {max_images}")
-    text = " ".join("".join(parts).split())
-    return text + PROMPT_SUFFIX, images
 
 
 class UIO2OfficialPolicy:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from uio2_robot.errors import UsageError
 
-ACTIONS = ("import", "check", "export")
+ACTIONS = ("import", "check", "export", "finetune")
 
 
 @dataclass
@@ -28,6 +28,14 @@ class OfficialCommandConfig:
     out: str | None = None  # import: checkpoint folder to write
     dtype: str | None = None  # import: float32 | bfloat16 | float16; null keeps the stored dtype
     fixture: str | None = None  # check / export: safetensors file in the fixture layout
+    # finetune: src=CKPT (imported) out=CKPT stores=[..] tokenizer=PATH
+    stores: list[str] | None = None  # trajectory stores of primitive-mode episodes
+    tokenizer: str | None = None  # LLaMA's tokenizer.model
+    mode: str = "lora"  # full | frozen_vit | lora
+    steps: int = 100
+    lr: float = 1e-4
+    lora_rank: int = 8
+    camera: str = "top"  # the image input
 
 
 def run_official_command(cfg: OfficialCommandConfig, extra: list[str]) -> int:
@@ -39,6 +47,8 @@ def run_official_command(cfg: OfficialCommandConfig, extra: list[str]) -> int:
         return _import(cfg)
     if extra[0] == "export":
         return _export(cfg)
+    if extra[0] == "finetune":
+        return _finetune(cfg)
     return _check(cfg)
 
 
@@ -98,3 +108,24 @@ def _export(cfg: OfficialCommandConfig) -> int:
 
 
 ONNX_LOGITS_TOL = 1e-4  # onnxruntime's fused kernels vs torch, float32 (measured 1.4e-6)
+
+
+def _finetune(cfg: OfficialCommandConfig) -> int:
+    from uio2_robot.official.convert import load_official_checkpoint
+    from uio2_robot.official.data import examples_from_stores
+    from uio2_robot.official.finetune import finetune, prepare_finetune, save_finetuned
+    from uio2_robot.tokenize.official_vocab import OfficialTokenizer
+
+    if not cfg.out or not cfg.stores or not cfg.tokenizer:
+        raise UsageError("official finetune needs out=CKPT stores=[STORE,..] tokenizer=PATH")
+    model, processor, config = load_official_checkpoint(cfg.src)
+    tokenizer = OfficialTokenizer(cfg.tokenizer)
+    examples = examples_from_stores(cfg.stores, tokenizer, model.cfg, cfg.camera)
+    trainable = prepare_finetune(model, cfg.mode, cfg.lora_rank)
+    losses = finetune(model, examples, cfg.steps, cfg.lr)
+    config = {**config, "finetune": {"mode": cfg.mode, "steps": cfg.steps, "lr": cfg.lr,
+                                     "stores": list(cfg.stores), "examples": len(examples)}}  # fmt: skip
+    save_finetuned(model, cfg.out, config, processor)
+    print(json.dumps({"examples": len(examples), "trainable": trainable,
+                      "loss_first": losses[0], "loss_last": losses[-1], "out": cfg.out}))  # fmt: skip
+    return 0

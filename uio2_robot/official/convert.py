@@ -7,7 +7,7 @@ weights that are used (the release is memory-mapped; the dropped VQGANs are neve
 Tensors keep their stored dtype (bf16 stays bf16) unless ``dtype`` is given.
 
 The checkpoint's ``config.json`` holds ``{"official": OfficialConfig, "source": ...,
-"dropped_keys": [...]}``; ``load_official_checkpoint`` reads it back.
+"dropped_keys": [...]}``; ``policies.pretrained.load_official_checkpoint`` reads it back.
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ from typing import Any
 import torch
 
 from uio2_robot.errors import UsageError
-from uio2_robot.model.official import OfficialConfig, OfficialUIO2
 from uio2_robot.official.keymap import build_tensor
-from uio2_robot.official.release import (
-    materialise_buffers,
-    model_on_meta,
-    open_release_weights,
-    plan_release,
-    read_release_config,
+from uio2_robot.official.release import open_release_weights, plan_release, read_release_config
+from uio2_robot.policies.pretrained import (
+    OFFICIAL_PROCESSOR_KIND,
+    LazyWeights,
+    load_official_checkpoint,
+    save_checkpoint,
 )
-from uio2_robot.policies.pretrained import LazyWeights, load_checkpoint, save_checkpoint
 
-PROCESSOR_KIND = "uio2_official"
+__all__ = ["ImportReport", "import_release", "load_official_checkpoint"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -81,7 +79,7 @@ def import_release(
         "dropped_keys": list(plan.dropped),
     }
     processor = {
-        "kind": PROCESSOR_KIND,
+        "kind": OFFICIAL_PROCESSOR_KIND,
         "vocab_size": cfg.vocab_size,
         "image_size": list(cfg.image_size),
         "history_size": list(cfg.history_size),
@@ -98,22 +96,6 @@ def import_release(
         nbytes,
         time.perf_counter() - start,
     )
-
-
-def load_official_checkpoint(
-    path: str | Path,
-) -> tuple[OfficialUIO2, dict[str, Any], dict[str, Any]]:
-    """(model in eval mode, float32; processor dict; config dict) of an imported checkpoint."""
-    weights, config, processor = load_checkpoint(path)
-    if "official" not in config or processor.get("kind") != PROCESSOR_KIND:
-        raise UsageError(
-            f"{path} is not an imported official UIO2 checkpoint (made by `uio2-robot official "
-            "import`); its config.json has no 'official' section"
-        )
-    cfg = OfficialConfig.from_dict(config["official"])
-    model = model_on_meta(cfg)
-    model.load_state_dict(weights, strict=True, assign=True)
-    return materialise_buffers(model).eval(), processor, config
 
 
 def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:

@@ -46,3 +46,27 @@ def official_example(
         batch["targets/text/pos_ids"] = np.arange(targets.shape[0], dtype=np.int32)
         batch["targets/text/segment_ids"] = np.ones(targets.shape[0], dtype=np.int32)
     return {k: v[None] for k, v in batch.items()}
+
+
+PROMPT_SUFFIX = " Predict the next action."
+"""Appended to every VIMA prompt (the form of the shared official fixture's prompt)."""
+
+
+def prompt_to_text(
+    prompt: Sequence[str | np.ndarray], max_images: int
+) -> tuple[str, list[np.ndarray]]:
+    """The env's interleaved prompt as UIO2 text with ``<image_history_k>`` markers, and the
+    prompt images (k = 1..) in order."""
+    parts, images = [], []
+    for seg in prompt:
+        if isinstance(seg, str):
+            parts.append(seg)
+        elif isinstance(seg, np.ndarray):
+            images.append(seg)
+            parts.append(f" <image_history_{len(images)}> ")
+        else:
+            raise ValueError(f"prompt segment must be str or an image array, got {type(seg)}")
+    if len(images) > max_images:
+        raise ValueError(f"the prompt has {len(images)} images; the model takes {max_images}")
+    text = " ".join("".join(parts).split())
+    return text + PROMPT_SUFFIX, images

@@ -5,6 +5,19 @@ mapping their keys lives in ``uio2_robot.official``.
 """
 
 from uio2_robot.model.official.config import OfficialConfig
-from uio2_robot.model.official.model import OfficialEncoded, OfficialInputs, OfficialUIO2
+from uio2_robot.model.official.model import (
+    OfficialEncoded,
+    OfficialInputs,
+    OfficialUIO2,
+    assign_weights,
+    official_on_meta,
+)
 
-__all__ = ["OfficialConfig", "OfficialEncoded", "OfficialInputs", "OfficialUIO2"]
+__all__ = [
+    "OfficialConfig",
+    "OfficialEncoded",
+    "OfficialInputs",
+    "OfficialUIO2",
+    "assign_weights",
+    "official_on_meta",
+]

@@ -308,3 +308,18 @@ class OfficialUIO2(nn.Module):
                 if bool(done.all()):
                     break
         return torch.cat(out, dim=1)
+
+
+def official_on_meta(cfg: OfficialConfig) -> OfficialUIO2:
+    """The model without memory for its weights: their shapes for key mapping, and a shell
+    that ``assign_weights`` fills without a second copy."""
+    with torch.device("meta"):
+        return OfficialUIO2(cfg)
+
+
+def assign_weights(model: OfficialUIO2, state: Mapping[str, Tensor]) -> OfficialUIO2:
+    """Load ``state`` (every key, exact shapes) by assignment, then rebuild the non-persistent
+    RoPE tables (still on meta for a shell from ``official_on_meta``). Eval mode."""
+    model.load_state_dict(dict(state), strict=True, assign=True)
+    model.rope = RotaryEmbedding(model.cfg.head_dim, model.cfg.rope_base)
+    return model.eval()
