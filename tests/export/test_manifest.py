@@ -125,3 +125,54 @@ def test_unknown_variant_and_opset(copy: Path) -> None:
     _edit_json(copy / "manifest.json", lambda m: m.update(variant="fp32", opset=13))
     with pytest.raises(BundleError, match="opset 13"):
         load_bundle(copy)
+
+
+@pytest.mark.parametrize(
+    ("field", "edit", "change"),
+    [
+        ("control_hz", lambda m: m.update(control_hz=50.0), "was added"),
+        ("control_hz", lambda m: m.update(control_hz="fast"), "was added"),
+        ("inference", lambda m: m.update(inference={"guide_place": True}), "was added"),
+        ("train_seeds", lambda m: m.update(train_seeds=[0, 1]), "was added"),
+        ("created_at", lambda m: m.pop("created_at"), "was removed"),
+        ("source_checkpoint", lambda m: m["source_checkpoint"].update(path="/x"), "was edited"),
+    ],
+)
+def test_edited_manifest_is_refused_naming_the_field(
+    copy: Path, field: str, edit, change: str
+) -> None:
+    """Issue #24: an edited rate, guidance or seed list passed under the same model hash."""
+    _edit_json(copy / "manifest.json", edit)
+    with pytest.raises(BundleError, match=rf"manifest field '{field}' {change} after export"):
+        load_bundle(copy)
+
+
+def test_edited_manifest_is_not_served(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from uio2_robot.cli import main
+
+    _edit_json(copy / "manifest.json", lambda m: m.update(control_hz=50.0))
+    assert main(["serve", f"bundle={copy}", "duration_s=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest field 'control_hz' was added" in err and str(copy) in err
+
+
+def test_bundle_hash_covers_the_manifest_and_is_advertised(copy: Path, bundle: Path) -> None:
+    from uio2_robot.deploy.metadata import metadata_for
+
+    loaded = load_bundle(copy)
+    assert loaded.bundle_hash == load_bundle(bundle).bundle_hash  # a copy is the same bundle
+    meta = metadata_for("onnx", copy)
+    assert meta.extra["bundle_hash"] == loaded.bundle_hash
+    assert meta.extra["model_hash"] == loaded.model_hash != loaded.bundle_hash
+
+
+def test_resealed_old_format_is_refused(copy: Path) -> None:
+    """A bundle from before the seal (format 3) is refused, asking for a re-export."""
+
+    def old(m: dict) -> None:
+        m.pop("integrity")
+        m["format_version"] = 3
+
+    _edit_json(copy / "manifest.json", old)
+    with pytest.raises(BundleError, match="format_version 3 is not supported.*re-export"):
+        load_bundle(copy)

@@ -152,6 +152,11 @@ def run_serve_command(cfg: DictConfig) -> int:
 
     spec = resolve_policy(sc.policy, sc.bundle, sc.checkpoint)
     spec = onnx_runtime_spec(spec, sc.runtime, sc.bundle_cache)
+    if spec.name == "onnx" and spec.bundle:
+        from uio2_robot.runtime.manifest import load_bundle
+
+        # verified before anything is advertised: an edited manifest is refused, naming the field
+        load_bundle(spec.bundle)
     meta = build_metadata(
         spec,
         cameras=sc.cameras,
@@ -162,12 +167,13 @@ def run_serve_command(cfg: DictConfig) -> int:
         action_mode=sc.action_mode,
     )
     log.info(
-        "serving %s in %s mode (%s %s, model %s)",
+        "serving %s in %s mode (%s %s, model %s, bundle hash %s)",
         spec.name,
         meta.action_mode,
         "bundle" if spec.bundle else "checkpoint",
         spec.bundle or policy_folder(spec) or "-",
         meta.extra.get("model_hash", "-"),
+        meta.extra.get("bundle_hash", "-"),
     )
     meta = dataclasses.replace(
         meta, idle_timeout_s=sc.idle_timeout_s, proprio_abs_max=sc.proprio_abs_max

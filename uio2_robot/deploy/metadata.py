@@ -241,6 +241,9 @@ def metadata_for(
         for key in ("format_version", "variant", "model_hash", "name"):
             if key in manifest and isinstance(manifest[key], str | int | float):
                 extra[key] = manifest[key]
+        sealed = manifest.get("integrity")
+        if isinstance(sealed, dict) and isinstance(sealed.get("bundle_hash"), str):
+            extra["bundle_hash"] = sealed["bundle_hash"]  # graphs + every manifest field
     return PolicyMetadata(
         policy=policy,
         cameras=tuple(cameras),

@@ -22,6 +22,7 @@ from uio2_robot.runtime.manifest import (
     BUNDLE_FORMAT_VERSION,
     GRAPHS,
     GUIDE_GRAPHS,
+    INTEGRITY_KEY,
     MANIFEST_FILE,
     OPSET,
     PREFIX_GRAPHS,
@@ -32,6 +33,7 @@ from uio2_robot.runtime.manifest import (
     load_bundle,
     model_hash,
     processor_sections,
+    seal,
     sha256_file,
 )
 from uio2_robot.staging import staged_folder
@@ -110,6 +112,7 @@ def build_manifest(
         "exporter": exporter,
     }
     manifest.update(extra or {})
+    manifest[INTEGRITY_KEY] = seal(manifest)  # last: it covers every field above
     return manifest
 
 

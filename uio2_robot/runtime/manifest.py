@@ -43,11 +43,13 @@ from typing import Any
 
 from uio2_robot.tokenize.processor import Processor, model_mismatches
 
-BUNDLE_FORMAT_VERSION = 3
+BUNDLE_FORMAT_VERSION = 4
 """Bumped whenever a bundle written by older code could be misread by newer code.
 2: every bundle carries ``decoder_greedy`` (all action tokens of a step in one call).
 3: a prefix bundle of a model with prompt scenes carries ``decoder_guided`` (the greedy decoder
-with scene-guided placement inside)."""
+with scene-guided placement inside).
+4: the manifest is sealed (``integrity``: a digest of every field and the ``bundle_hash`` over
+them), so an edited rate, action mode, guidance or seed list is refused, naming the field."""
 
 OPSET = 18
 """The ONNX opset of every exported graph: torch 2.13's dynamo exporter (torchlib) targets 18
@@ -151,8 +153,12 @@ def bundle_graphs(model_config: Mapping[str, Any]) -> dict[str, str]:
     return dict(GRAPHS)
 
 
+INTEGRITY_KEY = "integrity"
+"""The manifest's seal: {"fields": {field: sha256 of its canonical JSON}, "bundle_hash": ...}."""
+
 REQUIRED_KEYS = (
     "format_version",
+    INTEGRITY_KEY,
     "variant",
     "opset",
     "model_hash",
@@ -193,6 +199,58 @@ def model_hash(graph_hashes: Mapping[str, str]) -> str:
     """
     text = "\n".join(f"{name}:{graph_hashes[name]}" for name in sorted(graph_hashes))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def field_digests(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """sha256 of every top-level manifest field but the seal itself, in canonical JSON."""
+    return {
+        k: hashlib.sha256(_canonical(v)).hexdigest()
+        for k, v in manifest.items()
+        if k != INTEGRITY_KEY
+    }
+
+
+def seal(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``integrity`` section of a finished manifest.
+
+    Why every field and not only the graphs: ``model_hash`` says which network runs, but the
+    rate (``control_hz``), the action modes (``decoding``), the guidance (``inference``) and the
+    training seeds (``train_seeds``) decide what a robot does with it; a hand edit of any of them
+    must not pass under the same identity. ``bundle_hash`` covers the graphs (through ``files``
+    and ``model_hash``) and every other field, so it is what a server advertises."""
+    fields = field_digests(manifest)
+    text = "\n".join(f"{k}:{fields[k]}" for k in sorted(fields))
+    return {"fields": fields, "bundle_hash": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def check_seal(manifest: Mapping[str, Any], where: Path) -> str:
+    """Raise a BundleError naming the first field edited, added or removed after export;
+    return the bundle hash."""
+    recorded = manifest.get(INTEGRITY_KEY)
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("fields"), dict):
+        raise BundleError(f"{where}: the manifest has no valid {INTEGRITY_KEY!r} section")
+    want, got = recorded["fields"], field_digests(manifest)
+    for key in sorted(set(want) | set(got)):
+        if key not in got:
+            change = "was removed"
+        elif key not in want:
+            change = "was added"
+        elif want[key] != got[key]:
+            change = "was edited"
+        else:
+            continue
+        raise BundleError(
+            f"{where}: manifest field {key!r} {change} after export, so the bundle no longer "
+            "is what was exported and tested; re-export it (`uio2-robot export`) rather than "
+            "editing manifest.json"
+        )
+    if seal(manifest)["bundle_hash"] != recorded.get("bundle_hash"):
+        raise BundleError(f"{where}: the manifest's bundle_hash does not match its fields")
+    return str(recorded["bundle_hash"])
 
 
 # ---------------------------------------------------------------------------------- contents
@@ -292,6 +350,11 @@ class Bundle:
         return str(self.manifest["model_hash"])
 
     @property
+    def bundle_hash(self) -> str:
+        """The identity of the whole bundle: graphs, processor and every manifest field."""
+        return str(self.manifest[INTEGRITY_KEY]["bundle_hash"])
+
+    @property
     def graphs(self) -> tuple[str, ...]:
         """The graphs in this bundle (``bundle_graphs`` of its model config)."""
         return tuple(bundle_graphs(self.manifest["model_config"]))
@@ -313,7 +376,8 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
     code's; every required key is there; the variant and opset are known; every file listed
     exists and (``verify_hashes``) has the recorded sha256; ``model_hash`` matches the graph
     hashes; the graphs declare the expected inputs and outputs; processor.json loads, agrees
-    with the manifest's copies of it, and fits the model config.
+    with the manifest's copies of it, and fits the model config; no manifest field was edited,
+    added or removed since export (``check_seal``).
     """
     root = Path(path)
     if not root.is_dir():
@@ -344,6 +408,7 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
     _check_graph_specs(manifest)
     processor = _load_processor(root, manifest)
     check_processor_matches_config(processor, manifest["model_config"])
+    check_seal(manifest, mpath)  # last: structural problems above get their precise message
     return Bundle(root=root, manifest=manifest, processor=processor)
 
 
