@@ -176,3 +176,69 @@ def test_resealed_old_format_is_refused(copy: Path) -> None:
     _edit_json(copy / "manifest.json", old)
     with pytest.raises(BundleError, match="format_version 3 is not supported.*re-export"):
         load_bundle(copy)
+
+
+@pytest.fixture
+def ed25519_keys(tmp_path: Path) -> tuple[Path, Path]:
+    """A key pair the test holds (skipped where the optional `cryptography` is absent)."""
+    crypto = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
+    from cryptography.hazmat.primitives import serialization
+
+    key = crypto.Ed25519PrivateKey.generate()
+    private, public = tmp_path / "sign.pem", tmp_path / "sign.pub.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def _retamper(copy: Path) -> None:
+    """What an attacker with write access does: change a graph, re-hash it, re-seal."""
+    from uio2_robot.runtime.manifest import INTEGRITY_KEY, bundle_graphs, model_hash, seal
+
+    graph = copy / "decoder_step.onnx"
+    graph.write_bytes(graph.read_bytes() + b"\0")
+
+    def rehash(m: dict) -> None:
+        m["files"]["decoder_step"]["sha256"] = sha256_file(graph)
+        graphs = bundle_graphs(m["model_config"])
+        m["model_hash"] = model_hash({g: m["files"][g]["sha256"] for g in graphs})
+        m.pop(INTEGRITY_KEY)
+        m[INTEGRITY_KEY] = seal(m)
+
+    _edit_json(copy / "manifest.json", rehash)
+
+
+def test_signed_bundle_refuses_a_rehashed_tampered_graph(
+    copy: Path, ed25519_keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uio2_robot.cli import main
+    from uio2_robot.runtime.signing import sign_bundle, verify_bundle_signature
+
+    private, public = ed25519_keys
+    sign_bundle(copy, private)
+    verify_bundle_signature(load_bundle(copy), public)
+    _retamper(copy)
+    tampered = load_bundle(copy)  # the hashes alone cannot tell: they were all redone
+    with pytest.raises(BundleError, match="changed after signing"):
+        verify_bundle_signature(tampered, public)
+    assert main(["serve", f"bundle={copy}", f"public_key={public}", "duration_s=0.1"]) == 2
+    assert "changed after signing" in capsys.readouterr().err
+
+
+def test_public_key_refuses_an_unsigned_bundle(
+    copy: Path, ed25519_keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uio2_robot.cli import main
+
+    assert main(["serve", f"bundle={copy}", f"public_key={ed25519_keys[1]}", "duration_s=0.1"]) == 2
+    assert "is not signed" in capsys.readouterr().err

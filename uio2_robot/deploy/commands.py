@@ -156,7 +156,16 @@ def run_serve_command(cfg: DictConfig) -> int:
         from uio2_robot.runtime.manifest import load_bundle
 
         # verified before anything is advertised: an edited manifest is refused, naming the field
-        load_bundle(spec.bundle)
+        bundle = load_bundle(spec.bundle)
+        if sc.public_key:
+            from uio2_robot.runtime.signing import verify_bundle_signature
+
+            verify_bundle_signature(bundle, sc.public_key)
+    elif sc.public_key:
+        raise ValueError(
+            f"public_key= verifies signed bundles, but {spec.name!r} is not served from one: "
+            "serve bundle=DIR (or runtime=onnx for a checkpoint)"
+        )
     meta = build_metadata(
         spec,
         cameras=sc.cameras,

@@ -49,6 +49,7 @@ class ServeConfig:
     allow_unauthenticated: bool = False  # serve a non-loopback host without a token (trusted LAN)
     tls_cert: str | None = None  # PEM certificate (chain) and its key: serve wss://
     tls_key: str | None = None
+    public_key: str | None = None  # Ed25519 public key (PEM): serve only bundles it signed
     duration_s: float | None = None  # stop after this long (None: until SIGINT/SIGTERM)
     log_level: str = "INFO"
 

@@ -58,6 +58,14 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
         )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:  # CheckpointError included
         raise UsageError(str(exc)) from None
+    signed = None
+    if c.sign_key:
+        from uio2_robot.runtime.signing import sign_bundle
+
+        try:
+            signed = str(sign_bundle(bundle, c.sign_key))
+        except (ValueError, FileNotFoundError) as exc:  # BundleError included
+            raise UsageError(str(exc)) from None
     files = bundle.manifest["files"]
     print(
         json.dumps(
@@ -65,6 +73,8 @@ def run_export_command(cfg: DictConfig | ExportConfig) -> int:
                 "bundle": str(bundle.root),
                 "variant": bundle.variant,
                 "model_hash": bundle.model_hash,
+                "bundle_hash": bundle.bundle_hash,
+                "signature": signed,
                 "opset": bundle.manifest["opset"],
                 "bytes": {g: files[g]["bytes"] for g in bundle.graphs},
             },

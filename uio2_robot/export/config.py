@@ -26,3 +26,4 @@ class ExportConfig:
     closed_loop_episodes: int = 0  # > 0: also compare closed-loop success (needs a trained policy)
     tasks: list[str] = field(default_factory=lambda: ["visual_manipulation"])
     levels: list[str] = field(default_factory=lambda: ["L1"])
+    sign_key: str | None = None  # Ed25519 private key (PEM): sign the bundle (needs cryptography)
