@@ -145,6 +145,16 @@ def _key_ends(store: EpisodeStore, key: str) -> np.ndarray:
     return store.episode_ends
 
 
+def _key_span(store: EpisodeStore, key: str) -> tuple[np.ndarray, int, str, Any] | None:
+    """(episode ends, total elements, array name, zarr array) of ``key``; None if empty."""
+    ends = _key_ends(store, key)
+    total = int(ends[-1]) if len(ends) else 0
+    if total == 0:
+        return None
+    name = _array_name(key)
+    return ends, total, name, store.raw_array(name)
+
+
 def _array_name(key: str) -> str:
     from uio2_robot.trajectories.store import PROMPT_BYTES
 
@@ -168,12 +178,10 @@ def _coverage(store: EpisodeStore, report: VerifyReport) -> set[tuple[int, str]]
     hit: set[tuple[int, str]] = set()
     absent_unknown = 0
     for key in [*store.data_keys, PROMPT_DIGEST_KEY]:
-        ends = _key_ends(store, key)
-        total = int(ends[-1]) if len(ends) else 0
-        if total == 0:
+        span = _key_span(store, key)
+        if span is None:
             continue
-        name = _array_name(key)
-        arr = store.raw_array(name)
+        ends, total, name, arr = span
         blosc = _uses_blosc(arr)
         cf = arr.chunks[0]
         for c in range(math.ceil(total / cf)):
@@ -224,12 +232,10 @@ def _verify_key(
     store: EpisodeStore, key: str, report: VerifyReport, hit: set[tuple[int, str]]
 ) -> None:
     """Stream ``key`` in chunk-aligned blocks into per-episode sha256s (linear, bounded memory)."""
-    ends = _key_ends(store, key)
-    total = int(ends[-1]) if len(ends) else 0
-    if total == 0:
+    span = _key_span(store, key)
+    if span is None:
         return
-    name = _array_name(key)
-    arr = store.raw_array(name)
+    ends, total, name, arr = span
     cf = arr.chunks[0]
     step = cf * BLOCK_CHUNKS
     bad: set[int] = {e for e, k in hit if k == key}

@@ -578,18 +578,23 @@ class EpisodeStore:
             self._records.append(rec)
         self._ends = raw[:n].copy()
 
-    def _get_array(self, name: str) -> zarr.Array:
+    def _node(self, name: str) -> zarr.Array | zarr.Group:
+        """The node ``name``, read afresh (current shape); a missing node or a truncated or
+        garbled ``zarr.json`` is a StoreError naming the file, not a JSON traceback."""
         try:
-            node = self._group[name]  # reads the node's zarr.json afresh (current shape)
+            return self._group[name]
         except KeyError as e:
             raise StoreError(
-                f"{self.path} is missing array {name!r}; the store is incomplete or corrupt"
+                f"{self.path} is missing {name!r}; the store is incomplete or corrupt"
             ) from e
-        except Exception as e:  # a truncated or garbled zarr.json: zarr raises JSON/type errors
+        except Exception as e:  # zarr raises JSON / type errors for damaged metadata
             raise StoreError(
                 f"{self.path / name / 'zarr.json'} is unreadable ({type(e).__name__}: "
                 f"{str(e)[:200]}); the store's metadata is damaged"
             ) from None
+
+    def _get_array(self, name: str) -> zarr.Array:
+        node = self._node(name)
         if not isinstance(node, zarr.Array):
             raise StoreError(f"{self.path}: {name!r} is a group, expected an array")
         if self.writable:  # every chunk on disk, all-zero ones too: a missing one is damage
@@ -632,13 +637,7 @@ class EpisodeStore:
 
     def raw_group(self, name: str) -> zarr.Group:
         """The zarr group ``name`` (e.g. "meta", whose attributes hold stats and integrity)."""
-        try:
-            node = self._group[name]
-        except Exception as e:  # missing, or a truncated zarr.json
-            raise StoreError(
-                f"{self.path / name / 'zarr.json'} is unreadable ({type(e).__name__}: "
-                f"{str(e)[:200]}); the store's metadata is damaged"
-            ) from None
+        node = self._node(name)
         if not isinstance(node, zarr.Group):
             raise StoreError(f"{self.path}: {name!r} is an array, expected a group")
         return node
