@@ -73,13 +73,23 @@ def write_release(folder: Path, size: str, fmt: str) -> int:
     return path.stat().st_size
 
 
+# VmHWM (this process image's peak RSS), not ru_maxrss: Linux carries ru_maxrss over from the
+# forking parent, so a child of a parent that held the synthetic weights would report theirs.
 IMPORT = """
-import json, resource, sys, time
+import json, sys, time
 t = time.perf_counter()
 from uio2_robot.official.convert import import_release
 r = import_release(sys.argv[1], sys.argv[2])
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({**r.summary(), "total_s": time.perf_counter() - t,
-                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak_rss_bytes": int(hwm.split()[1]) * 1024}))
+"""
+WRITE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from bench_official_import import write_release
+from pathlib import Path
+print(write_release(Path(sys.argv[2]), sys.argv[3], sys.argv[4]))
 """
 
 
@@ -92,7 +102,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="uio2_import_bench_", dir=args.tmp))
     try:
         t0 = time.perf_counter()
-        release_bytes = write_release(root / "release", args.size, args.format)
+        # in its own process, so the weights it generates never inflate this one
+        made = subprocess.run(
+            [sys.executable, "-c", WRITE, str(Path(__file__).parent), str(root / "release"),
+             args.size, args.format],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        release_bytes = int(made.stdout.strip().splitlines()[-1])
         print(f"synthetic {args.size} release ({args.format}): {release_bytes / 2**30:.2f} GiB "
               f"written in {time.perf_counter() - t0:.0f} s")  # fmt: skip
         out = subprocess.run(

@@ -88,3 +88,18 @@ def test_a_release_with_an_unknown_or_missing_key_is_refused(official_weights, r
     bad = {**official, "decoder.decoder_norm.scale": (17,)}
     with pytest.raises(ValueError, match="shape mismatch for 'decoder_norm.weight'"):
         plan_mapping(bad, shapes)
+
+
+def test_bad_inputs_and_unsupported_configs_are_refused(release_config, fixture_tensors):
+    from uio2_robot.official.parity import fixture_inputs
+
+    cfg = OfficialConfig.from_release(release_config)
+    inp = fixture_inputs(fixture_tensors)
+    inp.image = inp.image[:, :, :100]  # not 16 x 16 x 3 pixels per patch
+    with pytest.raises(ValueError, match=r"OfficialInputs.image has shape \(1, 16, 100\)"):
+        inp.validate(cfg)
+    bad = json.loads(json.dumps(release_config))
+    bad["t5_config"]["decoder_xattention_internval"] = 2
+    with pytest.raises(ValueError, match="decoder_xattention_internval"):
+        OfficialConfig.from_release(bad)
+    assert OfficialConfig.from_dict(cfg.to_dict()) == cfg
