@@ -130,9 +130,11 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | Path,
+    path: str | Path, keep_dtype: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """Read (weights, config, processor dict) from a checkpoint folder, with clear errors."""
+    """Read (weights, config, processor dict) from a checkpoint folder, with clear errors.
+    Floating weights come back as float32 unless ``keep_dtype`` (a bf16 xxl is 12 GiB as
+    stored, 24 GiB in float32)."""
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint folder not found: {path}")
@@ -151,7 +153,8 @@ def load_checkpoint(
         weights = load_file(str(path / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{path}/{WEIGHTS}: unreadable weights ({exc})") from None
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    if not keep_dtype:
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     return weights, config, processor
 
 
@@ -182,11 +185,12 @@ import``); its ``config.json`` has an ``official`` section (an ``OfficialConfig`
 
 
 def load_official_checkpoint(
-    path: str | Path,
+    path: str | Path, keep_dtype: bool = False
 ) -> tuple[OfficialUIO2, dict[str, Any], dict[str, Any]]:
-    """(model in eval mode, float32; processor dict; config dict) of an imported official UIO2
-    checkpoint; CheckpointError when the folder is not one."""
-    weights, config, processor = load_checkpoint(path)
+    """(model in eval mode; processor dict; config dict) of an imported official UIO2
+    checkpoint, float32 unless ``keep_dtype`` (then as stored, e.g. bf16); CheckpointError
+    when the folder is not one."""
+    weights, config, processor = load_checkpoint(path, keep_dtype)
     if "official" not in config or processor.get("kind") != OFFICIAL_PROCESSOR_KIND:
         raise CheckpointError(
             f"{path} is not an imported official UIO2 checkpoint (made by `uio2-robot official "

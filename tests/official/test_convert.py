@@ -88,3 +88,13 @@ def test_a_real_release_imports_and_runs(tmp_path):
     assert report.dropped_keys and report.n_weights > 0
     model, _, _ = load_official_checkpoint(tmp_path / "ckpt")
     assert model.cfg.vocab_size == 33280
+
+
+def test_a_bf16_checkpoint_runs_in_bf16_when_asked(release_dir, tmp_path, fixture_tensors):
+    """keep_dtype: a bf16 xxl is 12 GiB as stored, 24 GiB in float32 (a 24 GiB machine)."""
+    import_release(release_dir, tmp_path / "bf16", dtype="bfloat16")
+    model, _, _ = load_official_checkpoint(tmp_path / "bf16", keep_dtype=True)
+    assert model.token_embed.weight.dtype == torch.bfloat16
+    report = compare_to_fixture(model, fixture_tensors)
+    logits = next(s for s in report.stages if s.stage == "text_logits")
+    assert logits.max_abs_diff < 0.5 and report.greedy_match  # bf16 rounding, same tokens
