@@ -97,7 +97,7 @@ class UIO2Policy(TokenPolicy):
         arrays = self.encoder_arrays(obs)
         inputs = encoder_inputs_from_numpy(arrays, self.device)
         if self.model.cfg.prompt_prefix and self._prompt_cache is None:  # once per episode
-            self._prompt_cache, hidden = self.model.encode_prompt_states(
+            self._prompt_cache, hidden = self.model.encode_prompt(
                 self.model.embed_prompt(*inputs.prompt_tensors())
             )
             start = self.model.group_slices(self.model.cfg)["prompt_scenes"].start
@@ -133,7 +133,7 @@ class UIO2Policy(TokenPolicy):
             step = model.embed_step(
                 inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
             )
-            cross_k, cross_v, enc_mask, hidden = model.encode_step_states(self._prompt_cache, step)
+            cross_k, cross_v, enc_mask, hidden = model.encode_step(self._prompt_cache, step)
             assert self._scene_states is not None
             scene, obs = self._scene_states[0], hidden[0, :n]
         else:

@@ -51,8 +51,8 @@ def test_cached_prompt_plus_step_equals_the_full_encoder(prefix_model, inputs):
     enc = prefix_model.encode(inputs)
     want_k, want_v = prefix_model.precompute_cross_kv(enc.hidden, enc.positions, enc.rope_2d)
     prompt, step = _prompt_and_step(prefix_model, inputs)
-    cache = prefix_model.encode_prompt(prompt)
-    cross_k, cross_v, mask = prefix_model.encode_step(cache, step)
+    cache, _ = prefix_model.encode_prompt(prompt)
+    cross_k, cross_v, mask, _ = prefix_model.encode_step(cache, step)
     assert torch.equal(mask, enc.mask)
     real = enc.mask[None, :, None, :, None]  # padded positions are never attended to
     torch.testing.assert_close(cross_k * real, want_k * real, atol=1e-5, rtol=0)
@@ -65,8 +65,8 @@ def test_split_states_are_the_full_encoders_and_score_scenes_alike(prefix_model,
     step: observation patches) equal the full encoder's, so their scene scores do too."""
     enc = prefix_model.encode(inputs)
     prompt, step = _prompt_and_step(prefix_model, inputs)
-    _, prompt_hidden = prefix_model.encode_prompt_states(prompt)
-    *_, step_hidden = prefix_model.encode_step_states(prefix_model.encode_prompt(prompt), step)
+    _, prompt_hidden = prefix_model.encode_prompt(prompt)
+    *_, step_hidden = prefix_model.encode_step(prefix_model.encode_prompt(prompt)[0], step)
     sp = prefix_model.cfg.prompt_seq_len
     real = enc.mask.unsqueeze(-1)
     torch.testing.assert_close(prompt_hidden * real[:, :sp], enc.hidden[:, :sp] * real[:, :sp])
@@ -84,7 +84,7 @@ def test_split_states_are_the_full_encoders_and_score_scenes_alike(prefix_model,
 @torch.no_grad()
 def test_generate_with_a_cached_prompt_gives_the_same_tokens(prefix_model, inputs):
     prompt, _ = _prompt_and_step(prefix_model, inputs)
-    cache = prefix_model.encode_prompt(prompt)
+    cache, _ = prefix_model.encode_prompt(prompt)
     plain = prefix_model.generate(inputs, 6, bos_id=BOS)
     cached = prefix_model.generate(inputs, 6, bos_id=BOS, prompt=cache)
     assert torch.equal(cached, plain)

@@ -166,7 +166,7 @@ class PromptEncoderGraph(_ModelGraph):
         emb = self.model.embed_prompt(*(values[name] for name in PROMPT_FIELDS))
         # every prompt starts with its paradigm and target-modality tokens (tokenize.prompt)
         compact, keep = drop_padding(emb, lower_bound=2)
-        cache, hidden = self.model.encode_prompt_states(compact)
+        cache, hidden = self.model.encode_prompt(compact)
         if not cfg.max_prompt_scenes:
             return tuple(cache)
         # the first scene's patches where padding was dropped before them; a batch without any
@@ -195,7 +195,7 @@ class StepEncoderGraph(_ModelGraph):
     ) -> tuple[Tensor, ...]:
         emb = self.model.embed_step(obs_images, history_images, history_mask, proprio)
         cache = PromptCache(prompt_k, prompt_v, prompt_mask, prompt_cross_k, prompt_cross_v)
-        cross_k, cross_v, enc_mask, hidden = self.model.encode_step_states(cache, emb)
+        cross_k, cross_v, enc_mask, hidden = self.model.encode_step(cache, emb)
         if not self.model.cfg.max_prompt_scenes:
             return cross_k, cross_v, enc_mask
         # + obs_states (B, Np, D): the step starts with view 0's observation patches

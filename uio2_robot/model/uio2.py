@@ -301,15 +301,12 @@ class UIO2Model(nn.Module):
     def encode(self, inputs: EncoderInputs, obs_patch_mask: Tensor | None = None) -> EncoderOutput:
         return self.encode_embedded(self.embed(inputs, obs_patch_mask))
 
-    def encode_prompt(self, emb: EncoderOutput) -> PromptCache:
+    def encode_prompt(self, emb: EncoderOutput) -> tuple[PromptCache, Tensor]:
         """Encode the prompt part alone (``embed_prompt``'s output, possibly with padding
-        dropped) and keep what each step needs from it. Needs ``cfg.prompt_prefix``: only then
-        is the prompt's encoding independent of the observation."""
-        return self.encode_prompt_states(emb)[0]
-
-    def encode_prompt_states(self, emb: EncoderOutput) -> tuple[PromptCache, Tensor]:
-        """``encode_prompt`` and the prompt's final (normed) encoder states (B, Sp, D), which
-        scene-guided placement scores against (``scene_point_logits``)."""
+        dropped): what each step needs from it (the cache) and its final (normed) encoder states
+        (B, Sp, D), which scene-guided placement scores against (``scene_point_logits``). Needs
+        ``cfg.prompt_prefix``: only then is the prompt's encoding independent of the
+        observation."""
         if not self.cfg.prompt_prefix:
             raise ValueError(
                 "encode_prompt needs a model trained with ModelConfig.prompt_prefix=True; this "
@@ -328,20 +325,17 @@ class UIO2Model(nn.Module):
         cache = PromptCache(torch.stack(keys), torch.stack(values), emb.mask, cross_k, cross_v)
         return cache, hidden
 
-    def encode_step(self, prompt: PromptCache, emb: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
+    def encode_step(
+        self, prompt: PromptCache, emb: EncoderOutput
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Encode one step's tokens (``embed_step``'s output) against a cached prompt.
 
         Returns what the decoder reads, over [prompt; step] positions: cross_k, cross_v
-        (n_dec_layers, B, H, Sp + Ss, Dh) and the key mask (B, Sp + Ss). Equal (up to float
-        summation order) to ``precompute_cross_kv`` of the full prefix-masked ``encode``.
+        (n_dec_layers, B, H, Sp + Ss, Dh) and the key mask (B, Sp + Ss), equal (up to float
+        summation order) to ``precompute_cross_kv`` of the full prefix-masked ``encode``; and
+        the step's final (normed) encoder states (B, Ss, D), whose first ``n_patches`` are view
+        0's observation patches (scene-guided placement reads them).
         """
-        return self.encode_step_states(prompt, emb)[:3]
-
-    def encode_step_states(
-        self, prompt: PromptCache, emb: EncoderOutput
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``encode_step`` and the step's final (normed) encoder states (B, Ss, D); the first
-        ``n_patches`` are view 0's observation patches."""
         x = emb.hidden
         cos, sin = self.rope(emb.positions, emb.rope_2d)
         enc_mask = torch.cat([prompt.mask, emb.mask], dim=1)  # (B, Sp + Ss)
@@ -630,7 +624,7 @@ class UIO2Model(nn.Module):
             step = self.embed_step(
                 inputs.obs_images, inputs.history_images, inputs.history_mask, inputs.proprio
             )
-            cross_k, cross_v, enc_mask = self.encode_step(prompt, step)
+            cross_k, cross_v, enc_mask, _ = self.encode_step(prompt, step)
         else:
             enc = self.encode(inputs)
             enc_mask = enc.mask
