@@ -7,6 +7,7 @@ import pytest
 from uio2_robot.envs import spaces
 from uio2_robot.tokenize.actions import ActionTokenizer
 from uio2_robot.tokenize.vocab import Vocabulary
+from uio2_robot.trajectories.stats import compute_norm_stats
 
 VOCAB = Vocabulary(text_size=256)
 
@@ -77,26 +78,28 @@ def test_fit_percentiles():
     rng = np.random.default_rng(2)
     data = np.stack([rng.normal(0.0, 1.0, 10000), np.full(10000, 0.7)], axis=1)
     data[:5, 0] = 1000.0  # outliers must not stretch the range
-    tok = ActionTokenizer.fit(data, ["x", "const"], VOCAB, n_bins=256)
+    stats = compute_norm_stats(data)  # the store's statistics
+    tok = ActionTokenizer.from_percentiles(stats.p01, stats.p99, ["x", "const"], VOCAB, n_bins=256)
     assert tok.low[0] == pytest.approx(np.percentile(data[:, 0], 1))
     assert tok.high[0] == pytest.approx(np.percentile(data[:, 0], 99))
     assert tok.high[0] < 3.0
     assert tok.decode(tok.encode(np.array([0.0, 0.7])))[1] == pytest.approx(0.7, abs=1e-5)
     assert tok.encode(np.array([1000.0, 0.7]))[0] == VOCAB.bin_id(255)
-    wrapped = ActionTokenizer.fit(
-        np.c_[data[:, :1], rng.uniform(-1, 1, 10000)],
-        ["x", "yaw"],
-        VOCAB,
-        wrap_bounds={"yaw": (-math.pi, math.pi)},
+    both = compute_norm_stats(np.c_[data[:, :1], rng.uniform(-1, 1, 10000)])
+    wrapped = ActionTokenizer.from_percentiles(
+        both.p01, both.p99, ["x", "yaw"], VOCAB, wrap_bounds={"yaw": (-math.pi, math.pi)}
     )
     assert wrapped.wrap == (False, True)
     assert wrapped.low[1] == -math.pi and wrapped.high[1] == math.pi
+    with pytest.raises(ValueError, match=r"\(2,\) each"):
+        ActionTokenizer.from_percentiles(stats.p01[:1], stats.p99, ["x", "const"], VOCAB)
+    with pytest.raises(ValueError, match="low <= high"):
+        ActionTokenizer.from_percentiles(stats.p99, stats.p01, ["x", "const"], VOCAB)
 
 
 def test_serialisation_round_trip():
-    tok = ActionTokenizer.fit(
-        np.random.default_rng(3).normal(size=(100, 3)), ["a", "b", "c"], VOCAB, n_bins=256
-    )
+    stats = compute_norm_stats(np.random.default_rng(3).normal(size=(100, 3)))
+    tok = ActionTokenizer.from_percentiles(stats.p01, stats.p99, ["a", "b", "c"], VOCAB, n_bins=256)
     again = ActionTokenizer.from_dict(json.loads(json.dumps(tok.to_dict())))
     assert again == tok
     x = np.random.default_rng(4).normal(size=(50, 3))

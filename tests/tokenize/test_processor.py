@@ -51,12 +51,16 @@ def test_proprio_stats_and_errors():
     rng = np.random.default_rng(0)
     data = rng.normal(3.0, 2.0, size=(500, 6))
     data[:, 5] = 1.0  # constant flag: std floored, not zero
-    proc = _proc().with_proprio_stats(data)
+    proc = _proc().with_proprio_stats(data.mean(0), data.std(0))
     p = proc.normalize_proprio(data[0])
     np.testing.assert_allclose(
         p[:5], (data[0, :5] - data[:, :5].mean(0)) / data[:, :5].std(0), rtol=1e-5
     )
     assert p[5] == 0.0
+    with pytest.raises(ValueError, match=r"must be \(6,\) each"):
+        _proc().with_proprio_stats(data.mean(0)[:5], data.std(0))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        _proc().with_proprio_stats(np.full(6, np.nan), data.std(0))
     with pytest.raises(ValueError, match=r"obs\['proprio'\] contains NaN"):
         proc.encode_observation(_obs(0, proprio=np.array([0, 0, np.nan, 0, 0, 0.0])))
     with pytest.raises(ValueError, match=r"obs\['proprio'\] must be a \(6,\)"):
@@ -151,7 +155,8 @@ def test_decode_text_stops_at_eos():
 
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(2)
-    proc = _proc(action_horizon=2).with_proprio_stats(rng.normal(size=(50, 6)))
+    proprio = rng.normal(size=(50, 6))
+    proc = _proc(action_horizon=2).with_proprio_stats(proprio.mean(0), proprio.std(0))
     path = proc.save(tmp_path / "ckpt" / "processor.json")
     loaded = Processor.load(path)
     assert loaded == proc

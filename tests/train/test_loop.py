@@ -334,3 +334,21 @@ def test_weight_decay_leaves_norms_embeddings_and_biases_alone() -> None:
     assert not any("norm" in n or n.endswith(".bias") or n.endswith(tables) for n in decayed)
     assert "embedder.obs_patch_embed.proj.weight" in decayed  # a projection, not a table
     assert "encoder_layers.0.attn.wqkv.weight" in decayed
+
+
+def test_the_processor_takes_the_stores_own_statistics(store_path, tmp_path):
+    """Proprio normalisation and quantile action bins come from the store's cached statistics
+    (EpisodeStore.stats), not from a second computation in the trainer."""
+    from uio2_robot.model.config import get_config
+    from uio2_robot.train.loop import build_processor
+
+    store = EpisodeStore.open(store_path, mode="r")
+    stats = store.stats()
+    cfg = _cfg(store_path, tmp_path / "run", steps=1, action_bins="quantile")
+    processor = build_processor(cfg, get_config("tiny"), [store])
+    np.testing.assert_array_equal(processor.proprio_mean, stats["proprio"].mean)
+    np.testing.assert_array_equal(processor.proprio_std, np.maximum(stats["proprio"].std, 1e-3))
+    tok = processor.action_tokenizer(cfg.action_mode)
+    fit = ~np.array(tok.wrap)  # circular dimensions keep their full turn
+    np.testing.assert_array_equal(tok.low[fit], np.asarray(stats["action"].p01)[fit])
+    np.testing.assert_array_equal(tok.high[fit], np.asarray(stats["action"].p99)[fit])

@@ -100,32 +100,33 @@ class ActionTokenizer:
         )
 
     @classmethod
-    def fit(
+    def from_percentiles(
         cls,
-        actions: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
         names: Sequence[str],
         vocab: Vocabulary,
         n_bins: int | None = None,
-        percentiles: tuple[float, float] = (1.0, 99.0),
         wrap_bounds: dict[str, tuple[float, float]] | None = None,
     ) -> ActionTokenizer:
-        """Bins over the data's percentile range per dimension (OpenVLA's 1st-99th).
+        """Bins over the data's percentile range per dimension (OpenVLA's 1st-99th): ``low`` and
+        ``high`` (D,) are the store's statistics (``NormStats.p01``/``p99``, computed once by
+        the store), not refit here.
 
-        ``actions`` is (N, D) (any leading shape is flattened). Dimensions named in
-        ``wrap_bounds`` are circular and keep the given full-period range instead of being fit.
+        Dimensions named in ``wrap_bounds`` are circular and keep the given full-period range.
         A dimension whose percentiles coincide (constant in the data) gets a tiny range around
         that constant, so it still decodes to the constant.
         """
         names = tuple(names)
-        arr = _as_actions(actions, len(names), "actions to fit")
-        if arr.size == 0:
-            raise ValueError("cannot fit an action tokenizer on zero actions")
-        lo_q, hi_q = percentiles
-        if not 0.0 <= lo_q < hi_q <= 100.0:
-            raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {percentiles}")
-        flat = arr.reshape(-1, len(names))
-        low = np.percentile(flat, lo_q, axis=0)
-        high = np.percentile(flat, hi_q, axis=0)
+        low = np.array(low, dtype=np.float64)
+        high = np.array(high, dtype=np.float64)
+        if low.shape != (len(names),) or high.shape != (len(names),):
+            raise ValueError(
+                f"percentile ranges must be ({len(names)},) each for {names}, got {low.shape} "
+                f"and {high.shape}"
+            )
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))) or np.any(high < low):
+            raise ValueError(f"percentile ranges must be finite with low <= high: {low}, {high}")
         eps = np.maximum(1e-6, 1e-6 * np.abs(low))
         flat_dims = high - low < eps
         low = np.where(flat_dims, low - eps, low)

@@ -203,22 +203,26 @@ class Processor:
         kwargs.update(overrides)
         return cls(vocab=vocab, text_tokenizer=text, action_tokenizers=tokenizers, **kwargs)
 
-    def with_proprio_stats(self, proprio: np.ndarray, min_std: float = 1e-3) -> Processor:
-        """A copy whose proprio normalisation is fit on ``proprio`` (N, P).
+    def with_proprio_stats(
+        self, mean: np.ndarray, std: np.ndarray, min_std: float = 1e-3
+    ) -> Processor:
+        """A copy that normalises proprio with ``mean`` and ``std`` (P,) each: the training
+        data's statistics, computed once by the store (``EpisodeStore.stats``; several stores:
+        ``trajectories.compute_stats``), never refit here.
 
         ``min_std`` floors the std so a dimension that is constant in the data (e.g. a tool
         flag never switched) does not blow up to huge values when it does change at test time.
         """
-        arr = np.asarray(proprio, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != self.proprio_dim or arr.shape[0] == 0:
+        mean = np.asarray(mean, dtype=np.float64)
+        std = np.asarray(std, dtype=np.float64)
+        if mean.shape != (self.proprio_dim,) or std.shape != (self.proprio_dim,):
             raise ValueError(
-                f"proprio to fit must be (N, {self.proprio_dim}) with N > 0, got {arr.shape}"
+                f"proprio mean and std must be ({self.proprio_dim},) each, got {mean.shape} "
+                f"and {std.shape}"
             )
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("proprio to fit contains NaN or Inf")
-        return dataclasses.replace(
-            self, proprio_mean=arr.mean(0), proprio_std=np.maximum(arr.std(0), min_std)
-        )
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ValueError("proprio mean or std contains NaN or Inf")
+        return dataclasses.replace(self, proprio_mean=mean, proprio_std=np.maximum(std, min_std))
 
     # ---- sizes ------------------------------------------------------------------------------------
     @property

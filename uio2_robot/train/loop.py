@@ -36,8 +36,10 @@ from uio2_robot.train.lora import apply_lora, merged_state_dict
 from uio2_robot.train.objectives import MixtureConfig, compute_losses
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 from uio2_robot.trajectories.dataset import WindowDataset
+from uio2_robot.trajectories.episode import ACTION_KEY
 from uio2_robot.trajectories.integrity import require_sound
 from uio2_robot.trajectories.store import EpisodeStore
+from uio2_robot.trajectories.tools import compute_stats
 
 PROPRIO = "proprio"
 FINETUNE_MODES = ("full", "frozen_encoder", "lora")
@@ -117,18 +119,19 @@ def build_processor(
         },
         max_prompt_scenes=model_cfg.max_prompt_scenes,
     )
-    proprio = np.concatenate([s.read_key(PROPRIO) for s in stores])
-    processor = processor.with_proprio_stats(proprio)
+    # the stores' own statistics (cached in each store, pooled over several): one computation
+    stats = compute_stats(stores, [PROPRIO, ACTION_KEY])
+    processor = processor.with_proprio_stats(stats[PROPRIO].mean, stats[PROPRIO].std)
     if cfg.action_bins == "quantile":
-        actions = np.concatenate([s.read_key("action") for s in stores])
         base = processor.action_tokenizer(cfg.action_mode)
         wrap = {
             n: (lo, hi)
             for n, lo, hi, w in zip(base.names, base.low, base.high, base.wrap, strict=True)
             if w
         }
-        fitted = ActionTokenizer.fit(
-            actions, base.names, processor.vocab, cfg.n_bins, wrap_bounds=wrap
+        action = stats[ACTION_KEY]
+        fitted = ActionTokenizer.from_percentiles(
+            action.p01, action.p99, base.names, processor.vocab, cfg.n_bins, wrap_bounds=wrap
         )
         tokenizers = {**processor.action_tokenizers, cfg.action_mode: fitted}
         processor = dataclasses.replace(processor, action_tokenizers=tokenizers)
@@ -232,8 +235,8 @@ class Trainer:
                     self.processor, max_prompt_scenes=self.model_cfg.max_prompt_scenes
                 )
             if cfg.refit_proprio_stats:
-                proprio = np.concatenate([s.read_key(PROPRIO) for s in self.stores])
-                self.processor = self.processor.with_proprio_stats(proprio)
+                proprio = compute_stats(self.stores, [PROPRIO])[PROPRIO]
+                self.processor = self.processor.with_proprio_stats(proprio.mean, proprio.std)
         else:
             weights = None
             self.processor = None  # type: ignore[assignment]
