@@ -46,7 +46,8 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     - ``onnx``: the onnxruntime policy from a deploy bundle (``bundle``, ``providers``, ``threads``).
     - ``default``: the shipped UIO2 checkpoint.
     - ``uio2_official``: a released UIO2 checkpoint imported by ``uio2-robot official import``
-      (``checkpoint``, ``tokenizer``: LLaMA's tokenizer.model), open-loop VIMA plans.
+      (``checkpoint``, or an ``official export`` folder as ``bundle``; ``tokenizer``: LLaMA's
+      tokenizer.model), open-loop VIMA plans.
     """
     unknown = sorted(set(kwargs) - set(POLICY_OPTIONS))
     if unknown:
@@ -108,12 +109,16 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     if name == "uio2_official":
         from uio2_robot.policies.uio2_official import UIO2OfficialPolicy
 
-        if not kwargs.get("checkpoint") or not kwargs.get("tokenizer"):
+        if not (kwargs.get("checkpoint") or kwargs.get("bundle")) or not kwargs.get("tokenizer"):
             raise ValueError(
                 "policy=uio2_official needs checkpoint=DIR (from `uio2-robot official import`) "
-                "and tokenizer=PATH (LLaMA's tokenizer.model)"
+                "or bundle=DIR (from `uio2-robot official export`), and tokenizer=PATH "
+                "(LLaMA's tokenizer.model)"
             )
         return UIO2OfficialPolicy(
-            kwargs["checkpoint"], kwargs["tokenizer"], device=kwargs.get("device") or "cpu"
+            kwargs.get("checkpoint") or None,
+            kwargs["tokenizer"],
+            device=kwargs.get("device") or "cpu",
+            bundle=kwargs.get("bundle") or None,
         )
     raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")

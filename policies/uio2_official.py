@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from uio2_robot.model.official import OfficialInputs
+from uio2_robot.model.official import OfficialConfig, OfficialInputs, OfficialUIO2
 from uio2_robot.policies.base import Observation, PromptSegment, check_action
 from uio2_robot.policies.pretrained import load_official_checkpoint
+from uio2_robot.runtime.official import OfficialRunner
 from uio2_robot.tokenize.official_actions import ActionGrammar
 from uio2_robot.tokenize.official_batch import official_example, prompt_to_text
 from uio2_robot.tokenize.official_vocab import OfficialTokenizer
@@ -35,17 +36,26 @@ class UIO2OfficialPolicy:
 
     def __init__(
         self,
-        checkpoint: str | Path,
+        checkpoint: str | Path | None,
         tokenizer: str | Path,
         device: str = "cpu",
         camera: str = "top",
         max_steps: int = 8,
+        bundle: str | Path | None = None,
     ) -> None:
-        self.model, _, _ = load_official_checkpoint(checkpoint)
-        self.model = self.model.to(device)
+        if (checkpoint is None) == (bundle is None):
+            raise ValueError("give exactly one of checkpoint=DIR (torch) and bundle=DIR (ONNX)")
+        self.model: OfficialUIO2 | None = None
+        self.runner: OfficialRunner | None = None
+        if checkpoint is not None:
+            self.model = load_official_checkpoint(checkpoint)[0].to(device)
+            cfg = self.model.cfg
+        else:
+            self.runner = OfficialRunner(bundle)
+            cfg = OfficialConfig.from_dict(self.runner.config)
+        self.cfg = cfg
         self.device = device
         self.tokenizer = OfficialTokenizer(tokenizer)
-        cfg = self.model.cfg
         if self.tokenizer.size > cfg.vocab_size:
             raise ValueError(
                 f"tokenizer {tokenizer} has {self.tokenizer.size} pieces, more than the model's "
@@ -70,7 +80,7 @@ class UIO2OfficialPolicy:
             raise ValueError(
                 f"policy=uio2_official plays primitive mode (6 numbers), got {action_space.shape}"
             )
-        self._prompt, self._history = prompt_to_text(prompt, self.model.cfg.max_frames)
+        self._prompt, self._history = prompt_to_text(prompt, self.cfg.max_frames)
         self._space = action_space
         self._plan = []
 
@@ -79,7 +89,7 @@ class UIO2OfficialPolicy:
         """Decode a whole plan for ``obs``: (n_steps, 6) poses (at least one step)."""
         if self.camera not in obs:
             raise ValueError(f"observation has no {self.camera!r} camera; got {sorted(obs)}")
-        cfg = self.model.cfg
+        cfg = self.cfg
         batch = official_example(
             self.tokenizer,
             self._prompt,
@@ -90,6 +100,18 @@ class UIO2OfficialPolicy:
             max(1, len(self._history)),
             patch=cfg.patch_size,
         )
+        if self.runner is not None:
+            tokens = self.runner.generate(batch, self.max_tokens, self.grammar.allowed)
+        else:
+            tokens = self._torch_generate(batch)
+        self.last_plan_tokens = tokens
+        _, poses = self.grammar.parse_plan(tokens)
+        if not len(poses):
+            raise RuntimeError(f"decoded no complete step in {self.max_tokens} tokens: {tokens}")
+        return poses
+
+    def _torch_generate(self, batch: dict[str, np.ndarray]) -> list[int]:
+        assert self.model is not None
         inp = OfficialInputs.from_official(batch)
         inp = OfficialInputs(*(t.to(self.device) for t in inp.as_tuple()))
 
@@ -97,12 +119,7 @@ class UIO2OfficialPolicy:
             rows = [self.grammar.allowed(r) for r in so_far.tolist()]
             return torch.from_numpy(np.stack(rows))
 
-        tokens = self.model.generate(inp, self.max_tokens, constraint=constraint)[0].tolist()
-        self.last_plan_tokens = tokens
-        _, poses = self.grammar.parse_plan(tokens)
-        if not len(poses):
-            raise RuntimeError(f"decoded no complete step in {self.max_tokens} tokens: {tokens}")
-        return poses
+        return self.model.generate(inp, self.max_tokens, constraint=constraint)[0].tolist()
 
     def act(self, obs: Observation) -> np.ndarray:
         if self._space is None:

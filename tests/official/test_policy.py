@@ -65,3 +65,30 @@ def test_grammar_round_trips_a_plan_and_rejects_free_text():
     first = grammar.allowed([])
     assert first.sum() == 1 and not first[1]
     assert not grammar.allowed(ids[:5])[1]
+
+
+def test_onnx_export_plays_the_same_plan_as_torch(checkpoint, tmp_path):
+    """policy=uio2_official bundle=DIR (onnxruntime) and checkpoint=DIR (torch) decode the same
+    constrained plan tokens from the same first observation."""
+    from safetensors.numpy import load_file
+
+    from uio2_robot.envs import make_env
+    from uio2_robot.official.convert import load_official_checkpoint
+    from uio2_robot.official.onnx_export import export_official, static_example
+
+    model, _, _ = load_official_checkpoint(checkpoint)
+    fx = load_file(str(DATA / "fixture.safetensors"))
+    batch = {k[len("batch/") :]: v for k, v in fx.items() if k.startswith("batch/")}
+    export_official(model, static_example(batch, 96, model.cfg.max_frames), tmp_path / "onnx")
+    tok = str(DATA / "tokenizer_synthetic.model")
+    torch_policy = make_policy("uio2_official", checkpoint=str(checkpoint), tokenizer=tok)
+    onnx_policy = make_policy("uio2_official", bundle=str(tmp_path / "onnx"), tokenizer=tok)
+    env = make_env("visual_manipulation", "L1", action_mode="primitive", image_size=(64, 128))
+    obs, info = env.reset(seed=3)
+    plans = []
+    for policy in (torch_policy, onnx_policy):
+        policy.reset(info["prompt"], env.action_space)
+        plans.append((policy.act(obs), policy.last_plan_tokens))
+    assert plans[0][1] == plans[1][1] and len(plans[0][1]) > 10
+    np.testing.assert_array_equal(plans[0][0], plans[1][0])
+    env.close()

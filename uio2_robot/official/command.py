@@ -36,6 +36,7 @@ class OfficialCommandConfig:
     lr: float = 1e-4
     lora_rank: int = 8
     camera: str = "top"  # the image input
+    text_len: int = 128  # export: static prompt length of the encoder graph (tokens)
 
 
 def run_official_command(cfg: OfficialCommandConfig, extra: list[str]) -> int:
@@ -94,17 +95,31 @@ def _export(cfg: OfficialCommandConfig) -> int:
     from safetensors.torch import load_file
 
     from uio2_robot.official.convert import load_official_checkpoint
-    from uio2_robot.official.onnx_export import check_onnx_parity, export_official
+    from uio2_robot.official.onnx_export import check_onnx_parity, export_official, static_example
     from uio2_robot.official.parity import fixture_inputs
+    from uio2_robot.runtime.official import OfficialRunner
 
     if not cfg.out or not cfg.fixture:
         raise UsageError("official export needs out=DIR and fixture=FILE (the example batch)")
     model = load_official_checkpoint(cfg.src)[0]
-    example = fixture_inputs(load_file(cfg.fixture))
+    fixture = load_file(cfg.fixture)
+    batch = {k[len("batch/") :]: v.numpy() for k, v in fixture.items() if k.startswith("batch/")}
+    text_len = min(cfg.text_len, model.cfg.max_text_len)
+    example = static_example(batch, text_len, model.cfg.max_frames)
     export_official(model, example, cfg.out)
     parity = check_onnx_parity(model, example, cfg.out)
-    print(json.dumps(parity.__dict__ | {"tokens_match": parity.tokens_match}, indent=2))
-    return 0 if parity.tokens_match and parity.logits_max_diff < ONNX_LOGITS_TOL else 1
+    # the runtime pads the unpadded batch itself: same tokens as torch on the batch as given
+    runtime = OfficialRunner(cfg.out).generate(batch, 8)
+    reference = model.generate(fixture_inputs(fixture), 8).tolist()[0]
+    report = parity.__dict__ | {
+        "tokens_match": parity.tokens_match,
+        "runtime_tokens_match": runtime == reference,
+        "text_len": text_len,
+        "n_frames": model.cfg.max_frames,
+    }
+    print(json.dumps(report, indent=2))
+    ok = parity.tokens_match and runtime == reference
+    return 0 if ok and parity.logits_max_diff < ONNX_LOGITS_TOL else 1
 
 
 ONNX_LOGITS_TOL = 1e-4  # onnxruntime's fused kernels vs torch, float32 (measured 1.4e-6)

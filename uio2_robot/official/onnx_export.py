@@ -12,6 +12,8 @@ logits of every decoding step and the greedy tokens.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from torch import Tensor, nn
 from uio2_robot.export.graphs import export_graph
 from uio2_robot.model.layers import attention_bias
 from uio2_robot.model.official import OfficialEncoded, OfficialInputs, OfficialUIO2
+from uio2_robot.runtime.official import FORMAT, MANIFEST
+from uio2_robot.tokenize.official_batch import pad_official_batch
 
 ENCODER_INPUTS = tuple(
     f.name
@@ -70,8 +74,14 @@ class DecoderStepGraph(nn.Module):
         return m.logits(x[:, 0]), torch.stack(ks), torch.stack(vs)
 
 
+def static_example(batch: Mapping[str, np.ndarray], text_len: int, n_frames: int) -> OfficialInputs:
+    """An official batch padded to the static sizes the encoder graph is exported with."""
+    return OfficialInputs.from_official(pad_official_batch(dict(batch), text_len, n_frames))
+
+
 def export_official(model: OfficialUIO2, example: OfficialInputs, out: str | Path) -> Path:
-    """Write ``encoder.onnx`` and ``decoder_step.onnx`` for ``model`` into ``out``."""
+    """Write ``encoder.onnx``, ``decoder_step.onnx`` and the runtime's manifest for ``model``
+    into ``out``; the encoder takes the text length and history frames of ``example``."""
     out = Path(out)
     model = model.eval()
     cfg = model.cfg
@@ -80,6 +90,14 @@ def export_official(model: OfficialUIO2, example: OfficialInputs, out: str | Pat
         _export_both(model, example, out)
     finally:
         model.vit.freeze_grids([])  # back to computing them (a model may be trained later)
+    manifest = {
+        "format": FORMAT,
+        "config": cfg.to_dict(),
+        "text_len": int(example.text_tokens.shape[1]),
+        "n_frames": int(example.history.shape[1]),
+        "graphs": ["encoder.onnx", "decoder_step.onnx"],
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return out
 
 

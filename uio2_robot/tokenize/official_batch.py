@@ -70,3 +70,31 @@ def prompt_to_text(
         raise ValueError(f"the prompt has {len(images)} images; the model takes {max_images}")
     text = " ".join("".join(parts).split())
     return text + PROMPT_SUFFIX, images
+
+
+def pad_official_batch(
+    batch: dict[str, np.ndarray], text_len: int, n_frames: int
+) -> dict[str, np.ndarray]:
+    """The encoder inputs of ``batch`` padded to static sizes (a graph exported with them):
+    text to ``text_len`` tokens (id 0, mask 0), history to ``n_frames`` empty frames. Padding
+    is masked, so valid positions encode exactly as before."""
+    out = {k: v for k, v in batch.items() if k.startswith("inputs/")}
+    length = out["inputs/text/tokens"].shape[1]
+    if length > text_len:
+        raise ValueError(f"prompt has {length} tokens; the exported encoder takes {text_len}")
+    for key in ("tokens", "mask", "pos_ids"):
+        v = out[f"inputs/text/{key}"]
+        pad = np.zeros((v.shape[0], text_len - length), dtype=v.dtype)
+        if key == "pos_ids":
+            pad = pad + np.arange(length, text_len, dtype=v.dtype)
+        out[f"inputs/text/{key}"] = np.concatenate([v, pad], axis=1)
+    frames = out["inputs/image_history/input"].shape[1]
+    if frames > n_frames:
+        raise ValueError(f"{frames} history frames; the exported encoder takes {n_frames}")
+    for key in ("input", "mask", "pos_ids"):
+        v = out[f"inputs/image_history/{key}"]
+        extra = np.zeros((v.shape[0], n_frames - frames, *v.shape[2:]), dtype=v.dtype)
+        if key == "pos_ids":
+            extra = extra + np.arange(v.shape[2], dtype=v.dtype)
+        out[f"inputs/image_history/{key}"] = np.concatenate([v, extra], axis=1)
+    return out
