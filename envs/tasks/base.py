@@ -177,9 +177,12 @@ class SetupContext:
         raise LayoutError(f"no free spot of radius {radius:.3f} m")
 
     def footprints(self) -> list[tuple[float, float, float]]:
-        """(x, y, bounding radius) of every object placed so far."""
+        """(x, y, bounding radius) of every object placed so far; flat marks (the sweeps'
+        rectangle and line) take no room: objects may lie on them."""
         out = []
         for p in self.episode.objects:
+            if shape(p.shape).kind == "marker":
+                continue
             x, y, _, _ = self.sim.pose(p)
             out.append((float(x), float(y), shape(p.shape).radius))
         return out

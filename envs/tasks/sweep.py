@@ -29,13 +29,14 @@ from ..scene import SPATULA_HALF
 from ..shapes import shape
 from ..sim import Placed, Sim
 from ..spaces import WORKSPACE_X, WORKSPACE_Y
-from .base import REST_SPEED, Episode, Segment, SetupContext, Task
+from .base import REST_SPEED, Episode, LayoutError, Segment, SetupContext, Task
 
 PUSH_GAP = 0.02  # the spatula starts this far behind the block (VIMA: 2 cm)
 PATCH_CORNERS = ((0.57, -0.22), (0.58, 0.03))
 BLOCK_X_MAX = WORKSPACE_X[1] - 0.04
+BLOCK_GAP = 0.05  # m between cube centres (a cube's diagonal is 4.6 cm)
 N_BLOCKS_P = (0.5, 0.25, 0.25)
-CORRIDOR = SPATULA_HALF[1] + 0.035  # a push's path must keep other blocks' centres this far
+CORRIDOR = SPATULA_HALF[1] + 0.035  # a push's path must keep other cubes' centres this far
 DETS = {"any": 1, "one": 1, "two": 2, "three": 3}
 
 
@@ -59,6 +60,21 @@ def block_points(sim: Sim, p: Placed) -> list[tuple[float, float]]:
     c, s = math.cos(yaw), math.sin(yaw)
     pts = [(0.0, 0.0)] + [(a * h, b * h) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
     return [(x + c * u - s * v, y + s * u + c * v) for u, v in pts]
+
+
+def _patch_spot(
+    ctx: SetupContext, x0: float, y0: float, size: float, taken: list[tuple[float, float]]
+) -> tuple[float, float]:
+    """A cube centre in the patch [x0, x0 + size] x [y0, y0 + size] (the cube inside it), at
+    least ``BLOCK_GAP`` from every cube placed so far (VIMA fits 3 cubes in its 9 cm patch)."""
+    h = shape("small_block").parts[0].hx
+    x_hi = min(x0 + size - h, BLOCK_X_MAX)
+    for _ in range(500):
+        x = float(ctx.rng.uniform(x0 + h, x_hi))
+        y = float(ctx.rng.uniform(y0 + h, y0 + size - h))
+        if all(math.hypot(x - tx, y - ty) > BLOCK_GAP for tx, ty in taken):
+            return x, y
+    raise LayoutError("no room for a cube in its patch")
 
 
 def _seg_dist(px, py, ax, ay, bx, by) -> float:
@@ -113,17 +129,14 @@ class _Sweep(Task):
         corners = list(PATCH_CORNERS)
         if rng.random() < 0.5:
             corners.reverse()
+        taken: list[tuple[float, float]] = []
         for (cx, cy), size, t, role in (
             (corners[0], 0.18, tex, "dragged"),
             (corners[1], self.distractor_patch, d_tex, "distractor"),
         ):
             for _ in range(n):
-                r = shape("small_block").radius
-                xy = ctx.spot(
-                    r,
-                    x_range=(cx - 0.02, min(cx + size, BLOCK_X_MAX) + 0.02),
-                    y_range=(cy - 0.02, cy + size + 0.02),
-                )
+                xy = _patch_spot(ctx, cx, cy, size, taken)
+                taken.append(xy)
                 ctx.add("small_block", t, role, xy=xy)
         ctx.episode.params["latched"] = []
 
@@ -203,23 +216,27 @@ class _Sweep(Task):
             return None
         todo = [p for p in dragged if p not in inside]
         todo.sort(key=lambda p: float(sim.pose(p)[0]))
-        fallback = None
+        best, best_clear = None, -1.0
         for p in todo:
             for tx, ty in self.waypoint(sim, ep, p):
                 prim = self._push(sim, p, tx, ty)
-                fallback = fallback or prim
-                if self._clear(sim, ep, p, prim, (tx, ty)):
+                clear = self._clearance(sim, ep, p, prim, (tx, ty))
+                if clear >= CORRIDOR:
                     return prim
-        return fallback
+                if clear > best_clear:
+                    best, best_clear = prim, clear
+        return best  # nothing is clear: the push that comes closest to it
 
-    def _clear(self, sim: Sim, ep: Episode, p: Placed, prim: Primitive, end) -> bool:
+    def _clearance(self, sim: Sim, ep: Episode, p: Placed, prim: Primitive, end) -> float:
+        """How far the nearest other cube's centre is from the push's path (spatula start to
+        the pushed cube's end point)."""
+        out = math.inf
         for q in ep.objects:
             if q is p or q.role not in ("dragged", "distractor"):
                 continue
             qx, qy, _, _ = sim.pose(q)
-            if _seg_dist(qx, qy, prim.x0, prim.y0, end[0], end[1]) < CORRIDOR:
-                return False
-        return True
+            out = min(out, _seg_dist(qx, qy, prim.x0, prim.y0, end[0], end[1]))
+        return out
 
     @staticmethod
     def _push(sim: Sim, p: Placed, tx: float, ty: float) -> Primitive:
