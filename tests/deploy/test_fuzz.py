@@ -261,7 +261,10 @@ def test_fuzz_by_category_fixed_seed(served: ServerThread) -> None:
     assert len(handler.records) <= FAULT_LOG_BURST + 2, [r.getMessage() for r in handler.records]
     assert all(r.exc_info is None for r in handler.records)
     assert all("\n" not in r.getMessage() for r in handler.records)
-    print(f"\nfuzz: {answered} messages in {elapsed:.1f} s, replies by code {dict(codes)}")
+    print(
+        f"\nfuzz: {answered} messages in {elapsed:.1f} s, replies by code {dict(codes)}, "
+        f"{len(handler.records)} log lines"
+    )
     assert elapsed < 90.0
 
 
