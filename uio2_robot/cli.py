@@ -116,10 +116,15 @@ def _collect(cfg: DictConfig, _extra: list[str]) -> int:
 
 
 def _train(cfg: DictConfig, _extra: list[str]) -> int:
+    from omegaconf.errors import OmegaConfBaseException
+
     from uio2_robot.train.config import TrainConfig
     from uio2_robot.train.loop import train
 
-    plain = OmegaConf.to_object(cfg)
+    try:  # building the dataclasses checks them (MixtureConfig's weights, ranges)
+        plain = OmegaConf.to_object(cfg)
+    except (ValueError, OmegaConfBaseException) as exc:
+        raise CLIError(f"bad configuration for 'train': {exc}") from None
     assert isinstance(plain, TrainConfig)
     try:
         metrics = train(plain)
@@ -278,10 +283,12 @@ def _commands() -> dict[str, Command]:
             "info",
         ),
         "official": Command(
-            "load a released Unified-IO 2 checkpoint (uio2-large/xl/xxl): import it, or check "
-            "it stage by stage against activations of the official code",
+            "released Unified-IO 2 checkpoints (uio2-large/xl/xxl): import, check stage by "
+            "stage against the official code, fine-tune, export to ONNX (docs/official.md)",
             "uio2-robot official import src=DIR out=CKPT [dtype=float32|bfloat16|float16] | "
-            "official check src=DIR fixture=FILE | official export src=CKPT out=DIR fixture=FILE",
+            "official check src=DIR fixture=FILE | official export src=CKPT out=DIR fixture=FILE "
+            "| official finetune src=CKPT out=CKPT stores=[..] tokenizer=PATH "
+            "[mode=full|frozen_vit|lora]",
             _official,
             _official_schema,
             "official",

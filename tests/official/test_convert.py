@@ -98,3 +98,25 @@ def test_a_bf16_checkpoint_runs_in_bf16_when_asked(release_dir, tmp_path, fixtur
     report = compare_to_fixture(model, fixture_tensors)
     logits = next(s for s in report.stages if s.stage == "text_logits")
     assert logits.max_abs_diff < 0.5 and report.greedy_match  # bf16 rounding, same tokens
+
+
+def test_a_sharded_release_with_an_index_imports_the_same(release_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    weights = load_file(str(release_dir / "model.safetensors"))
+    keys = sorted(weights)
+    shards = {
+        "model-00001-of-00002.safetensors": keys[::2],
+        "model-00002-of-00002.safetensors": keys[1::2],
+    }
+    for name, part in shards.items():
+        save_file({k: weights[k] for k in part}, str(release_dir / name))
+    index = {"weight_map": {k: name for name, part in shards.items() for k in part}}
+    (release_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    (release_dir / "model.safetensors").unlink()
+    report = import_release(release_dir, tmp_path / "ckpt")
+    assert report.n_official_keys == 146
+    with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), "pt") as f:
+        assert torch.equal(
+            f.get_tensor("token_embed.weight"), weights["text_token_embedder.weight"]
+        )
