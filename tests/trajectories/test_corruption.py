@@ -233,3 +233,29 @@ def test_old_store_without_checksums_still_loads(store_path: Path) -> None:
     victim = chunk_file(store, "data/action", 0)
     victim.write_bytes(victim.read_bytes()[:12])
     assert any("unreadable" in p for p in validate_store(store_path, deep=True))
+
+
+def test_repair_then_rerun_collect_recollects_the_dropped(tmp_path: Path) -> None:
+    """Re-collection is the collector's resume: after repair it collects just the dropped seeds,
+    and their content is what it was (collection is deterministic per seed)."""
+    from test_collect import TOY
+
+    from uio2_robot.trajectories import collect
+
+    out = tmp_path / "c.zarr"
+    args = (["pick", "push"], ["L1"], 4)
+    assert collect(*args, workers=0, out=out, seed=100_000, **TOY)["stored"] == 8
+    before = EpisodeStore.open(out)
+    originals = [before.episode(i) for i in range(8)]
+    victim = chunk_file(before, "data/front", 1)
+    before.close()
+    victim.unlink()
+    dropped = repair_store(out)["dropped"]
+    assert dropped and EpisodeStore.open(out).n_episodes == 8 - len(dropped)
+    again = collect(*args, workers=0, out=out, seed=100_000, **TOY)
+    assert (again["stored"], again["skipped"]) == (len(dropped), 8 - len(dropped))
+    store = EpisodeStore.open(out)
+    assert store.validate(deep=True) == []
+    by_seed = {store.episode_meta(i)["seed"]: store.episode(i) for i in range(8)}
+    for ep in originals:
+        assert_episode_equal(by_seed[ep.seed], ep)
