@@ -205,6 +205,10 @@ class _Sweep(Task):
         return None
 
     # ---- oracle
+    def priority(self, sim: Sim, ep: Episode, p: Placed) -> tuple[float, ...]:
+        """Which cube the oracle pushes first (smallest key): the one nearest the zone."""
+        return (float(sim.pose(p)[0]),)
+
     def waypoint(self, sim: Sim, ep: Episode, p: Placed) -> list[tuple[float, float]]:
         """Candidate next positions for block ``p``, best first."""
         raise NotImplementedError
@@ -215,7 +219,7 @@ class _Sweep(Task):
         if len(set(ep.params["latched"]) | {p.pool_index for p in inside}) >= ep.params["required"]:
             return None
         todo = [p for p in dragged if p not in inside]
-        todo.sort(key=lambda p: float(sim.pose(p)[0]))
+        todo.sort(key=lambda p: self.priority(sim, ep, p))
         best, best_clear = None, -1.0
         for p in todo:
             for tx, ty in self.waypoint(sim, ep, p):
@@ -301,15 +305,30 @@ class SweepWithoutTouching(_Sweep):
     def zone(self, ep: Episode) -> Rect:
         return Rect(0.39 - 0.086, 0.39 + 0.086, -0.15, 0.15)
 
+    def phase(self, sim: Sim, p: Placed) -> int:
+        """Where a cube is on VIMA's detour: 1 in front of the line, 2 beside it, 3 past it."""
+        x, y, _, _ = sim.pose(p)
+        if x > 0.53 and abs(y) < self.SIDE - 0.02:
+            return 1
+        return 2 if x > 0.40 else 3
+
+    def priority(self, sim: Sim, ep: Episode, p: Placed) -> tuple[float, ...]:
+        """VIMA's order: cubes past the line first, then beside it, then in front of it; the
+        farthest first within a phase (beside the line: the one behind pushes the one ahead)."""
+        x, y, _, _ = sim.pose(p)
+        phase = self.phase(sim, p)
+        return (-phase, -x if phase == 2 else x)
+
     def waypoint(self, sim: Sim, ep: Episode, p: Placed) -> list[tuple[float, float]]:
         """VIMA's three-phase detour: out to the side of the line, towards the robot beside
         it, then sideways into the zone."""
         x, y, _, _ = sim.pose(p)
         side = math.copysign(1.0, y) if abs(y) > 1e-3 else 1.0
-        if x > 0.53 and abs(y) < self.SIDE - 0.02:  # phase 1: in front of the line
+        phase = self.phase(sim, p)
+        if phase == 1:  # in front of the line
             xs = max(x, 0.58)
             return [(xs, side * self.SIDE), (xs, -side * self.SIDE)]
-        if x > 0.40:  # phase 2: beside the line, towards the robot
+        if phase == 2:  # beside the line, towards the robot
             return [(0.37, side * max(abs(y), self.SIDE - 0.02))]
         lanes = [0.0, 0.05, -0.05, 0.09, -0.09]  # phase 3: sideways into the zone
         return [(0.39, ly) for ly in lanes]
