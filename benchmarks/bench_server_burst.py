@@ -45,7 +45,8 @@ class Policy:
 logging.basicConfig(level=logging.ERROR)
 meta = PolicyMetadata(policy="bench", cameras=("front",), image_size=(16, 16),
                       max_message_bytes={limit})
-PolicyServer(Policy, meta, port={port}, max_clients=8).run(duration_s=300)
+# no keepalive pings: a client blocked by backpressure cannot answer them (docs/reliability.md)
+PolicyServer(Policy, meta, port={port}, max_clients=8, ping_interval_s=None).run(duration_s=300)
 """
 
 

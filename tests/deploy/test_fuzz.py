@@ -370,7 +370,11 @@ from uio2_robot.deploy.metadata import PolicyMetadata
 from uio2_robot.deploy.server import PolicyServer
 logging.basicConfig(level=logging.ERROR)
 meta = PolicyMetadata(**{{**META.__dict__, "max_message_bytes": {limit}}})
-PolicyServer(lambda: EchoPolicy([]), meta, port={port}, max_clients=8).run(duration_s=120)
+# no keepalive pings: a client blocked by backpressure on a busy machine cannot answer them,
+# and this test is about memory (docs/reliability.md, "backpressure and keepalive")
+PolicyServer(
+    lambda: EchoPolicy([]), meta, port={port}, max_clients=8, ping_interval_s=None
+).run(duration_s=120)
 """
 
 

@@ -18,7 +18,9 @@ import logging
 log = logging.getLogger("uio2_robot.deploy.memory")
 
 M_MMAP_THRESHOLD = -3
-LARGE_BLOCK_BYTES = 256 * 1024  # blocks at least this big get their own mapping
+# Blocks at least this big get their own mapping: message frames (megabytes) do, while the
+# policy's smaller numpy temporaries stay on the heap (an mmap per allocation costs page faults).
+LARGE_BLOCK_BYTES = 1 << 20
 
 
 @functools.cache
