@@ -27,7 +27,8 @@ from uio2_robot.model.config import get_config  # noqa: E402
 from uio2_robot.model.uio2 import UIO2Model  # noqa: E402
 from uio2_robot.tokenize import Processor  # noqa: E402
 from uio2_robot.train.batching import processor_sizes  # noqa: E402
-from uio2_robot.train.objectives import MixtureConfig, compute_losses  # noqa: E402
+from uio2_robot.train.config import MixtureConfig  # noqa: E402
+from uio2_robot.train.objectives import compute_losses  # noqa: E402
 
 FIVE = {"x_text": 0.25, "r_text": 0.25, "s_text": 0.25}
 VARIANTS = {

@@ -93,6 +93,18 @@ def test_train_task_weights_compose_from_the_command_line():
     assert main(["train", "task_weights={rearrange:lots}"]) == 2
 
 
+def test_a_bad_objective_mix_is_refused_before_training(capsys, tmp_path):
+    """The mixture's own checks (MixtureConfig, the one dataclass for it) run on the command
+    line's values: exit 2, the rule named, no run folder written."""
+    out = tmp_path / "run"
+    code = main(
+        ["train", "stores=[x.zarr]", f"out={out}", "mixture.s_action=0", "mixture.r_image=0"]
+    )
+    assert code == 2
+    assert "at least one positive weight" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_policy_groups_compose_and_name_what_they_need(capsys):
     """``policy=onnx bundle=DIR`` and ``policy=uio2 checkpoint=DIR`` are the spelled-out forms of
     the ``bundle=`` / ``checkpoint=`` shorthands; without the folder the error says so."""

@@ -9,7 +9,7 @@ import torch
 from uio2_robot.envs.spaces import PRIMITIVE_ACTION_NAMES, PRIMITIVE_HIGH, PRIMITIVE_LOW
 from uio2_robot.policies.uio2 import UIO2Policy
 from uio2_robot.train.checkpoint import load_checkpoint, load_train_state
-from uio2_robot.train.config import MixtureWeights, TrainConfig
+from uio2_robot.train.config import MixtureConfig, TrainConfig
 from uio2_robot.train.loop import StepBatchSampler, Trainer, lr_factor
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
@@ -68,7 +68,7 @@ def _cfg(store: str, out, steps: int, **kw) -> TrainConfig:
         log_every=1000,
         progress=False,
         threads=1,
-        mixture=MixtureWeights(r_image=0.1),
+        mixture=MixtureConfig(r_image=0.1),
         **kw,
     )
 
@@ -161,7 +161,7 @@ def test_workspace_crop_and_gaussian_bin_targets_train(store_path, tmp_path):
     from uio2_robot.envs.render import top_view_workspace_box
 
     cfg = _cfg(store_path, tmp_path / "crop", steps=2, cameras=["top"], crop_workspace=True)
-    cfg.mixture = MixtureWeights(r_image=0.0, action_bin_sigma=0.75)
+    cfg.mixture = MixtureConfig(r_image=0.0, action_bin_sigma=0.75)
     trainer = Trainer(cfg)
     assert trainer.processor.crops == {"top": top_view_workspace_box(32, 32)}
     assert trainer.processor.frame_size == (32, 32)
@@ -208,17 +208,17 @@ def test_finetune_can_refit_proprio_stats_to_the_new_data(store_path, tmp_path):
 
 def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):
     cfg = _cfg(store_path, tmp_path / "pt", steps=2, cameras=["top"], crop_workspace=True)
-    cfg.mixture = MixtureWeights(r_image=0.0, point_weight=1.0)
+    cfg.mixture = MixtureConfig(r_image=0.0, point_weight=1.0)
     trainer = Trainer(cfg)
     assert trainer.model_cfg.point_heads == 2 and set(trainer.processor.point_maps) == {"top"}
     metrics = trainer.train()
     assert np.isfinite(metrics["loss"])
     no_maps = _cfg(store_path, tmp_path / "pt2", steps=1, cameras=["top"])
-    no_maps.mixture = MixtureWeights(r_image=0.0, point_weight=1.0)
+    no_maps.mixture = MixtureConfig(r_image=0.0, point_weight=1.0)
     with pytest.raises(ValueError, match="needs a processor with point_maps"):
         Trainer(no_maps)
     no_scenes = _cfg(store_path, tmp_path / "pt3", steps=1, cameras=["top"], crop_workspace=True)
-    no_scenes.mixture = MixtureWeights(r_image=0.0, point_weight=1.0, scene_point_weight=1.0)
+    no_scenes.mixture = MixtureConfig(r_image=0.0, point_weight=1.0, scene_point_weight=1.0)
     with pytest.raises(ValueError, match="scene_point_weight > 0 needs prompt scenes"):
         Trainer(no_scenes)
     scenes = _cfg(
@@ -281,7 +281,7 @@ def test_finetune_switches_on_prefix_encoding_and_packing_refuses_it(store_path,
         init_from=init,
         model_overrides={"prompt_prefix": True},
     )
-    packed.mixture = MixtureWeights(r_image=0.1, pack=True)
+    packed.mixture = MixtureConfig(r_image=0.1, pack=True)
     with pytest.raises(ValueError, match="pack=true cannot train a prefix-encoding model"):
         Trainer(packed).train()
     with pytest.raises(RuntimeError, match="size mismatch"):  # shapes cannot change on fine-tune

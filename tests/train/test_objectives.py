@@ -14,6 +14,7 @@ from uio2_robot.train.batching import (
     encoder_inputs_from_numpy,
     processor_sizes,
 )
+from uio2_robot.train.config import TERMS, MixtureConfig
 from uio2_robot.train.masking import (
     dynamic_self_attn_mask,
     random_patch_mask,
@@ -21,7 +22,7 @@ from uio2_robot.train.masking import (
     span_corrupt,
     span_noise_mask,
 )
-from uio2_robot.train.objectives import TERMS, MixtureConfig, compute_losses
+from uio2_robot.train.objectives import compute_losses
 
 CFG = get_config("tiny")
 

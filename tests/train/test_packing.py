@@ -6,8 +6,9 @@ from uio2_robot.model.config import get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize import Processor
 from uio2_robot.train.batching import encoder_inputs_from_numpy, processor_sizes
+from uio2_robot.train.config import MixtureConfig
 from uio2_robot.train.masking import shift_right
-from uio2_robot.train.objectives import MixtureConfig, compute_losses, sequence_loss
+from uio2_robot.train.objectives import compute_losses, sequence_loss
 from uio2_robot.train.packing import pack_decoder, pack_encoder, plan_packs, unpack_encoder
 
 CFG = get_config("tiny")

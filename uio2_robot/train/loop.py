@@ -31,9 +31,9 @@ from uio2_robot.train.checkpoint import (
     load_train_state,
     save_checkpoint,
 )
-from uio2_robot.train.config import TrainConfig
+from uio2_robot.train.config import MixtureConfig, TrainConfig
 from uio2_robot.train.lora import apply_lora, merged_state_dict
-from uio2_robot.train.objectives import MixtureConfig, compute_losses
+from uio2_robot.train.objectives import compute_losses
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 from uio2_robot.trajectories.dataset import WindowDataset
 from uio2_robot.trajectories.episode import ACTION_KEY
@@ -282,9 +282,8 @@ class Trainer:
             self.scheduler.load_state_dict(train_state["scheduler"])
             self.step = int(train_state["step"])
             torch.set_rng_state(train_state["torch_rng"])
-        self.mixture = MixtureConfig(
-            **dataclasses.asdict(cfg.mixture),
-            action_n_bins=self.processor.action_tokenizer(cfg.action_mode).n_bins,
+        self.mixture = dataclasses.replace(  # replace() re-runs the checks
+            cfg.mixture, action_n_bins=self.processor.action_tokenizer(cfg.action_mode).n_bins
         )
         self.loss_module: torch.nn.Module = LossModule(
             self.model, self.mixture, self.processor.vocab

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -59,6 +58,7 @@ from uio2_robot.train.batching import (
     batch_to_torch,
     encoder_inputs_from_numpy,
 )
+from uio2_robot.train.config import TERMS, MixtureConfig
 from uio2_robot.train.masking import (
     dynamic_self_attn_mask,
     random_patch_mask,
@@ -68,8 +68,6 @@ from uio2_robot.train.masking import (
 )
 from uio2_robot.train.packing import pack_decoder, pack_encoder, plan_packs, unpack_encoder
 
-TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
-ASSIGNMENTS = ("all", "split")
 PREFIXES = {
     "s_action": ("S", "action"),
     "r_image": ("R", "image"),
@@ -77,102 +75,6 @@ PREFIXES = {
     "r_text": ("R", "text"),
     "s_text": ("S", "text"),
 }
-
-
-@dataclass
-class MixtureConfig:
-    """Weights and corruption settings of the mixture of denoisers (plain data for Hydra).
-
-    A weight of 0 skips the term (no forward pass). Defaults train the policy objective with a
-    light [R] image term, which regularises the image encoder that is trained from scratch.
-    """
-
-    s_action: float = 1.0
-    r_image: float = 0.25
-    x_text: float = 0.0
-    r_text: float = 0.0
-    s_text: float = 0.0
-    patch_mask_ratio: float = 0.5  # [R] image: fraction of obs patches masked per view
-    x_noise_rate: float = 0.5  # [X]: fraction of text tokens corrupted (UL2: 0.5)
-    x_mean_span: float = 8.0  # [X]: mean corrupted span length (short prompts: UL2 uses 32+)
-    r_text_noise_rate: float = 0.15  # [R] text: T5's rate
-    r_text_mean_span: float = 3.0
-    pack: bool = False  # pack examples into shared rows (same loss, less padding computed)
-    pack_capacity: int = 0  # encoder tokens per packed row; 0 = the model's encoder length S
-    # "all": every active term runs on the whole batch (one forward pass per term) and the
-    # total is sum(weight * term). "split": UIO2's sampling, each example is assigned to one
-    # term with probability ~ weight (one forward pass over the batch in all), and the total
-    # is the mean over examples, so the weights act as proportions only.
-    assignment: str = "all"
-    label_smoothing: float = 0.0
-    # HL-Gauss (Imani & White 2018; Farebrother et al. 2024): the action term's target for a
-    # value bin is a Gaussian of this width (in bins) integrated over the bins, instead of a
-    # one-hot. A prediction one bin off then costs little, so coordinates are learnt coarse to
-    # fine rather than as 256 unrelated classes. 0 = plain one-hot cross-entropy.
-    action_bin_sigma: float = 0.0
-    action_n_bins: int = 0  # bins the action tokenizer uses; 0 = every value bin of the vocab
-    # Pointing: a cross-entropy over the observation patches for "which patch holds the
-    # demonstrated pick / place point", added to the action term with this weight. A policy
-    # that decodes coordinates from pixels must first learn *where* things are; from scratch,
-    # through the decoder's cross-attention alone, that stalls at chance for thousands of steps
-    # (a blob-localisation toy did not move in 600 steps; with pointing it did in 150). 0 = off.
-    point_weight: float = 0.0
-    # Scene pointing: the observation patch of the demonstrated pick point scores the first
-    # prompt scene's patches (dot product of encoder states), and the scene patch of the place
-    # point must win: in a goal scene (rearrange) that is the picked object at its goal, in a
-    # layout scene (scene_understanding) the container. It supervises the binding "picked object
-    # -> its spot in the goal image", which the action loss reaches only through the decoder
-    # (v10 places the right object at another object's goal). Needs point_weight > 0 (the same
-    # targets); rows without a scene or without both points in view 0 add nothing. 0 = off.
-    scene_point_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        for term in TERMS:
-            w = getattr(self, term)
-            if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
-                raise ValueError(
-                    f"MixtureConfig.{term} weight must be a finite float >= 0, got {w!r}"
-                )
-        if not any(getattr(self, t) > 0 for t in TERMS):
-            raise ValueError(f"MixtureConfig needs at least one positive weight among {TERMS}")
-        if not 0 < self.patch_mask_ratio < 1:
-            raise ValueError(f"patch_mask_ratio must be in (0, 1), got {self.patch_mask_ratio}")
-        for name in ("x_noise_rate", "r_text_noise_rate"):
-            if not 0 < getattr(self, name) < 1:
-                raise ValueError(
-                    f"MixtureConfig.{name} must be in (0, 1), got {getattr(self, name)}"
-                )
-        for name in ("x_mean_span", "r_text_mean_span"):
-            if not getattr(self, name) >= 1:
-                raise ValueError(f"MixtureConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if isinstance(self.pack_capacity, bool) or not (
-            isinstance(self.pack_capacity, int) and self.pack_capacity >= 0
-        ):
-            raise ValueError(f"pack_capacity must be an int >= 0, got {self.pack_capacity!r}")
-        if self.assignment not in ASSIGNMENTS:
-            raise ValueError(
-                f"MixtureConfig.assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}"
-            )
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not (np.isfinite(self.point_weight) and self.point_weight >= 0):
-            raise ValueError(f"point_weight must be a finite float >= 0, got {self.point_weight}")
-        if not (np.isfinite(self.scene_point_weight) and self.scene_point_weight >= 0):
-            raise ValueError(
-                f"scene_point_weight must be a finite float >= 0, got {self.scene_point_weight}"
-            )
-        if self.scene_point_weight > 0 and not self.point_weight > 0:
-            raise ValueError(
-                "scene_point_weight > 0 needs point_weight > 0 (it reuses the pointing targets)"
-            )
-        if self.point_weight > 0 and self.pack:
-            raise ValueError("the pointing objective (point_weight > 0) does not support pack")
-        if not (np.isfinite(self.action_bin_sigma) and self.action_bin_sigma >= 0):
-            raise ValueError(f"action_bin_sigma must be >= 0 bins, got {self.action_bin_sigma}")
-        if isinstance(self.action_n_bins, bool) or not (
-            isinstance(self.action_n_bins, int) and self.action_n_bins >= 0
-        ):
-            raise ValueError(f"action_n_bins must be an int >= 0, got {self.action_n_bins!r}")
 
 
 class SequenceLoss(NamedTuple):
