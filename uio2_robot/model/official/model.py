@@ -76,30 +76,33 @@ class OfficialInputs:
 
     def validate(self, cfg: OfficialConfig) -> None:
         """Raise a ValueError naming the first field with a wrong rank or size."""
-        b, length = self.text_tokens.shape[:2] if self.text_tokens.dim() == 2 else (None, None)
-        if b is None:
-            raise ValueError(f"text_tokens must be (B, L), got {tuple(self.text_tokens.shape)}")
-        n_img = cfg.image_grid[0] * cfg.image_grid[1]
-        n_hist = cfg.history_grid[0] * cfg.history_grid[1]
-        t = self.history.shape[1] if self.history.dim() == 4 else -1
+        ranks = {"text_tokens": 2, "text_mask": 2, "text_pos": 2, "image": 3, "image_mask": 2,
+                 "image_pos": 2, "history": 4, "history_mask": 3, "history_pos": 3}  # fmt: skip
+        for name, rank in ranks.items():
+            got = tuple(getattr(self, name).shape)
+            if len(got) != rank:
+                raise ValueError(f"OfficialInputs.{name} must have {rank} dims, got shape {got}")
+        b, length = self.text_tokens.shape
+        p, (t, ph) = self.image.shape[1], self.history.shape[1:3]
         want = {
             "text_mask": (b, length),
             "text_pos": (b, length),
-            "image": (b, self.image.shape[1], cfg.patch_dim),
-            "image_mask": (b, self.image.shape[1]),
-            "image_pos": (b, self.image.shape[1]),
-            "history": (b, t, self.history.shape[2] if t > 0 else -1, cfg.patch_dim),
-            "history_mask": (b, t, self.history.shape[2] if t > 0 else -1),
-            "history_pos": (b, t, self.history.shape[2] if t > 0 else -1),
+            "image": (b, p, cfg.patch_dim),
+            "image_mask": (b, p),
+            "image_pos": (b, p),
+            "history": (b, t, ph, cfg.patch_dim),
+            "history_mask": (b, t, ph),
+            "history_pos": (b, t, ph),
         }
         for name, shape in want.items():
             got = tuple(getattr(self, name).shape)
             if got != shape:
                 raise ValueError(f"OfficialInputs.{name} has shape {got}, expected {shape}")
-        if self.image.shape[1] > n_img or self.history.shape[2] > n_hist:
+        n_img = cfg.image_grid[0] * cfg.image_grid[1]
+        n_hist = cfg.history_grid[0] * cfg.history_grid[1]
+        if p > n_img or ph > n_hist:
             raise ValueError(
-                f"more patches than the grids hold: image {self.image.shape[1]} > {n_img} or "
-                f"history {self.history.shape[2]} > {n_hist}"
+                f"more patches than the grids hold: image {p} > {n_img} or history {ph} > {n_hist}"
             )
         if t > cfg.max_frames:
             raise ValueError(f"{t} history frames, the model has positions for {cfg.max_frames}")
