@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -29,17 +30,10 @@ def test_every_released_key_is_used_or_deliberately_dropped(size):
         "image_token_embedder.weight", "audio_token_embedder.weight", "input_embedders.audio",
         "input_embedders.audio_history", "target_embedders.image", "target_embedders.audio",
     }  # fmt: skip
-    n_used = sum(_numel(keys[k]) for k in used)
-    n_model = sum(_numel(s) for s in shapes.values())
+    n_used = sum(math.prod(keys[k]) for k in used)
+    n_model = sum(math.prod(s) for s in shapes.values())
     assert n_used == n_model
     if size == "xxl":
         assert any(k.endswith("xattention.logit_scale") for k in used)
     else:
         assert any(k.endswith("xattention.query_norm.scale") and "image_history" in k for k in used)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

@@ -12,6 +12,7 @@ The checkpoint's ``config.json`` holds ``{"official": OfficialConfig, "source": 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,7 @@ def import_release(
     }
     save_checkpoint(out, LazyWeights(specs, produce), config, processor)
     weights.close()
-    nbytes = sum(torch.empty((), dtype=d).element_size() * _numel(s) for s, d in specs.values())
+    nbytes = sum(torch.empty((), dtype=d).element_size() * math.prod(s) for s, d in specs.values())
     return ImportReport(
         Path(out),
         len(weights.shapes),
@@ -104,10 +105,3 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if dtype not in DTYPES:
         raise UsageError(f"dtype={dtype!r}; expected one of {sorted(DTYPES)} or none (keep)")
     return DTYPES[dtype]
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

@@ -13,6 +13,7 @@ tensor (fused q/k/v projections, the SwiGLU's gate and up halves), in the row's 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -203,7 +204,7 @@ def plan_mapping(
         shapes = [tuple(official_shapes[s]) for s in sources]
         got = _combined_shape(shapes)
         ok = got == tuple(want) or (
-            row.reshape and got is not None and _numel(got) == _numel(tuple(want))
+            row.reshape and got is not None and math.prod(got) == math.prod(tuple(want))
         )
         if not ok:
             problems.append(
@@ -236,10 +237,3 @@ def _combined_shape(shapes: Iterable[tuple[int, ...]]) -> tuple[int, ...] | None
     if any(s[1:] != shapes[0][1:] for s in shapes):
         return None
     return (sum(s[0] for s in shapes), *shapes[0][1:])
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,13 +44,6 @@ class ReleaseWeights:
         if handle is None:
             handle = self._open[path] = _open_weights(path)
         return handle[key] if isinstance(handle, dict) else handle.get_tensor(key)
-
-    def nbytes(self, keys: Iterator[str] | None = None) -> int:
-        chosen = self.shapes if keys is None else list(keys)
-        return sum(
-            _numel(self.shapes[k]) * torch.empty((), dtype=self.dtypes[k]).element_size()
-            for k in chosen
-        )
 
     def close(self) -> None:
         self._open.clear()
@@ -198,10 +190,3 @@ _SAFE_DTYPES = {
     "I64": torch.int64,
     "I32": torch.int32,
 }
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
