@@ -146,7 +146,14 @@ def test_robot_exits_nonzero_when_the_policy_stays_unreachable(tmp_path: Path) -
     meta = metadata_for("random", image_size=SIZE, control_hz=HZ, action_mode="delta")
     server = ServerThread(PolicyServer(policy_factory("random", HZ), meta))
     report_file = tmp_path / "report.json"
-    stopper = threading.Timer(2.0, server.stop)
+
+    def stop_once_serving() -> None:  # after a few actions, however slow the robot's start
+        deadline = time.monotonic() + 60
+        while server.server.stats.inferences < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.stop()
+
+    stopper = threading.Thread(target=stop_once_serving, daemon=True)
     stopper.start()
     try:
         status = main(
@@ -156,7 +163,7 @@ def test_robot_exits_nonzero_when_the_policy_stays_unreachable(tmp_path: Path) -
                 "driver.sim.embodiment=floating",
                 f"driver.sim.image_size={SIZE}",
                 "episodes=1",
-                "max_seconds=5",
+                "max_seconds=8",
                 "speedup=2.0",
                 "reconnect_interval_s=0.2",
                 "log_level=ERROR",
@@ -164,7 +171,7 @@ def test_robot_exits_nonzero_when_the_policy_stays_unreachable(tmp_path: Path) -
             ]
         )
     finally:
-        stopper.cancel()
+        stopper.join(60)
         server.stop()
     summary = json.loads(report_file.read_text())[0]
     assert status == 1, summary
