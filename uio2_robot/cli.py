@@ -45,6 +45,12 @@ def compose(
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if schema is not None:
+        from hydra.core.config_store import ConfigStore
+
+        # the dataclass is the base of every command's config (its YAML lists `- schema` first):
+        # defaults live only there, and overrides are checked against it as they are applied
+        ConfigStore.instance().store(name="schema", node=_open_mappings(schema()))
     try:
         with initialize_config_module(config_module="uio2_robot.configs", version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
@@ -57,6 +63,25 @@ def compose(
             raise CLIError(f"bad configuration for '{config_name}': {exc}") from None
         assert isinstance(merged, DictConfig)
         cfg = merged
+    return cfg
+
+
+def _open_mappings(schema: Any) -> DictConfig:
+    """The structured config with its free-form mappings (``Dict[str, X]`` fields such as
+    ``task_weights``) open to new keys, so ``key={a: 1}`` on the command line fills them; every
+    dataclass node stays closed, so a misspelt key is still an error."""
+    cfg = OmegaConf.structured(schema)
+
+    def walk(node: DictConfig) -> None:
+        for key in node:
+            child = node._get_node(key)
+            if isinstance(child, DictConfig):
+                if OmegaConf.get_type(child) is dict:
+                    OmegaConf.set_struct(child, False)
+                else:
+                    walk(child)
+
+    walk(cfg)
     return cfg
 
 
@@ -332,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(a in ("-h", "--help") for a in rest):
             print(f"usage: {cmd.usage}\n\n{cmd.summary}\n\ndefault configuration:")
             if cmd.config_name is not None:
-                print(OmegaConf.to_yaml(compose(cmd.config_name, [], cmd.schema)))
+                from uio2_robot.config_schema import describe
+
+                print(describe(compose(cmd.config_name, [], cmd.schema), cmd.schema))
             return 0
         positional = [a for a in rest if "=" not in a]
         overrides = [a for a in rest if "=" in a]

@@ -7,6 +7,7 @@ turns a typo or a wrong type on the command line into a clear error before anyth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from uio2_robot.seeding import EVAL_SEED_BASE
 from uio2_robot.train.config import TrainConfig
@@ -67,12 +68,12 @@ class RolloutConfig:
     tasks: list[str] = field(default_factory=list)  # empty: every task of each level (VIMA's)
     levels: list[str] = field(default_factory=lambda: ["L1", "L2", "L3", "L4"])
     episodes: int = 20
-    seed: int = EVAL_SEED_BASE
+    seed: int = EVAL_SEED_BASE  # evaluation seeds start here (uio2_robot.seeding.EVAL_SEED_BASE)
     out: str | None = "outputs/rollout"
     videos: int = 3
     progress: bool = True
-    checkpoint: str | None = None
-    bundle: str | None = None
+    checkpoint: str | None = None  # shorthand for policy.checkpoint
+    bundle: str | None = None  # shorthand for policy.bundle
 
 
 @dataclass
@@ -91,6 +92,8 @@ class CollectConfig:
     levels: list[str] = field(default_factory=lambda: ["L1"])
     episodes: int = 100
     workers: int = 2
+    # collection seed base (< seeding.EVAL_SEED_BASE); new layouts need a multiple of 100000 not
+    # used before
     seed: int = 0
     policy: str = "oracle"
     action_mode: str = "primitive"
@@ -103,8 +106,88 @@ class CollectConfig:
 class DataConfig:
     """`uio2-robot data info|validate|video|merge STORE ...`."""
 
-    episode: int = 0
-    out: str | None = None
-    deep: bool = False
+    episode: int = 0  # data video: which episode
+    out: str | None = None  # data video: mp4 path; data merge: output store
+    deep: bool = False  # data validate: also read every chunk
     fps: float = 4.0
     overwrite: bool = False
+
+
+# ---------------------------------------------------------------- documentation of the keys
+# Defaults live only in these dataclasses (and the few others a command's schema nests); the
+# YAML files in configs/ hold the groups and what a command deliberately sets differently.
+# A key's documentation is the comment on (or the comment block just above) its field, so
+# `uio2-robot CMD --help` can print every key with its default and what it means.
+
+
+def field_docs(schema: Any) -> dict[str, str]:
+    """Dotted key -> the comment of its field, for ``schema`` (a config dataclass or an
+    instance of one) and the dataclasses it nests."""
+    import ast
+    import dataclasses
+    import inspect
+    import typing
+
+    out: dict[str, str] = {}
+
+    def comments_of(cls: type) -> dict[str, str]:
+        lines, start = inspect.getsourcelines(cls)
+        docs: dict[str, str] = {}
+        tree = ast.parse(inspect.cleandoc("\n".join(x.rstrip("\n") for x in lines)))
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node in body:
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+            trailing = [ln.split("#", 1)[1].strip() for ln in lines[first : last + 1] if "#" in ln]
+            above, i = [], first - 1
+            while i >= 0 and lines[i].strip().startswith("#"):
+                above.insert(0, lines[i].strip().lstrip("#").strip())
+                i -= 1
+            text = " ".join(above + trailing).strip()
+            if text:
+                docs[node.target.id] = text
+        return docs
+
+    def walk(cls: type, prefix: str) -> None:
+        docs = comments_of(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            key = prefix + f.name
+            if f.name in docs:
+                out[key] = docs[f.name]
+            kind = hints.get(f.name)
+            if dataclasses.is_dataclass(kind):
+                walk(kind, key + ".")  # type: ignore[arg-type]
+
+    walk(schema if isinstance(schema, type) else type(schema), "")
+    return out
+
+
+def describe(cfg: Any, schema: Any | None) -> str:
+    """A command's configuration as YAML, each key followed by its documentation comment."""
+    import json
+
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    docs = field_docs(schema) if schema is not None else {}
+    lines: list[str] = []
+
+    def leaf(value: Any) -> str:
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=False)
+        return json.dumps(value) if value is not None else "null"
+
+    def walk(node: DictConfig, prefix: str, indent: str) -> None:
+        for key in node:
+            value = node._get_node(key)
+            dotted = f"{prefix}{key}"
+            note = f"  # {docs[dotted]}" if dotted in docs else ""
+            if isinstance(value, DictConfig) and len(value) and not dotted.endswith("overrides"):
+                lines.append(f"{indent}{key}:{note}")
+                walk(value, dotted + ".", indent + "  ")
+            else:
+                lines.append(f"{indent}{key}: {leaf(node[key])}{note}")
+
+    walk(cfg, "", "")
+    return "\n".join(lines)

@@ -164,16 +164,9 @@ def test_command_rejects_bad_requests(tmp_path: Path, checkpoint: Path, bundle: 
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".bundle.")]
 
 
-def test_command_config_matches_yaml() -> None:
-    """configs/export.yaml and ExportConfig list the same options with the same defaults, and a
-    typo in a plain DictConfig is refused by name."""
-    from dataclasses import asdict
-
+def test_a_typo_in_a_plain_config_is_refused_by_name() -> None:
     from omegaconf import OmegaConf
 
-    yaml_cfg = OmegaConf.load(Path(__file__).parents[2] / "configs" / "export.yaml")
-    merged = OmegaConf.merge(OmegaConf.structured(ExportConfig()), yaml_cfg)
-    assert OmegaConf.to_container(merged) == asdict(ExportConfig())
     with pytest.raises(UsageError, match="unknown export options.*typo_option"):
         run_export_command(OmegaConf.create({"checkpoint": None, "typo_option": 1}))
 

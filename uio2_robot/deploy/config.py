@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from uio2_robot.config_schema import PolicyConfig
+from uio2_robot.deploy.safety import SafetyLimits
+from uio2_robot.seeding import EVAL_SEED_BASE
 
 DEFAULT_PORT = 8765
 
@@ -61,7 +63,7 @@ class SimDriverConfig:
     embodiment: str = "arm"  # arm: a simulated UR5e | floating: the suite's floating tool
     task: str = "visual_manipulation"
     level: str = "L1"
-    seed: int = 1_000_000_000_000  # episode seeds: uio2_robot.seeding.episode_seed(seed, ...)
+    seed: int = EVAL_SEED_BASE  # episode seeds: uio2_robot.seeding.episode_seed(seed, ...)
     image_size: int = 128
     cameras: list[str] = field(default_factory=lambda: ["front", "top"])
 
@@ -72,14 +74,15 @@ class URDriverConfig:
 
     host: str | None = None
     tool: str = "suction"  # suction | spatula: what primitive-mode motions use
-    rtde_frequency: float = -1.0
-    lookahead_time: float = 0.1
-    gain: float = 300.0
-    stop_deceleration: float = 0.5
-    tool_output: int | None = 0
-    contact_input: int | None = None
+    rtde_frequency: float = -1.0  # -1: ur_rtde's default (125 Hz CB3, 500 Hz e-Series)
+    lookahead_time: float = 0.1  # servoL smoothing, s in [0.03, 0.2]
+    gain: float = 300.0  # servoL gain in [100, 2000]
+    stop_deceleration: float = 0.5  # m/s^2 for servoStop
+    tool_output: int | None = 0  # standard digital output of the suction valve (null: none)
+    contact_input: int | None = None  # standard digital input of a vacuum sensor
+    # table frame origin in the robot base frame, m
     table_origin: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    table_yaw: float = 0.0
+    table_yaw: float = 0.0  # table x axis heading in the base frame, rad
     max_lead_m: float = 0.02
 
 
@@ -104,16 +107,19 @@ class CameraConfig:
 
 @dataclass
 class SafetyConfig:
-    """The safety envelope (on by default) and the watchdog; see `uio2_robot.deploy.safety`."""
+    """The safety envelope (on by default) and the watchdog; see `uio2_robot.deploy.safety`.
+    The limits' defaults are `SafetyLimits`' (the envelope's own dataclass), the one place they
+    are written; this adds the watchdog."""
 
-    enabled: bool = True
-    workspace_low: list[float] = field(default_factory=lambda: [0.15, -0.6, 0.0])
-    workspace_high: list[float] = field(default_factory=lambda: [0.85, 0.6, 0.3])
-    max_step_m: float = 0.05
-    max_speed_mps: float = 0.5
-    max_yaw_step: float = 0.4
-    min_tool_interval_s: float = 0.3
-    watchdog_s: float = 0.5
+    enabled: bool = SafetyLimits.enabled
+    # the tool's box in the table frame, m: the workspace plus the tool's margin, 0..0.3 m high
+    workspace_low: list[float] = field(default_factory=lambda: list(SafetyLimits.workspace_low))
+    workspace_high: list[float] = field(default_factory=lambda: list(SafetyLimits.workspace_high))
+    max_step_m: float = SafetyLimits.max_step_m  # translation per control step, m
+    max_speed_mps: float = SafetyLimits.max_speed_mps  # also caps a step at this / control_hz
+    max_yaw_step: float = SafetyLimits.max_yaw_step  # rad per control step
+    min_tool_interval_s: float = SafetyLimits.min_tool_interval_s  # between tool switches
+    watchdog_s: float = 0.5  # hold when no fresh action arrived for this long
 
 
 @dataclass
@@ -131,19 +137,20 @@ class RobotConfig:
     driver: DriverConfig = field(default_factory=DriverConfig)
     cameras: list[CameraConfig] = field(default_factory=list)  # empty: the sim driver's views
     prompt: list[str] | None = None  # real arms: the task instruction
-    control_hz: float = 10.0
+    control_hz: float = 10.0  # 5..50; must equal the policy's control rate
     speedup: float = 1.0  # sim only: run faster than real time
     episodes: int = 1
     max_steps: int | None = None
-    max_seconds: float | None = 120.0
+    max_seconds: float | None = 120.0  # wall-clock bound per episode
     reply_wait_fraction: float = 0.8
-    request_ahead: int = 1
+    request_ahead: int = 1  # request the next chunk when fewer actions than this are queued
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 2.0
     reconnect_interval_s: float = 0.5
     token_file: str | None = None  # the server's token; null: $UIO2_ROBOT_TOKEN if set
     tls_ca: str | None = None  # CA (or self-signed) certificate a wss:// server is checked with
     settle_s: float = 0.1  # primitive mode: hold this long after a motion before observing
+    # on by default; the policy cannot turn it off
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     stop_file: str | None = None  # e-stop when this file exists

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from uio2_robot.seeding import EVAL_SEED_BASE
+
 TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
 ASSIGNMENTS = ("all", "split")
 
@@ -112,10 +114,12 @@ class TrainConfig:
     """`uio2-robot train`: fine-tune or train a UIO2 policy on trajectory stores."""
 
     stores: list[str] = field(default_factory=list)
-    weights: list[float] | None = None
-    task_weights: dict[str, float] | None = None
+    weights: list[float] | None = None  # mixing weight per store
+    # task -> weight of its frames inside each store, e.g. {rearrange: 2.0}; empty: by frames
+    task_weights: dict[str, float] = field(default_factory=dict)
     out: str = "runs/uio2"
-    model: str = "small"
+    model: str = "small"  # preset: tiny | small | base | large | xl | xxl
+    # add keys with +model_overrides.KEY=VALUE, e.g. +model_overrides.max_history=0
     model_overrides: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # a checkpoint folder to fine-tune from
     # With init_from: normalise proprio with the new stores' statistics instead of the
@@ -130,7 +134,7 @@ class TrainConfig:
     # floor); the crop is stored in the processor, so rollout and serving apply it too.
     crop_workspace: bool = False
     action_mode: str = "primitive"
-    action_horizon: int = 1
+    action_horizon: int = 1  # actions per decoder target (chunk length)
     n_bins: int = 1000
     action_bins: str = "uniform"  # uniform (suite bounds) | quantile (data's 1st-99th pct)
     steps: int = 2000
@@ -160,7 +164,7 @@ class TrainConfig:
     eval_episodes: int = 0
     eval_tasks: list[str] = field(default_factory=lambda: ["visual_manipulation"])
     eval_levels: list[str] = field(default_factory=lambda: ["L1"])
-    eval_seed: int = 1_000_000_000_000
+    eval_seed: int = EVAL_SEED_BASE
     resume: bool = True
     half_weights: bool = False  # save float16 weights (the shipped policy: half the size)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
