@@ -8,7 +8,7 @@ memory (ru_maxrss, which counts the memory-mapped release pages it touched) is r
 against the bytes of the weights it writes. Everything is written under --tmp and deleted.
 
     python benchmarks/bench_official_import.py --size xl      # ~6.4 GB release, a few minutes
-    python benchmarks/bench_official_import.py --size large --format safetensors
+    python benchmarks/bench_official_import.py --size xxl --format safetensors  # ~13 GB, streamed
 """
 
 from __future__ import annotations
@@ -58,18 +58,21 @@ def write_release(folder: Path, size: str, fmt: str) -> int:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(release_config(size)))
     gen = torch.Generator().manual_seed(0)
-    state = {
-        k: (torch.randn(shape, generator=gen) * 0.02).to(torch.bfloat16)
-        for k, shape in manifest.items()
-    }
-    if fmt == "bin":
-        path = folder / "pytorch_model.bin"
-        torch.save(state, path)
-    else:
-        from safetensors.torch import save_file
 
+    def make(key: str) -> torch.Tensor:
+        return (torch.randn(manifest[key], generator=gen) * 0.02).to(torch.bfloat16)
+
+    if fmt == "bin":  # torch.save needs the whole dict in memory (xxl: 13 GB)
+        path = folder / "pytorch_model.bin"
+        torch.save({k: make(k) for k in manifest}, path)
+    else:  # streamed with the project's own writer: one tensor in memory at a time
+        from uio2_robot.policies.pretrained import LazyWeights, save_checkpoint
+
+        specs = {k: (tuple(shape), torch.bfloat16) for k, shape in manifest.items()}
+        save_checkpoint(folder / "tmp", LazyWeights(specs, make), {}, {})
         path = folder / "model.safetensors"
-        save_file(state, str(path))
+        (folder / "tmp" / "model.safetensors").rename(path)
+        shutil.rmtree(folder / "tmp")
     return path.stat().st_size
 
 
