@@ -334,9 +334,15 @@ def arm_xml(tool: str, tool_geom: str, calib=None) -> tuple[str, str, str, str]:
     plate = ""
     if bz > 1e-6:  # a pedestal under a raised base
         plate = _body_geoms(7, [("cyl", (0, 0, -bz), (0, 0, 0), 0.09, "dark", True)], assets)
+    # The base is welded to the world and its geoms are massless (density 0). MuJoCo 4.x compiles
+    # that; 3.x rejects it ("body mass is too small"), so there the base gets UR's 4 kg (static:
+    # it moves nothing) and the model MuJoCo 4.x compiles is unchanged (issue #23).
+    base_inertial = ""
+    if int(mujoco.__version__.split(".")[0]) < 4:
+        base_inertial = '<inertial pos="0 0 0.05" mass="4" diaginertia="0.0044 0.0044 0.0072"/>'
     base = (
         f'<body name="ur_base" pos="{_f(bx, by, bz)}" quat="{_f(*_quat_of(_rz(byaw)))}">'
-        f"{plate}{_body_geoms(0, parts[0], assets)}"
+        f"{base_inertial}{plate}{_body_geoms(0, parts[0], assets)}"
         f'<body name="ur_link1" gravcomp="1">{content}</body>'
         "</body>"
     )

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import cv2
+import mujoco
 import numpy as np
 
 from uio2_robot.contracts import TOOL_HOME  # noqa: F401  (re-exported)
@@ -38,6 +39,14 @@ TOOL_GROUP = 3  # the tool is hidden in RGB as in VIMA, but it collides
 COLLISION_GROUP = 4  # collision-only parts of objects and the table plane
 PARK_GROUP = 5  # every geom of a parked (unused) pool object
 STUDIO = (-5.0, 5.0)  # where single objects are photographed for prompt images
+# An orthographic camera is spelt `projection="orthographic"` in MuJoCo 4.x (model field
+# cam_projection) and `orthographic="true"` in 3.3 (cam_orthographic); each rejects the other
+# spelling, so the installed MuJoCo's model fields choose (issue #23: 3.3 for metaworld).
+ORTHOGRAPHIC = (
+    'projection="orthographic"'
+    if hasattr(mujoco.MjModel, "cam_projection")
+    else 'orthographic="true"'
+)
 EMBODIMENTS = ("floating", "arm")
 
 # Tool servo: a stiff, critically damped position loop with force limits, so a blocked tool
@@ -327,13 +336,13 @@ def build_scene(
     <geom name="studio_floor" type="box" pos="{_f(*STUDIO, -0.001)}" size="0.5 0.5 0.001"
           rgba="0.78 0.76 0.72 1" contype="0" conaffinity="0" group="{STUDIO_GROUP}"/>
     <camera name="top" pos="{_f(wcx, wcy, 1.5)}" xyaxes="0 1 0 -1 0 0"
-            projection="orthographic" fovy="1.1"/>
+            {ORTHOGRAPHIC} fovy="1.1"/>
     <camera name="front" pos="{_f(wcx - 0.02 + 1.75, wcy, 2.05)}" mode="targetbody" target="look_at"
             fovy="25"/>
     <camera name="studio" pos="{_f(*STUDIO, 1.0)}" xyaxes="0 1 0 -1 0 0"
-            projection="orthographic" fovy="0.2"/>
+            {ORTHOGRAPHIC} fovy="0.2"/>
     <camera name="studio_side" pos="{_f(STUDIO[0] + 1.0, STUDIO[1], 1.0)}"
-            xyaxes="0 1 0 -0.7071 0 0.7071" projection="orthographic" fovy="0.2"/>
+            xyaxes="0 1 0 -0.7071 0 0.7071" {ORTHOGRAPHIC} fovy="0.2"/>
     <body name="look_at" pos="{_f(wcx - 0.02, wcy, 0)}"/>
     {tool_xml}
     {"".join(bodies)}
