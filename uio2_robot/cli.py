@@ -28,7 +28,8 @@ traceback, exit status 2."""
 class Command:
     summary: str
     usage: str
-    handler: Callable[[DictConfig, list[str]], int]
+    # (composed config, positional arguments, the key=value overrides as typed)
+    handler: Callable[[DictConfig, list[str], list[str]], int]
     schema: Callable[[], Any] | None = None
     config_name: str | None = None
 
@@ -88,13 +89,13 @@ def _open_mappings(schema: Any) -> DictConfig:
 # ---------------------------------------------------------------- handlers
 
 
-def _rollout(cfg: DictConfig, _extra: list[str]) -> int:
+def _rollout(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.eval.runner import run_rollout_command
 
     return _library_call(run_rollout_command, cfg)
 
 
-def _official(cfg: DictConfig, extra: list[str]) -> int:
+def _official(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.official.command import OfficialCommandConfig, run_official_command
 
     try:
@@ -103,7 +104,7 @@ def _official(cfg: DictConfig, extra: list[str]) -> int:
         raise CLIError(str(exc)) from None
 
 
-def _info(cfg: DictConfig, _extra: list[str]) -> int:
+def _info(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.model import model_info
 
     try:
@@ -114,7 +115,7 @@ def _info(cfg: DictConfig, _extra: list[str]) -> int:
     return 0
 
 
-def _collect(cfg: DictConfig, _extra: list[str]) -> int:
+def _collect(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.policies.factory import make_policy
     from uio2_robot.trajectories.collect import collect
     from uio2_robot.trajectories.errors import StoreError
@@ -140,11 +141,12 @@ def _collect(cfg: DictConfig, _extra: list[str]) -> int:
     return 0 if not summary.get("errors") else 1
 
 
-def _train(cfg: DictConfig, _extra: list[str]) -> int:
+def _train(cfg: DictConfig, _extra: list[str], overrides: list[str]) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from uio2_robot.train.config import TrainConfig
-    from uio2_robot.train.loop import train
+    from uio2_robot.train.lineage import changes_table, override_keys
+    from uio2_robot.train.loop import Trainer
 
     try:  # building the dataclasses checks them (MixtureConfig's weights, ranges)
         plain = OmegaConf.to_object(cfg)
@@ -152,7 +154,11 @@ def _train(cfg: DictConfig, _extra: list[str]) -> int:
         raise CLIError(f"bad configuration for 'train': {exc}") from None
     assert isinstance(plain, TrainConfig)
     try:
-        metrics = train(plain)
+        # a fine-tune keeps its parent's recipe except the keys set here (train/lineage.py)
+        trainer = Trainer(plain, explicit=override_keys(overrides))
+        if trainer.lineage is not None:
+            print(changes_table(trainer.lineage), flush=True)
+        metrics = trainer.train()
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None
     print(json.dumps(metrics, indent=2))
@@ -170,19 +176,19 @@ def _library_call(fn: Callable[[DictConfig], int], cfg: DictConfig) -> int:
         raise CLIError(str(exc)) from None
 
 
-def _export(cfg: DictConfig, _extra: list[str]) -> int:
+def _export(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.export.command import run_export_command
 
     return _library_call(run_export_command, cfg)
 
 
-def _serve(cfg: DictConfig, _extra: list[str]) -> int:
+def _serve(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.deploy.commands import run_serve_command
 
     return _library_call(run_serve_command, cfg)
 
 
-def _robot(cfg: DictConfig, _extra: list[str]) -> int:
+def _robot(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.deploy.commands import run_robot_command
 
     return _library_call(run_robot_command, cfg)
@@ -191,7 +197,7 @@ def _robot(cfg: DictConfig, _extra: list[str]) -> int:
 DATA_ACTIONS = ("info", "validate", "video", "merge", "repair")
 
 
-def _data(cfg: DictConfig, extra: list[str]) -> int:
+def _data(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.trajectories.errors import StoreError
     from uio2_robot.trajectories.repair import repair_store
     from uio2_robot.trajectories.tools import merge_stores, store_info, validate_store
@@ -364,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         positional = [a for a in rest if "=" not in a]
         overrides = [a for a in rest if "=" in a]
         cfg = compose(cmd.config_name, overrides, cmd.schema) if cmd.config_name else DictConfig({})
-        return cmd.handler(cfg, positional)
+        return cmd.handler(cfg, positional, overrides)
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

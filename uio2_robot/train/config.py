@@ -7,9 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from uio2_robot.contracts import check_mode
 from uio2_robot.seeding import EVAL_SEED_BASE
 
 TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
+ATTENTION_PROJECTIONS = ("wqkv", "wq", "wkv", "wo")  # fused self-attn qkv, cross q and kv, out
+MLP_PROJECTIONS = ("w_in", "w_out")  # SwiGLU's fused gate+up, and down
+LORA_TARGETS = ATTENTION_PROJECTIONS + MLP_PROJECTIONS
+"""The projections LoRA may wrap (``TrainConfig.lora_targets``); the default wraps all of them
+(docs/finetuning.md: attention alone did not move closed-loop success)."""
 ASSIGNMENTS = ("all", "split")
 
 
@@ -121,7 +127,10 @@ class TrainConfig:
     model: str = "small"  # preset: tiny | small | base | large | xl | xxl
     # add keys with +model_overrides.KEY=VALUE, e.g. +model_overrides.max_history=0
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None  # a checkpoint folder to fine-tune from
+    # a checkpoint folder to fine-tune from, or "default" (the shipped policy). The fine-tune
+    # inherits its training recipe and its inference section (train/lineage.py) except the keys
+    # set on the command line.
+    init_from: str | None = None
     # With init_from: normalise proprio with the new stores' statistics instead of the
     # checkpoint's (e.g. a primitive-mode policy, whose arm rests between steps, fine-tuned on
     # delta-mode data where the arm moves).
@@ -129,6 +138,9 @@ class TrainConfig:
     finetune: str = "full"  # full | frozen_encoder | lora
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    # the projections LoRA wraps: attention (wqkv, wq, wkv, wo) and MLP (w_in, w_out); what else
+    # trains beside the factors (norms, heads) is in train/lora.py
+    lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     cameras: list[str] | None = None  # camera views the policy sees; None = every view stored
     # Crop the top view to the workspace before resizing (the suite's square top view is half
     # floor); the crop is stored in the processor, so rollout and serving apply it too.
@@ -170,3 +182,30 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    # How the checkpoint is meant to be run, written to its config's "inference" section and read
+    # by rollout, export and serve: guide_place (scene-guided placement), action_mode. A
+    # fine-tune starts from its parent's section; set a key to change it (inference.KEY=VALUE).
+    inference: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_inference(self.inference)
+
+
+INFERENCE_KEYS: dict[str, tuple[type, ...]] = {"guide_place": (bool,), "action_mode": (str,)}
+"""The keys of a checkpoint's ``inference`` section and their types (readers:
+``uio2_robot.runtime.guidance.recommended_guidance``, ``deploy.metadata.served_action_mode``)."""
+
+
+def check_inference(inference: dict[str, Any]) -> None:
+    """Raise a ValueError naming the known keys for an unknown or mistyped inference setting
+    (a misspelt key would otherwise be written to the checkpoint and never read)."""
+    for key, value in inference.items():
+        if key not in INFERENCE_KEYS:
+            raise ValueError(
+                f"unknown inference setting {key!r}; the known ones are {sorted(INFERENCE_KEYS)}"
+            )
+        if not isinstance(value, INFERENCE_KEYS[key]):
+            kinds = " or ".join(t.__name__ for t in INFERENCE_KEYS[key])
+            raise ValueError(f"inference.{key} must be a {kinds}, got {value!r}")
+    if "action_mode" in inference:
+        check_mode(inference["action_mode"])

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from uio2_robot.train.checkpoint import (
     save_checkpoint,
 )
 from uio2_robot.train.config import MixtureConfig, TrainConfig
+from uio2_robot.train.lineage import inherit, resumed_parent_matches
 from uio2_robot.train.lora import apply_lora, merged_state_dict
 from uio2_robot.train.objectives import compute_losses
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
@@ -194,7 +195,13 @@ def train_seeds(
 class Trainer:
     """Owns the model, optimizer, data and bookkeeping of one training run."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, explicit: Collection[str] | None = None) -> None:
+        """``explicit``: the dotted config keys the user set (the CLI's overrides); with
+        ``init_from`` every other recipe key comes from the parent (`train.lineage.inherit`;
+        None = the keys that differ from TrainConfig's defaults)."""
+        self.lineage = inherit(cfg, explicit) if cfg.init_from else None
+        if self.lineage is not None:
+            cfg = self.lineage.cfg
         if cfg.finetune not in FINETUNE_MODES:
             raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {cfg.finetune!r}")
         if not cfg.stores:
@@ -219,11 +226,13 @@ class Trainer:
         saved: dict[str, Any] = {}
         if cfg.resume and resume_dir.is_dir():
             weights, saved, proc = load_checkpoint(resume_dir)
+            if self.lineage is not None:
+                resumed_parent_matches(saved, self.lineage)
             self.model_cfg = ModelConfig.from_dict(saved["model"])
             self.processor = Processor.from_dict(proc)
             train_state = load_train_state(resume_dir)
-        elif cfg.init_from:
-            weights, saved, proc = load_checkpoint(cfg.init_from)
+        elif self.lineage is not None:
+            weights, saved, proc = load_checkpoint(self.lineage.parent["path"])
             # overrides that keep the weights' shapes (e.g. prompt_prefix) fine-tune as they are;
             # one that changes a shape fails at load_state_dict below, naming the tensor
             self.model_cfg = ModelConfig.from_dict({**saved["model"], **cfg.model_overrides})
@@ -364,7 +373,7 @@ class Trainer:
                 if name.startswith(trunk):
                     p.requires_grad_(False)
         elif cfg.finetune == "lora":
-            apply_lora(self.model, cfg.lora_rank, cfg.lora_alpha)
+            apply_lora(self.model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
 
     def _optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         cfg = self.cfg
@@ -550,6 +559,11 @@ class Trainer:
             "step": self.step,
             "train_seeds": self.seeds,
         }
+        inference = self.lineage.inference if self.lineage is not None else self.cfg.inference
+        if inference:  # how the checkpoint is meant to be run (rollout, export and serve read it)
+            config["inference"] = dict(inference)
+        if self.lineage is not None:
+            config["parent"] = self.lineage.parent
         weights = (
             merged_state_dict(self.model)
             if self.cfg.finetune == "lora"
@@ -582,9 +596,10 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume, or fine-tune) per ``cfg``; return the final metrics."""
-    return Trainer(cfg).train()
+def train(cfg: TrainConfig, explicit: Collection[str] | None = None) -> dict[str, Any]:
+    """Train (or resume, or fine-tune) per ``cfg``; return the final metrics. ``explicit``: the
+    keys the user set, which a fine-tune keeps over its parent's recipe (:class:`Trainer`)."""
+    return Trainer(cfg, explicit).train()
 
 
 def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
-"""LoRA on the attention projections, for cheap fine-tuning of a trained policy.
+"""LoRA on the transformer's projections, for cheap fine-tuning of a trained policy.
 
-Only the low-rank factors train; the base weights stay frozen. Checkpoints store the *merged*
+Only the low-rank factors train; the base weights stay frozen. Which projections are wrapped is
+``TrainConfig.lora_targets`` (attention and MLP by default). Checkpoints store the *merged*
 weights (base + B @ A * alpha / rank), so a fine-tuned checkpoint is an ordinary `UIO2Model`
 that the policy, the export and the runtime load with no LoRA code at all.
 """
@@ -8,11 +9,12 @@ that the policy, the export and the runtime load with no LoRA code at all.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-ATTENTION_PROJECTIONS = ("wqkv", "wq", "wkv", "wo")  # fused self-attn qkv, cross q and kv, out
+from uio2_robot.train.config import ATTENTION_PROJECTIONS, LORA_TARGETS
 
 
 class LoRALinear(nn.Module):
@@ -36,18 +38,26 @@ class LoRALinear(nn.Module):
         return self.base.weight + (self.lora_b @ self.lora_a) * self.scale
 
 
-def apply_lora(model: nn.Module, rank: int, alpha: float) -> int:
-    """Freeze ``model`` and wrap every attention projection in LoRA; return trainable params."""
+def apply_lora(
+    model: nn.Module, rank: int, alpha: float, targets: Sequence[str] = ATTENTION_PROJECTIONS
+) -> int:
+    """Freeze ``model`` and wrap every projection named in ``targets`` (of ``LORA_TARGETS``) in
+    LoRA; return the number of trainable parameters."""
+    unknown = sorted(set(targets) - set(LORA_TARGETS))
+    if unknown or not targets:
+        raise ValueError(
+            f"lora_targets must be a non-empty subset of {list(LORA_TARGETS)}, got {list(targets)}"
+        )
     model.requires_grad_(False)
-    targets = [
+    wrapped = [
         (parent, name)
         for parent in model.modules()
-        for name in ATTENTION_PROJECTIONS
+        for name in targets
         if isinstance(getattr(parent, name, None), nn.Linear)
     ]
-    if not targets:
-        raise ValueError(f"no attention projections {ATTENTION_PROJECTIONS} found for LoRA")
-    for parent, name in targets:
+    if not wrapped:
+        raise ValueError(f"no projections {list(targets)} found in the model for LoRA")
+    for parent, name in wrapped:
         setattr(parent, name, LoRALinear(getattr(parent, name), rank, alpha))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
