@@ -172,10 +172,8 @@ def inherit(
     if not cfg.init_from:
         raise ValueError("inherit() needs a config with init_from set")
     folder = parent_dir(cfg.init_from)
-    if parent_config is None:  # a folder without one fails at load_checkpoint, naming the file
-        from uio2_robot.deploy.metadata import read_checkpoint_config
-
-        parent_config = read_checkpoint_config(folder)
+    if parent_config is None:  # only the config: the trainer loads (and checks) the weights
+        parent_config = json.loads((folder / "config.json").read_text())
     explicit = non_default_keys(cfg) if explicit is None else set(explicit)
     recorded = parent_config.get("train") if isinstance(parent_config.get("train"), dict) else {}
     parent_flat = flatten(recorded)
