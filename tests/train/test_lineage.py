@@ -11,7 +11,7 @@ from uio2_robot.cli import main
 from uio2_robot.export.cache import checkpoint_digest
 from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
 from uio2_robot.train.checkpoint import load_checkpoint
-from uio2_robot.train.config import MixtureConfig, TrainConfig
+from uio2_robot.train.config import LORA_LR, MixtureConfig, TrainConfig
 from uio2_robot.train.lineage import changes_table, inherit, override_keys, parent_dir
 from uio2_robot.train.loop import Trainer
 
@@ -201,3 +201,10 @@ def test_lora_targets_choose_the_wrapped_projections(store_path, parent, tmp_pat
                 store_path, tmp_path / "x", init_from=parent, finetune="lora", lora_targets=["mlp"]
             )
         )
+
+
+def test_lora_takes_its_own_learning_rate_unless_one_is_set(store_path, parent, tmp_path):
+    cfg = _run(store_path, tmp_path / "ft", init_from=parent, finetune="lora", lr=3e-4)
+    assert inherit(cfg, RUN_KEYS_SET | {"finetune"}).cfg.lr == LORA_LR
+    assert inherit(cfg, RUN_KEYS_SET | {"finetune", "lr"}).cfg.lr == 3e-4
+    assert inherit(_run(store_path, tmp_path / "f", init_from=parent), RUN_KEYS_SET).cfg.lr == 3e-4

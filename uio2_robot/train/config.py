@@ -14,6 +14,9 @@ TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
 ATTENTION_PROJECTIONS = ("wqkv", "wq", "wkv", "wo")  # fused self-attn qkv, cross q and kv, out
 MLP_PROJECTIONS = ("w_in", "w_out")  # SwiGLU's fused gate+up, and down
 LORA_TARGETS = ATTENTION_PROJECTIONS + MLP_PROJECTIONS
+LORA_LR = 2e-3
+"""A LoRA fine-tune's peak learning rate unless set: its B factors start at zero and the update is
+low-rank, so the full fine-tune's 3e-4 barely moves it in a few hundred steps (issue #25)."""
 """The projections LoRA may wrap (``TrainConfig.lora_targets``); the default wraps all of them
 (docs/finetuning.md: attention alone did not move closed-loop success)."""
 ASSIGNMENTS = ("all", "split")
@@ -136,8 +139,8 @@ class TrainConfig:
     # delta-mode data where the arm moves).
     refit_proprio_stats: bool = False
     finetune: str = "full"  # full | frozen_encoder | lora
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
     # the projections LoRA wraps: attention (wqkv, wq, wkv, wo) and MLP (w_in, w_out); what else
     # trains beside the factors (norms, heads) is in train/lora.py
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
@@ -157,7 +160,7 @@ class TrainConfig:
     batch_size: int = 32
     grad_accum: int = 1
     optimizer: str = "adamw"  # adamw | adafactor
-    lr: float = 3e-4
+    lr: float = 3e-4  # peak; a LoRA fine-tune that does not set it uses LORA_LR
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1

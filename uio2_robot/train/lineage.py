@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uio2_robot.train.config import MixtureConfig, TrainConfig, check_inference
+from uio2_robot.train.config import LORA_LR, MixtureConfig, TrainConfig, check_inference
 
 DEFAULT_NAME = "default"
 """``init_from=default``: the shipped policy (``uio2_robot.policies.factory.DEFAULT_POLICY_DIR``)."""
@@ -204,6 +204,8 @@ def inherit(
         inference["action_mode"] = resolved["action_mode"]  # a mode changed by action_mode=
     check_inference(inference)
 
+    if resolved["finetune"] == "lora" and not _is_set("lr", explicit):
+        resolved["lr"] = LORA_LR
     new_cfg = unflatten(resolved)
     changes = [
         Change(key, parent_flat.get(key, _MISSING), value)
