@@ -141,8 +141,8 @@ class TrainConfig:
     finetune: str = "full"  # full | frozen_encoder | lora
     lora_rank: int = 16
     lora_alpha: float = 32.0
-    # the projections LoRA wraps: attention (wqkv, wq, wkv, wo) and MLP (w_in, w_out); what else
-    # trains beside the factors (norms, heads) is in train/lora.py
+    # the projections LoRA wraps: attention (wqkv, wq, wkv, wo) and MLP (w_in, w_out); only their
+    # low-rank factors train
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     cameras: list[str] | None = None  # camera views the policy sees; None = every view stored
     # Crop the top view to the workspace before resizing (the suite's square top view is half
@@ -160,7 +160,7 @@ class TrainConfig:
     batch_size: int = 32
     grad_accum: int = 1
     optimizer: str = "adamw"  # adamw | adafactor
-    lr: float = 3e-4  # peak; a LoRA fine-tune that does not set it uses LORA_LR
+    lr: float = 3e-4  # peak; a LoRA fine-tune that does not set it uses 2e-3 (LORA_LR)
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
