@@ -67,7 +67,7 @@ class RolloutConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     tasks: list[str] = field(default_factory=list)  # empty: every task of each level (VIMA's)
     levels: list[str] = field(default_factory=lambda: ["L1", "L2", "L3", "L4"])
-    episodes: int = 20
+    episodes: int = 10  # per task and level: 420 episodes over the 17-task suite
     seed: int = EVAL_SEED_BASE  # evaluation seeds start here (uio2_robot.seeding.EVAL_SEED_BASE)
     out: str | None = "outputs/rollout"
     videos: int = 3

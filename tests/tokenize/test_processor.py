@@ -287,3 +287,36 @@ def test_scene_settings_round_trip_and_bad_ones_are_refused(tmp_path):
         _scene_proc(max_prompt_scenes=3)
     with pytest.raises(ValueError, match="must be the first of camera_keys"):
         _scene_proc(scene_camera="front")  # the model tags scenes as view 0
+
+
+def test_view_turns_read_a_turned_camera_as_the_trained_one(tmp_path):
+    """A camera mounted 180 deg from the training one: with view_turns its frames (and prompt
+    scenes), and with prompt_turns its prompt images, encode exactly like the trained view's."""
+    rng = np.random.default_rng(0)
+    obs = {
+        "front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        "top": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        "proprio": np.zeros(6, np.float32),
+    }
+    turned = {**obs, "top": np.rot90(obs["top"], 2)}
+    crop = {"top": (0.1, 0.0, 0.9, 0.8)}  # asymmetric: a turn before the crop matters
+    plain = _proc(crops=crop)
+    turning = _proc(crops=crop, view_turns={"top": 2}, prompt_turns=2)
+    np.testing.assert_array_equal(
+        turning.encode_observation(turned)["obs_images"],
+        plain.encode_observation(obs)["obs_images"],
+    )
+    assert not np.array_equal(
+        plain.encode_observation(turned)["obs_images"], plain.encode_observation(obs)["obs_images"]
+    )
+    picture = rng.integers(0, 256, (20, 12, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        turning.encode_prompt(["put ", np.rot90(picture, 2)])["prompt_images"],
+        plain.encode_prompt(["put ", picture])["prompt_images"],
+    )
+    again = Processor.load(turning.save(tmp_path / "processor.json"))
+    assert again == turning and again.view_turns == {"top": 2} and again.prompt_turns == 2
+    with pytest.raises(ValueError, match="quarter turns"):
+        _proc(view_turns={"top": 5})
+    with pytest.raises(ValueError, match="not in camera_keys"):
+        _proc(view_turns={"side": 1})

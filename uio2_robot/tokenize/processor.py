@@ -87,6 +87,13 @@ class Processor:
     # exactly like that camera's observation, so the model sees them on the observation's grid.
     max_prompt_scenes: int = 0
     scene_camera: str | None = None
+    # Quarter turns (counter-clockwise, ``np.rot90``'s k) that bring a camera's frames, before
+    # the crop, to the orientation the policy was trained with: a camera mounted turned from
+    # the training one (the suite's top camera took VIMA's orientation, 180 deg from the one the
+    # shipped policy saw) needs no retraining to be read right. Prompt scenes follow their
+    # camera's; ``prompt_turns`` turns every prompt image in its prompt-image slot likewise.
+    view_turns: dict[str, int] = field(default_factory=dict)
+    prompt_turns: int = 0
 
     def __post_init__(self) -> None:
         self.image_size = _hw(self.image_size, "image_size")
@@ -133,6 +140,8 @@ class Processor:
                 f"{self.vocab.n_image_markers} image markers"
             )
         self.crops = self._per_camera("crops", _crop_box)
+        self.view_turns = self._per_camera("view_turns", _quarter_turns)
+        self.prompt_turns = _quarter_turns("prompt images", self.prompt_turns)
         self.point_maps = self._per_camera("point_maps", _point_map)
         if self.frame_size is not None:
             self.frame_size = _hw(self.frame_size, "frame_size")
@@ -266,8 +275,14 @@ class Processor:
         ``prompt_image_mask (K,)`` (see :func:`uio2_robot.tokenize.prompt.encode_prompt`), and
         ``scene_images (S,3,H,W)``, ``scene_image_mask (S,)``, ``scene_image_index (S,)``.
         """
+        turned = [
+            np.ascontiguousarray(np.rot90(seg, self.prompt_turns))
+            if isinstance(seg, np.ndarray)
+            else seg
+            for seg in segments
+        ]
         out = encode_prompt(
-            segments,
+            turned if self.prompt_turns else segments,
             self.vocab,
             self.text_tokenizer,
             max_tokens=self.max_prompt_tokens,
@@ -328,6 +343,10 @@ class Processor:
     def encode_view(self, image: Any, camera: str, what: str) -> np.ndarray:
         """One frame of ``camera`` -> (3, H, W): its crop, then the resize and scaling. Prompt
         scenes go through here too, so they match that camera's observations exactly."""
+        if self.view_turns.get(camera):
+            image = np.ascontiguousarray(
+                np.rot90(check_rgb_image(image, what), self.view_turns[camera])
+            )
         if camera in self.crops:
             image = crop_fraction(check_rgb_image(image, what), self.crops[camera])
         return preprocess_image(image, self.image_size, what=what)
@@ -497,6 +516,8 @@ class Processor:
             "point_maps": {k: list(v) for k, v in self.point_maps.items()},
             "max_prompt_scenes": int(self.max_prompt_scenes),
             "scene_camera": self.scene_camera,
+            "view_turns": dict(self.view_turns),
+            "prompt_turns": int(self.prompt_turns),
         }
 
     @classmethod
@@ -546,8 +567,16 @@ class Processor:
 
 # Fields added after format version 1 was first written: older files simply lack them.
 _OPTIONAL_KEYS = frozenset(
-    {"crops", "frame_size", "point_maps", "max_prompt_scenes", "scene_camera"}
+    {"crops", "frame_size", "point_maps", "max_prompt_scenes", "scene_camera", "view_turns"}
+    | {"prompt_turns"}
 )
+
+
+def _quarter_turns(camera: str, turns: Any) -> int:
+    """A whole number of quarter turns, 0..3 (``Processor.view_turns``, ``prompt_turns``)."""
+    if isinstance(turns, bool) or not isinstance(turns, int | np.integer) or not 0 <= turns <= 3:
+        raise ValueError(f"Processor quarter turns for {camera!r} must be 0..3, got {turns!r}")
+    return int(turns)
 
 
 def _point_map(camera: str, coeffs: Any) -> tuple[float, ...]:
