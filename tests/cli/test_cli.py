@@ -16,7 +16,7 @@ def test_help_lists_subcommands(capsys):
 def test_command_help_prints_default_config(capsys):
     assert main(["rollout", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "episodes: 20" in out and "tasks:" in out
+    assert "episodes: 10  # per task and level" in out and "tasks:" in out
 
 
 def test_unknown_command_is_an_error(capsys):
