@@ -247,8 +247,8 @@ def plot(study: dict[str, Any], out: Path) -> None:
         xs = [n for n, _ in rows]
         ys = [100 * v["rate"] for _, v in rows]
         err = [
-            [100 * (v["rate"] - v["ci95"][0]) for _, v in rows],
-            [100 * (v["ci95"][1] - v["rate"]) for _, v in rows],
+            [max(0.0, 100 * (v["rate"] - v["ci95"][0])) for _, v in rows],
+            [max(0.0, 100 * (v["ci95"][1] - v["rate"])) for _, v in rows],
         ]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=mode)
     if "baseline" in study:
