@@ -18,6 +18,8 @@ SOURCES = {  # repo folder -> installed package
     "policies": "uio2_robot.policies",
     "trajectories": "uio2_robot.trajectories",
 }
+
+
 def module_name(path: Path) -> str:
     rel = path.relative_to(ROOT)
     parts = [SOURCES[rel.parts[0]], *rel.with_suffix("").parts[1:]]

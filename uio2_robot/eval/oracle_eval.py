@@ -79,9 +79,7 @@ def oracle_success(
             failed.append(result.seed)
 
     def build(t: str, lv: str) -> Any:
-        return make_env(
-            t, lv, mode, image_size=image_size, cameras=("top",), embodiment=embodiment
-        )
+        return make_env(t, lv, mode, image_size=image_size, cameras=("top",), embodiment=embodiment)
 
     report = evaluate(
         OraclePolicy(),
