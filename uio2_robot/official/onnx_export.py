@@ -62,16 +62,10 @@ class DecoderStepGraph(nn.Module):
         cross_v: Tensor,
         enc_mask: Tensor,  # (B, S) bool
     ) -> tuple[Tensor, Tensor, Tensor]:
-        m = self.model
-        cos, sin = m.rope.forward_1d(position[:, None])
         bias = attention_bias(enc_mask[:, None, None, :])
-        x = m.embed_target(token)
-        ks, vs = [], []
-        for i, layer in enumerate(m.decoder_layers):
-            x, k, v = layer(x, cos, sin, None, cross_k[i], cross_v[i], bias, self_k[i], self_v[i])
-            ks.append(k)
-            vs.append(v)
-        return m.logits(x[:, 0]), torch.stack(ks), torch.stack(vs)
+        past = list(zip(self_k.unbind(0), self_v.unbind(0), strict=True))
+        logits, grown = self.model.decode_token(token, position, past, cross_k, cross_v, bias)
+        return logits, torch.stack([k for k, _ in grown]), torch.stack([v for _, v in grown])
 
 
 def static_example(batch: Mapping[str, np.ndarray], text_len: int, n_frames: int) -> OfficialInputs:

@@ -21,7 +21,7 @@ and one built by ``uio2_robot.tokenize.official`` run the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -263,6 +263,27 @@ class OfficialUIO2(nn.Module):
         """Teacher-forced logits (B, Ld, V)."""
         return self.logits(self.decode_hidden(dec_tokens, self.encode(inp), dec_mask))
 
+    def decode_token(
+        self,
+        token: Tensor,  # (B, 1) int64
+        position: Tensor,  # (B,) int64
+        caches: Sequence[tuple[Tensor | None, Tensor | None]],  # per layer; (None, None) first
+        cross_k: Tensor,  # (n_dec, B, H, S, Dh)
+        cross_v: Tensor,
+        cross_bias: Tensor,  # (B, 1, 1, S) ``attention_bias`` of the encoder mask
+    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """One target token through the decoder with per-layer KV caches: (logits (B, V),
+        caches + 1). ``generate``'s loop and the exported decoder step both run this."""
+        cos, sin = self.rope.forward_1d(position[:, None])
+        x = self.embed_target(token)
+        grown = []
+        for layer, (pk, pv), ck, cv in zip(
+            self.decoder_layers, caches, cross_k, cross_v, strict=True
+        ):
+            x, k, v = layer(x, cos, sin, None, ck, cv, cross_bias, pk, pv)
+            grown.append((k, v))
+        return self.logits(x[:, 0]), grown
+
     @torch.no_grad()
     def generate(
         self,
@@ -289,16 +310,10 @@ class OfficialUIO2(nn.Module):
         )
         out, done = [], torch.zeros(b, dtype=torch.bool, device=device)
         for i in range(n_tokens):
-            cos, sin = self.rope.forward_1d(torch.full((b, 1), i, device=device))
-            x = self.embed_target(token)
-            grown = []
-            for layer, (pk, pv), ck, cv in zip(
-                self.decoder_layers, caches, cross_k, cross_v, strict=True
-            ):
-                x, k, v = layer(x, cos, sin, None, ck, cv, cross_bias, pk, pv)
-                grown.append((k, v))
-            caches = grown
-            logits = self.logits(x[:, 0])
+            position = torch.full((b,), i, device=device)
+            logits, caches = self.decode_token(
+                token, position, caches, cross_k, cross_v, cross_bias
+            )
             if allowed is not None:
                 logits = logits.masked_fill(~allowed[i].to(device), float("-inf"))
             if constraint is not None:
