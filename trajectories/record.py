@@ -11,8 +11,11 @@ Example::
 
 Dict observations keep their keys (camera arrays (H, W, 3) uint8 become image keys); an array
 observation is stored under "obs". The prompt is ``info["prompt"]`` at reset if the env gives
-one. Seeds already stored for the same task are skipped, so an interrupted run is resumed by
-running the same call again.
+one. Success is ``info["is_success"]`` or ``info["success"]`` (Meta-World's), whichever the env
+reports (``success_key=`` picks one). Seeds already stored for the same task are
+skipped, so an interrupted run is resumed by running the same call again; name each task
+(``task=``) when several tasks share one env id (Meta-World's ``Meta-World/MT1``), or the second
+task's seeds read as already recorded.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from gymnasium import spaces
 from tqdm.auto import tqdm
 
 from uio2_robot.trajectories.errors import StoreError
-from uio2_robot.trajectories.rollout import default_success, record_episode
+from uio2_robot.trajectories.rollout import SuccessFn, record_episode, success_rule
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
@@ -63,20 +66,24 @@ def record_episodes(
     seeds: Sequence[int] | None = None,
     meta: Mapping[str, Any] | None = None,
     *,
+    task: str | None = None,
+    success_key: str | None = None,
     action_names: Sequence[str] | None = None,
     max_steps: int | None = None,
     render: bool = False,
     only_success: bool = False,
-    success_fn: Callable[[Mapping[str, Any], bool, bool], bool] = default_success,
+    success_fn: SuccessFn | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Roll out ``expert(obs, info) -> action`` on ``env`` for ``n_episodes`` seeds and append
     each complete episode to the store at ``store_path`` (created on first use).
 
-    ``seeds`` defaults to ``range(n_episodes)``; ``meta`` (task, level, action_mode, control_hz,
-    and anything else, kept in ``Episode.extra``) is attached to every episode; the task
-    defaults to the env's registered id. Success is ``info["is_success"]`` of the last step
-    unless ``success_fn(info, terminated, truncated)`` says otherwise.
+    ``seeds`` defaults to ``range(n_episodes)``; ``meta`` (level, action_mode, control_hz, and
+    anything else, kept in ``Episode.extra``) is attached to every episode. ``task`` names the
+    recording (else ``meta["task"]``, else the env's registered id). Success is the last step's
+    ``info[success_key]``, or with no key whichever of ``is_success`` / ``success`` the env
+    reports (`uio2_robot.trajectories.rollout.info_success`, the rule evaluation uses too),
+    unless ``success_fn(info, terminated, truncated)`` is given.
 
     Returns ``{"stored", "skipped", "discarded", "success_rate", "frames", "store"}``.
     """
@@ -88,8 +95,13 @@ def record_episodes(
             f"{len(seeds)} seeds given for n_episodes={n_episodes}; expected one per episode"
         )
     meta = dict(meta or {})
-    if "task" not in meta:
+    if task is not None:
+        meta["task"] = str(task)
+    elif "task" not in meta:
         meta["task"] = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    if success_fn is not None and success_key is not None:
+        raise StoreError("give success_key or success_fn, not both")
+    success = success_fn if success_fn is not None else success_rule(success_key)
     names, low, high = action_space_bounds(env.action_space, action_names)
 
     store: EpisodeStore | None = None
@@ -114,7 +126,7 @@ def record_episodes(
                 meta=meta,
                 max_steps=max_steps,
                 render=render,
-                success_fn=success_fn,
+                success_fn=success,
             )
             successes += episode.success
             if only_success and not episode.success:

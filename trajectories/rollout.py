@@ -20,7 +20,7 @@ from gymnasium import spaces
 
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
-from uio2_robot.trajectories.recorder import Recorder
+from uio2_robot.trajectories.recorder import OBS_KEY, Recorder
 
 RENDER_KEY = "render"
 ActFn = Callable[[Any, dict[str, Any]], Any]
@@ -59,9 +59,62 @@ def cast_action(action: Any, space: gym.Space) -> np.ndarray:
     raise StoreError(f"action space {space} is not supported; expected a Box or a Discrete space")
 
 
+SUCCESS_KEYS = ("is_success", "success")
+"""Where envs report success in ``info``: gymnasium's convention (``is_success``, the suite,
+gymnasium-robotics) and Meta-World's (``success``). One rule for recording and evaluation."""
+
+
+def info_success(info: Mapping[str, Any], key: str | None = None) -> bool:
+    """Success as ``info`` reports it: ``info[key]`` when a key is configured (an error if the
+    env does not report it: a misspelt key must not read as 0% success), otherwise the first of
+    `SUCCESS_KEYS` the env reports, and False if it reports none."""
+    if key is not None:
+        if key not in info:
+            raise StoreError(
+                f"the env's info has no success key {key!r}; it has {sorted(info)} "
+                f"(leave the success key unset to read the first of {SUCCESS_KEYS})"
+            )
+        return bool(info[key])
+    for name in SUCCESS_KEYS:
+        if name in info:
+            return bool(info[name])
+    return False
+
+
 def default_success(info: Mapping[str, Any], terminated: bool, truncated: bool) -> bool:
-    """``info["is_success"]`` of the last step (gymnasium's convention); False if absent."""
-    return bool(info.get("is_success", False))
+    """`info_success` of the last step's info with no configured key."""
+    return info_success(info)
+
+
+def success_rule(key: str | None = None) -> SuccessFn:
+    """The `SuccessFn` that reads ``key`` (None: whichever of `SUCCESS_KEYS` the env reports)."""
+    if key is None:
+        return default_success
+    return lambda info, _terminated, _truncated: info_success(info, key)
+
+
+def render_frame(env: gym.Env) -> np.ndarray:
+    """``env.render()``, which must be an RGB array (what recording and evaluation store)."""
+    frame = env.render()
+    if not isinstance(frame, np.ndarray):
+        raise StoreError(
+            f"env.render() returned {type(frame).__name__}; expected an RGB array "
+            f"(make the env with render_mode='rgb_array')"
+        )
+    return frame
+
+
+def with_render(obs: Any, frame: np.ndarray | None) -> Any:
+    """The observation as it is stored with a rendered frame: a dict observation gains the key
+    "render", an array one becomes ``{"obs": obs, "render": frame}``. Recording and the
+    evaluation of a policy trained on the recording build its inputs through here."""
+    if frame is None:
+        return obs
+    return (
+        {**obs, RENDER_KEY: frame}
+        if isinstance(obs, Mapping)
+        else {OBS_KEY: obs, RENDER_KEY: frame}
+    )
 
 
 def run_episode(
@@ -127,28 +180,14 @@ def record_episode(
         if on_reset is not None:
             on_reset(obs, info)
 
-    frames: list[np.ndarray] = []
+    frames: list[np.ndarray | None] = []
 
     def acting(obs: Any, info: dict[str, Any]) -> Any:
-        if render:
-            frame = env.render()
-            if not isinstance(frame, np.ndarray):
-                raise StoreError(
-                    f"env.render() returned {type(frame).__name__}; expected an RGB array "
-                    f"(make the env with render_mode='rgb_array')"
-                )
-            frames.append(frame)
+        frames.append(render_frame(env) if render else None)
         return act(obs, info)
 
     def stepped(obs: Any, action: np.ndarray, reward: float, _info: Any, _next: Any) -> None:
-        if render:
-            frame = frames.pop()
-            obs = (
-                {**obs, RENDER_KEY: frame}
-                if isinstance(obs, Mapping)
-                else {"obs": obs, RENDER_KEY: frame}
-            )
-        recorder.add(obs, action, reward=reward)
+        recorder.add(with_render(obs, frames.pop()), action, reward=reward)
 
     run = run_episode(
         env,

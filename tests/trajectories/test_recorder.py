@@ -135,3 +135,43 @@ def test_record_bad_arguments(tmp_path: Path) -> None:
     (tmp_path / "other" / "zarr.json").write_text("{}")
     with pytest.raises(StoreError, match="not a trajectory store"):
         record_episodes(env, lambda o, i: env.target, 1, tmp_path / "other")
+
+
+class SuccessAs(gym.Wrapper):
+    """Reports success under ``key`` as Meta-World does (a float): even seeds succeed."""
+
+    def __init__(self, env: gym.Env, key: str) -> None:
+        super().__init__(env)
+        self.key, self.won = key, 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):  # type: ignore[override]
+        self.won = float((seed or 0) % 2 == 0)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):  # type: ignore[override]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, self.key: self.won}
+
+
+def test_record_reads_metaworld_success_and_keeps_the_task_per_recording(tmp_path: Path) -> None:
+    env = SuccessAs(gym.make("Pendulum-v1", max_episode_steps=5), "success")
+    path = tmp_path / "two_tasks.zarr"
+
+    def expert(obs: np.ndarray, info: dict) -> list[float]:
+        return [0.0]
+
+    first = record_episodes(env, expert, 4, path, task="reach-v3")
+    assert first["stored"] == 4 and first["success_rate"] == 0.5  # info["success"] was read
+    second = record_episodes(env, expert, 4, path, task="push-v3")  # same seeds, another task
+    assert (second["stored"], second["skipped"]) == (4, 0)
+    again = record_episodes(env, expert, 4, path, task="push-v3")
+    assert (again["stored"], again["skipped"]) == (0, 4)
+    metas = EpisodeStore.open(path).all_meta()
+    assert [m["task"] for m in metas] == ["reach-v3"] * 4 + ["push-v3"] * 4
+    assert [m["success"] for m in metas[:4]] == [True, False, True, False]
+    # a configured key the env does not report is an error, not 0% success
+    with pytest.raises(StoreError, match="no success key 'is_success'"):
+        record_episodes(env, expert, 1, tmp_path / "k.zarr", success_key="is_success")
+    both = SuccessAs(SuccessAs(gym.make("Pendulum-v1", max_episode_steps=5), "success"), "x")
+    summary = record_episodes(both, expert, 2, tmp_path / "k2.zarr", success_key="x")
+    assert summary["success_rate"] == 0.5
