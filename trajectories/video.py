@@ -1,4 +1,4 @@
-"""Render a stored episode to mp4: camera views side by side under its prompt.
+"""Render a stored episode to an H.264 mp4: camera views side by side under its prompt.
 
 The prompt panel shows text and prompt images in reading order, because VIMA-style prompts are
 interleaved ("Put the <image> into the <image>") and a video that dropped the images would not
@@ -15,6 +15,7 @@ import numpy as np
 
 from uio2_robot.trajectories.episode import ACTION_KEY, PromptSegment
 from uio2_robot.trajectories.errors import StoreError
+from uio2_robot.trajectories.mp4 import write_mp4
 from uio2_robot.trajectories.store import EpisodeStore
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -22,28 +23,6 @@ _SCALE = 0.5
 _LINE = 20  # pixels per text line
 _PAD = 6
 _WHITE = (255, 255, 255)
-
-
-def write_mp4(
-    frames: list[np.ndarray], path: str | os.PathLike[str], fps: float
-) -> tuple[int, int]:
-    """Write RGB uint8 frames to an mp4 (codec mp4v, in opencv-headless); frames of other sizes
-    are padded to the first frame's, both sides rounded up to even. Returns (width, height)."""
-    if not frames:
-        raise StoreError("no frames to write; expected at least one (H, W, 3) uint8 frame")
-    h = frames[0].shape[0] + frames[0].shape[0] % 2
-    w = frames[0].shape[1] + frames[0].shape[1] % 2
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
-    if not writer.isOpened():
-        raise StoreError(f"cannot open {path} for writing an mp4 (codec mp4v)")
-    try:
-        for frame in frames:
-            frame = frame[:h, :w]
-            frame = np.pad(frame, ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0)))
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    return w, h
 
 
 def episode_video(
@@ -54,7 +33,7 @@ def episode_video(
     keys: list[str] | None = None,
     min_height: int = 256,
 ) -> dict[str, Any]:
-    """Write episode ``episode`` of the store at ``path`` to ``out_mp4`` (codec 'mp4v').
+    """Write episode ``episode`` of the store at ``path`` to ``out_mp4`` (H.264, plays in browsers).
 
     ``keys`` are the image keys to show (default: every (H, W, C) uint8 key); small views are
     scaled up to ``min_height`` so the overlaid text stays readable.

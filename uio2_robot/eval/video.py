@@ -1,4 +1,4 @@
-"""mp4 writing for rollout videos: camera views side by side with the prompt written above."""
+"""H.264 mp4 writing for rollout videos: camera views side by side with the prompt written above."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ def caption(frame: np.ndarray, text: str, height: int = 28) -> np.ndarray:
 
 
 def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10.0) -> Path:
-    """Write RGB uint8 frames to an mp4, creating the folder (the store's writer does the work)."""
-    from uio2_robot.trajectories.video import write_mp4 as write_frames
+    """Write RGB uint8 frames to an H.264 mp4 (browsers play it), creating the folder; the
+    package's one writer (:mod:`uio2_robot.trajectories.mp4`) does the work."""
+    from uio2_robot.trajectories.mp4 import write_mp4 as write_frames
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
