@@ -11,7 +11,7 @@ from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
 
-def _episode(rng: np.random.Generator, seed: int) -> Episode:
+def _episode(rng: np.random.Generator, seed: int, task: str = "synthetic") -> Episode:
     """A one-step episode whose action is a function of the image colour (so it is learnable)."""
     colour = int(rng.integers(0, 4))
     img = np.zeros((32, 32, 3), np.uint8)
@@ -25,7 +25,7 @@ def _episode(rng: np.random.Generator, seed: int) -> Episode:
             "action": target[None].astype(np.float32),
         },
         prompt=["go ", img[:8, :8].copy()],
-        task="synthetic",
+        task=task,
         level="L1",
         seed=seed,
         success=True,
@@ -33,11 +33,10 @@ def _episode(rng: np.random.Generator, seed: int) -> Episode:
     )
 
 
-@pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "synthetic.zarr"
-    rng = np.random.default_rng(0)
-    episodes = [_episode(rng, s) for s in range(24)]
+def write_store(path, seeds: range, task: str = "synthetic") -> str:
+    """A synthetic store at ``path`` with one episode per seed."""
+    rng = np.random.default_rng(seeds.start)
+    episodes = [_episode(rng, s, task) for s in seeds]
     schema = StoreSchema.from_episode(
         episodes[0], PRIMITIVE_ACTION_NAMES, PRIMITIVE_LOW, PRIMITIVE_HIGH
     )
@@ -46,3 +45,18 @@ def store_path(tmp_path_factory):
         store.append_episode(ep)
     store.close()
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    return write_store(tmp_path_factory.mktemp("data") / "synthetic.zarr", range(24))
+
+
+@pytest.fixture(scope="module")
+def make_store(tmp_path_factory):
+    """Another synthetic store: ``make_store(seeds, task)``."""
+
+    def make(seeds: range, task: str) -> str:
+        return write_store(tmp_path_factory.mktemp("data") / f"{task}.zarr", seeds, task)
+
+    return make

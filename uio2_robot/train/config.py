@@ -126,6 +126,10 @@ class TrainConfig:
     weights: list[float] | None = None  # mixing weight per store
     # task -> weight of its frames inside each store, e.g. {rearrange: 2.0}; empty: by frames
     task_weights: dict[str, float] = field(default_factory=dict)
+    # Rehearsal against forgetting (train/replay.py): these stores join the run with
+    # replay_share of the sampling weight; [parent] = the stores the init_from checkpoint records
+    replay_from: list[str] = field(default_factory=list)
+    replay_share: float = 0.2
     out: str = "runs/uio2"
     model: str = "small"  # preset: tiny | small | base | large | xl | xxl
     # add keys with +model_overrides.KEY=VALUE, e.g. +model_overrides.max_history=0
@@ -192,6 +196,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_inference(self.inference)
+        if not 0.0 < self.replay_share < 1.0:
+            raise ValueError(f"replay_share must be in (0, 1), got {self.replay_share}")
 
 
 INFERENCE_KEYS: dict[str, tuple[type, ...]] = {"guide_place": (bool,), "action_mode": (str,)}

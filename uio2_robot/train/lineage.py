@@ -37,6 +37,8 @@ RUN_KEYS = frozenset(
         "stores",
         "weights",
         "task_weights",
+        "replay_from",
+        "replay_share",
         "out",
         "init_from",
         "refit_proprio_stats",

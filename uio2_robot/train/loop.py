@@ -35,6 +35,7 @@ from uio2_robot.train.config import MixtureConfig, TrainConfig
 from uio2_robot.train.lineage import inherit, resumed_parent_matches
 from uio2_robot.train.lora import apply_lora, merged_state_dict
 from uio2_robot.train.objectives import compute_losses
+from uio2_robot.train.replay import with_replay
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 from uio2_robot.trajectories.dataset import WindowDataset
 from uio2_robot.trajectories.episode import ACTION_KEY
@@ -208,6 +209,8 @@ class Trainer:
             raise ValueError(
                 "train needs stores=[PATH, ...] (trajectory stores from `uio2-robot collect`)"
             )
+        if cfg.replay_from:
+            cfg = with_replay(cfg, self.lineage.parent["path"] if self.lineage else None)
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.rank = int(os.environ.get("RANK", 0))
