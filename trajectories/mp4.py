@@ -55,6 +55,7 @@ class Mp4Writer:
         self.fps = Fraction(fps).limit_denominator(1001)
         self.codec = codec
         self.frames = 0
+        self.bytes = 0  # encoded bytes muxed so far (the encoder may still hold some frames)
         self.width = self.height = 0
         self._options = {"crf": str(DEFAULT_CRF[codec] if crf is None else int(crf))}
         if gop is not None:
@@ -117,6 +118,7 @@ class Mp4Writer:
     def _mux(self, packets: Iterable[av.Packet]) -> None:
         assert self._container is not None
         for packet in packets:
+            self.bytes += packet.size
             self._container.mux(packet)
 
 
@@ -176,30 +178,34 @@ class Mp4Reader:
             yield float(frame.time), frame.to_ndarray(format="rgb24")
 
     def frames_from(self, t0: float, n: int, fps: float, tolerance_s: float) -> np.ndarray:
-        """The ``n`` frames at ``t0 + k / fps`` (k = 0..n-1), each within ``tolerance_s``: (n, H, W, 3)."""
-        if t0 <= self._last + tolerance_s:
-            self._seek(t0)
+        """The ``n`` frames at ``t0 + k / fps`` (k = 0..n-1): (n, H, W, 3) uint8."""
+        return self.frames_at([t0 + k / fps for k in range(n)], tolerance_s)
+
+    def frames_at(self, times: list[float], tolerance_s: float) -> np.ndarray:
+        """The frames stamped ``times`` (increasing), each within ``tolerance_s``: (n, H, W, 3)."""
+        if not times:
+            raise StoreError(f"{self.path}: no frame times asked for; expected at least one")
+        if times[0] <= self._last + tolerance_s:
+            self._seek(times[0])
         out: list[np.ndarray] = []
-        want = t0
         while (frame := self._next()) is not None:
-            t = float(frame.time)
+            t, want = float(frame.time), times[len(out)]
             if t < want - tolerance_s:
                 continue
             if t > want + tolerance_s:
                 raise StoreError(
                     f"{self.path}: expected a frame at t={want:.6f}s, the next one is at "
                     f"t={t:.6f}s; the video's timestamps do not match the dataset's "
-                    "(from_timestamp + frame_index / fps)"
+                    "(from_timestamp + timestamp)"
                 )
             self._last = t
             out.append(frame.to_ndarray(format="rgb24"))
-            if len(out) == n:
+            if len(out) == len(times):
                 return np.stack(out)
-            want = t0 + len(out) / fps
         raise StoreError(
-            f"{self.path} ends after {len(out)} of the {n} frames from t={t0:.6f}s (no frame "
-            f"at t={want:.6f}s); expected the whole episode: the video is truncated or shorter "
-            "than meta/episodes says"
+            f"{self.path} ends after {len(out)} of the {len(times)} frames from "
+            f"t={times[0]:.6f}s (no frame at t={times[len(out)]:.6f}s); expected the whole "
+            "episode: the video is truncated or shorter than meta/episodes says"
         )
 
     def close(self) -> None:

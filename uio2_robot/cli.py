@@ -194,7 +194,7 @@ def _robot(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     return _library_call(run_robot_command, cfg)
 
 
-DATA_ACTIONS = ("info", "validate", "video", "merge", "repair")
+DATA_ACTIONS = ("info", "validate", "video", "merge", "repair", "import-lerobot", "export-lerobot")
 
 
 def _data(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
@@ -225,6 +225,11 @@ def _data(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
             print(json.dumps(episode_video(paths[0], int(cfg.episode), out, fps=float(cfg.fps))))
         elif action == "repair":
             print(json.dumps(repair_store(paths[0]), indent=2))
+        elif action in ("import-lerobot", "export-lerobot"):
+            if cfg.out is None:
+                target = "STORE" if action == "import-lerobot" else "DIR"
+                raise CLIError(f"data {action} needs out={target}")
+            print(json.dumps(_lerobot(action, paths[0], cfg), indent=2))
         else:
             if cfg.out is None:
                 raise CLIError("data merge needs out=NEW_STORE")
@@ -234,6 +239,20 @@ def _data(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
     except (StoreError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None
     return 0
+
+
+def _lerobot(action: str, path: str, cfg: DictConfig) -> dict[str, Any]:
+    """LeRobot v3 datasets in and out (pyarrow + PyAV; lerobot itself is not needed)."""
+    if action == "import-lerobot":
+        from uio2_robot.trajectories.lerobot_import import import_lerobot
+
+        return import_lerobot(path, cfg.out, overwrite=bool(cfg.overwrite))
+    from uio2_robot.trajectories.lerobot_export import export_lerobot
+
+    crf = None if cfg.crf is None else int(cfg.crf)
+    return export_lerobot(
+        path, cfg.out, codec=str(cfg.codec), crf=crf, overwrite=bool(cfg.overwrite)
+    )
 
 
 def _commands() -> dict[str, Command]:
@@ -299,9 +318,12 @@ def _commands() -> dict[str, Command]:
             "robot",
         ),
         "data": Command(
-            "inspect trajectory stores: info, validate, repair (drop damaged episodes), video, merge",
+            "inspect trajectory stores: info, validate, repair (drop damaged episodes), video, "
+            "merge, LeRobot v3 datasets in and out",
             "uio2-robot data info STORE | data validate STORE [deep=true] | data repair STORE | "
-            "data video STORE episode=K [out=FILE.mp4] | data merge STORE1 STORE2 .. out=NEW",
+            "data video STORE episode=K [out=FILE.mp4] | data merge STORE1 STORE2 .. out=NEW | "
+            "data import-lerobot DATASET_DIR out=STORE | "
+            "data export-lerobot STORE out=DATASET_DIR [codec=h264|av1] [crf=N]",
             _data,
             DataConfig,
             "data",

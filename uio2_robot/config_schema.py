@@ -104,13 +104,17 @@ class CollectConfig:
 
 @dataclass
 class DataConfig:
-    """`uio2-robot data info|validate|video|merge STORE ...`."""
+    """`uio2-robot data info|validate|video|merge|import-lerobot|export-lerobot STORE ...`."""
 
     episode: int = 0  # data video: which episode
-    out: str | None = None  # data video: mp4 path; data merge: output store
+    # data video: mp4 path; data merge / import-lerobot: output store; export-lerobot: dataset folder
+    out: str | None = None
     deep: bool = False  # data validate: also read every chunk
     fps: float = 4.0
     overwrite: bool = False
+    # data export-lerobot: video codec of the camera views, h264 (plays in browsers) or av1
+    codec: str = "h264"
+    crf: int | None = None  # data export-lerobot: video quality, lower is better (h264 23, av1 30)
 
 
 # ---------------------------------------------------------------- documentation of the keys
