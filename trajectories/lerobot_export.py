@@ -208,7 +208,7 @@ def _write(
         for name, parts in columns.items()
     }
     for name in v3.DEFAULT_FEATURES:
-        stats[name] = v3.stats_of(data.defaults[name].reshape(-1, 1))
+        stats[name] = v3.stats_of(np.concatenate(data.defaults[name]).reshape(-1, 1))
     stats |= {names[k]: image_sums[k].stats() for k in images}
     for key in images:
         features[names[key]]["info"] = videos[key].info()
@@ -293,7 +293,7 @@ class _RollingParquet:
         self.index = 0
         self.bytes = 0
         self.writer: Any = None
-        self.defaults: dict[str, np.ndarray] = {k: np.zeros(0) for k in v3.DEFAULT_FEATURES}
+        self.defaults: dict[str, list[np.ndarray]] = {k: [] for k in v3.DEFAULT_FEATURES}
 
     def append(self, cols: dict[str, np.ndarray]) -> dict[str, int]:
         import pyarrow.parquet as pq
@@ -316,8 +316,8 @@ class _RollingParquet:
                 arrays.append(pa.array(values.reshape(-1), type=field.type))
             self.bytes += values.nbytes
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        for k in self.defaults:
-            self.defaults[k] = np.concatenate([self.defaults[k], cols[k]])
+        for k, parts in self.defaults.items():
+            parts.append(cols[k])
         return {"data/chunk_index": chunk, "data/file_index": file}
 
     def close(self) -> None:

@@ -271,7 +271,7 @@ def _commands() -> dict[str, Command]:
             "closed-loop sim episodes of a policy; success per task and level with 95% CIs",
             "uio2-robot rollout [policy=default|oracle|random|uio2|onnx] [checkpoint=DIR] "
             "[bundle=DIR] [tasks=[..]] [levels=[L1,..]] [episodes=N] [seed=N] [out=DIR] "
-            "[env=primitive|delta] [videos=N]",
+            "[env=primitive|delta|gym:ID] [videos=N]",
             _rollout,
             RolloutConfig,
             "rollout",
@@ -358,6 +358,24 @@ def _official_schema() -> type:
 # ---------------------------------------------------------------- entry point
 
 
+def expand_gym_env(overrides: list[str]) -> list[str]:
+    """``env=gym:ID`` -> ``env=gym env.id=ID``: Hydra reads ``env=`` as a config group option,
+    and a gymnasium id (``Reacher-v5``, ``metaworld:Meta-World/MT1``) is not one."""
+    out = []
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        if key == "env" and value.startswith("gym:"):
+            env_id = value[len("gym:") :]
+            if not env_id:
+                raise CLIError(
+                    "env=gym:ID needs a registered gymnasium env id, e.g. env=gym:Reacher-v5"
+                )
+            out += ["env=gym", f"env.id='{env_id}'"]
+        else:
+            out.append(arg)
+    return out
+
+
 def _print_help(commands: dict[str, Command]) -> None:
     print("uio2-robot: Unified-IO 2 as a robot policy\n")
     print("usage: uio2-robot <command> [key=value ...]   (Hydra overrides)\n")
@@ -390,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(describe(compose(cmd.config_name, [], cmd.schema), cmd.schema))
             return 0
         positional = [a for a in rest if "=" not in a]
-        overrides = [a for a in rest if "=" in a]
+        overrides = expand_gym_env([a for a in rest if "=" in a])
         cfg = compose(cmd.config_name, overrides, cmd.schema) if cmd.config_name else DictConfig({})
         return cmd.handler(cfg, positional, overrides)
     except CLIError as exc:

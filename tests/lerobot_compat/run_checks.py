@@ -2,6 +2,7 @@
 
     python tests/lerobot_compat/run_checks.py [--lerobot-python /tmp/lrv/bin/python]
         [--store STORE | --episodes 4] [--work DIR] [--codecs h264,av1]
+        [--backends pyav,torchcodec]
 
 Run with the project's Python; lerobot runs in ``--lerobot-python`` (default ``$LEROBOT_PYTHON``,
 then ``/tmp/lrv/bin/python``; see docs/lerobot.md for its set-up). Two checks:
@@ -87,8 +88,11 @@ def expected_from_store(store: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def check_export(store: Path, work: Path, python: str, codec: str) -> dict[str, Any]:
-    """(a): export with ``codec`` and load every frame with lerobot."""
+def check_export(
+    store: Path, work: Path, python: str, codec: str, backend: str = "pyav"
+) -> dict[str, Any]:
+    """(a): export with ``codec`` and load every frame with lerobot's ``backend`` decoder
+    (``pyav``, or ``torchcodec``, lerobot's default, which needs FFmpeg's shared libraries)."""
     from uio2_robot.trajectories.lerobot_export import export_lerobot
 
     dataset = work / f"export_{codec}"
@@ -96,12 +100,18 @@ def check_export(store: Path, work: Path, python: str, codec: str) -> dict[str, 
     expected = work / f"expected_{codec}.npz"
     np.savez(expected, **expected_from_store(store))
     run = subprocess.run(
-        [python, str(HERE / "load_with_lerobot.py"), str(dataset), str(expected)],
+        [
+            python,
+            str(HERE / "load_with_lerobot.py"),
+            str(dataset),
+            str(expected),
+            f"--backend={backend}",
+        ],
         capture_output=True,
         text=True,
     )
     if run.returncode != 0:
-        return {"codec": codec, "ok": False, "error": run.stderr[-2000:]}
+        return {"codec": codec, "backend": backend, "ok": False, "error": run.stderr[-2000:]}
     result = json.loads(run.stdout.strip().splitlines()[-1])
     result["ok"] = (
         all(result["bit_exact"].values())
@@ -164,6 +174,9 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--codecs", default="h264,av1")
+    parser.add_argument(
+        "--backends", default="pyav", help="lerobot video backends: pyav,torchcodec"
+    )
     args = parser.parse_args()
     python = args.lerobot_python or default_lerobot_python()
     if python is None:
@@ -178,7 +191,11 @@ def main() -> int:
         suite_store(store, args.episodes)
     result = {
         "store": str(store),
-        "export": [check_export(store, work, python, c) for c in args.codecs.split(",")],
+        "export": [
+            check_export(store, work, python, c, b)
+            for c in args.codecs.split(",")
+            for b in args.backends.split(",")
+        ],
         "import": check_import(work, python),
     }
     print(json.dumps(result, indent=2))

@@ -201,3 +201,33 @@ def test_cli(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["data", "import-lerobot", str(dataset), f"out={back}"]) == 2  # exists
     assert "overwrite=true" in capsys.readouterr().err
     assert main(["data", "import-lerobot", str(tmp_path / "nope"), f"out={back}"]) == 2
+
+
+def _strip_uio2(dataset: Path) -> None:
+    """Make an exported dataset look like any other LeRobot dataset (no uio2_robot entries)."""
+    info = json.loads((dataset / "meta/info.json").read_text())
+    del info["uio2_robot"]
+    (dataset / "meta/info.json").write_text(json.dumps(info))
+    path = dataset / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["uio2_robot/record", "uio2_robot/prompt_images"]), path)
+
+
+def test_several_tasks_in_one_episode(tmp_path: Path) -> None:
+    ep = smooth_episode(0, 5)
+    ep.extra = {"lerobot": {"frame_tasks": [["reach the cube", 2], ["grasp it", 3]]}}
+    store, dataset, back = tmp_path / "s.zarr", tmp_path / "ds", tmp_path / "back.zarr"
+    with EpisodeStore.create(store, StoreSchema.from_episode(ep)) as st:
+        st.append_episode(ep)
+    export_lerobot(store, dataset)
+    data = pq.read_table(dataset / "data/chunk-000/file-000.parquet")
+    assert data.column("task_index").to_pylist() == [0, 0, 1, 1, 1]
+    _strip_uio2(dataset)
+    summary = import_lerobot(dataset, back)  # read as a foreign dataset
+    assert summary["keys"]["observation.state"] == "proprio"
+    with EpisodeStore.open(back) as st:
+        got = st.episode(0)
+    assert got.prompt == ["reach the cube"] and got.task == "reach the cube"
+    assert got.extra["lerobot"]["frame_tasks"] == [["reach the cube", 2], ["grasp it", 3]]
+    assert got.steps["action"].tobytes() == ep.steps["action"].tobytes()
+    assert got.steps["reward"].shape == (5,)  # next.reward (1,) -> the store's scalar reward
