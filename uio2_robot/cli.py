@@ -201,7 +201,6 @@ def _data(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.trajectories.errors import StoreError
     from uio2_robot.trajectories.repair import repair_store
     from uio2_robot.trajectories.tools import merge_stores, store_info, validate_store
-    from uio2_robot.trajectories.video import episode_video
 
     if not extra or extra[0] not in DATA_ACTIONS:
         raise CLIError(f"usage: uio2-robot data {{{','.join(DATA_ACTIONS)}}} STORE [...]")
@@ -221,6 +220,9 @@ def _data(cfg: DictConfig, extra: list[str], _overrides: list[str]) -> int:
             print("ok" if not problems else f"{len(problems)} problem(s)")
             return 0 if not problems else 1
         elif action == "video":
+            # PyAV (profiles sim, lerobot) only here: `data info` runs on a runtime-only install
+            from uio2_robot.trajectories.video import episode_video
+
             out = cfg.out or f"{paths[0].rstrip('/')}.episode{int(cfg.episode)}.mp4"
             print(json.dumps(episode_video(paths[0], int(cfg.episode), out, fps=float(cfg.fps))))
         elif action == "repair":
