@@ -170,7 +170,7 @@ class _Source:
     def __init__(self, meta: v3.Meta, columns: list[Column], tolerance_s: float) -> None:
         self.meta, self.columns, self.tolerance_s = meta, columns, tolerance_s
         self._table: tuple[Path, pa.Table] | None = None
-        self._videos: dict[Path, Mp4Reader] = {}
+        self._videos: dict[str, Mp4Reader] = {}  # feature -> its open file (episodes in order)
         self.codecs: dict[str, str] = {}
 
     def episode(self, e: int) -> Episode:
@@ -250,11 +250,14 @@ class _Source:
 
     def _video(self, row: dict[str, Any], col: Column, timestamps: np.ndarray) -> np.ndarray:
         path = self.meta.video_file(row, col.feature)
-        if path not in self._videos:
-            self._videos[path] = Mp4Reader(path)
-            self.codecs[col.feature] = self._videos[path].codec
+        reader = self._videos.get(col.feature)
+        if reader is None or reader.path != path:
+            if reader is not None:
+                reader.close()
+            reader = self._videos[col.feature] = Mp4Reader(path)
+            self.codecs[col.feature] = reader.codec
         start = float(row[v3.video_columns(col.feature)[2]])
-        frames = self._videos[path].frames_at(list(start + timestamps), self.tolerance_s)
+        frames = reader.frames_at(list(start + timestamps), self.tolerance_s)
         if frames.shape[1:] != col.shape:
             raise StoreError(
                 f"{path} has frames of {frames.shape[1:]}; info.json says {list(col.shape)} (H, W, C)"

@@ -231,3 +231,33 @@ def test_several_tasks_in_one_episode(tmp_path: Path) -> None:
     assert got.extra["lerobot"]["frame_tasks"] == [["reach the cube", 2], ["grasp it", 3]]
     assert got.steps["action"].tobytes() == ep.steps["action"].tobytes()
     assert got.steps["reward"].shape == (5,)  # next.reward (1,) -> the store's scalar reward
+
+
+def test_store_without_cameras(tmp_path: Path) -> None:
+    ep = smooth_episode(1, 6)
+    del ep.steps["front"]
+    store, dataset, back = tmp_path / "s.zarr", tmp_path / "ds", tmp_path / "back.zarr"
+    with EpisodeStore.create(store, StoreSchema.from_episode(ep)) as st:
+        st.append_episode(ep)
+    assert export_lerobot(store, dataset)["codec"] is None
+    assert not (dataset / "videos").exists()
+    import_lerobot(dataset, back)
+    with EpisodeStore.open(back) as st:
+        assert_episode_equal(st.episode(0), ep)
+
+
+def test_many_files(tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the size limits the export starts new data and video files; the import follows."""
+    from uio2_robot.trajectories import lerobot_v3
+
+    monkeypatch.setattr(lerobot_v3, "DATA_FILE_MB", 0)
+    monkeypatch.setattr(lerobot_v3, "VIDEO_FILE_MB", 0)
+    dataset, back = tmp_path / "ds", tmp_path / "back.zarr"
+    export_lerobot(store, dataset)
+    assert len(list((dataset / "data").rglob("*.parquet"))) == 3  # one per episode
+    assert len(list((dataset / "videos").rglob("*.mp4"))) >= 2
+    import_lerobot(dataset, back)
+    with EpisodeStore.open(store) as a, EpisodeStore.open(back) as b:
+        assert b.episode_ends.tolist() == a.episode_ends.tolist()
+        assert b.read_key("action").tobytes() == a.read_key("action").tobytes()
+        assert psnr(a.read_key("front"), b.read_key("front")) > 30
