@@ -27,12 +27,21 @@ ALL_TASKS = [
 
 @dataclass
 class EnvConfig:
-    """How the sim suite is built (`uio2_robot.envs.make_env` arguments)."""
+    """How the sim suite is built (`uio2_robot.envs.make_env` arguments), or which gymnasium
+    env runs instead (``env=gym:ID``, `uio2_robot.eval.gym_env.make_gym_env`)."""
 
     action_mode: str = "primitive"
     image_size: int = 128
     cameras: list[str] = field(default_factory=lambda: ["front", "top"])
     control_hz: float = 10.0
+    # a registered gymnasium env to evaluate on instead of the suite ("module:ID" imports the
+    # module that registers it first, e.g. metaworld:Meta-World/MT1); env=gym:ID sets it
+    id: str | None = None
+    # gym.make keyword arguments, e.g. {env_name: reach-v3, width: 64, height: 64}
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None  # gym.make's episode cap (null: the env's own)
+    # the info key that reports success; null = is_success or success, whichever the env reports
+    success_key: str | None = None
 
 
 @dataclass

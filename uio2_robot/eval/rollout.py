@@ -20,7 +20,7 @@ from uio2_robot.eval.stats import wilson_interval
 from uio2_robot.eval.video import caption, tile_views, write_mp4
 from uio2_robot.policies.base import Policy, check_action
 from uio2_robot.seeding import episode_seed
-from uio2_robot.trajectories.rollout import EpisodeRun
+from uio2_robot.trajectories.rollout import EpisodeRun, SuccessFn, default_success
 from uio2_robot.trajectories.rollout import run_episode as run_loop
 
 
@@ -120,6 +120,7 @@ def run_episode(
     frames: list[np.ndarray] | None = None,
     max_steps: int | None = None,
     on_step: Callable[[Any, np.ndarray, float, dict, Any], None] | None = None,
+    success_fn: SuccessFn = default_success,
 ) -> tuple[EpisodeResult, EpisodeRun]:
     """Run ``policy`` for one episode through the package's one loop
     (`uio2_robot.trajectories.rollout.run_episode`); return its result and the run (whose
@@ -127,13 +128,19 @@ def run_episode(
 
     ``frames`` collects tiled, captioned camera views for a video; ``on_step`` is the loop's
     hook (``(obs, action, reward, info, next_obs)``, ``obs`` the one the action came from).
+    Success is ``success_fn`` of the last info (the recording rule,
+    `uio2_robot.trajectories.rollout.info_success`, unless given); an env with no
+    ``info["prompt"]`` (any gymnasium env) gives the policy the empty prompt it was recorded with.
     """
-    cameras = getattr(env.unwrapped, "cameras", ("front", "top"))
+    try:  # the suite env's views, or those of a gymnasium env's `StoreObservation` wrapper
+        cameras = env.get_wrapper_attr("cameras")
+    except AttributeError:
+        cameras = ("front", "top")
     text = ""
 
     def start(obs: Any, info: dict[str, Any]) -> None:
         nonlocal text
-        policy.reset(info["prompt"], env.action_space, env=env.unwrapped)
+        policy.reset(list(info.get("prompt", [])), env.action_space, env=env.unwrapped)
         text = str(info.get("prompt_text", ""))
         if frames is not None:
             frames.append(caption(tile_views(obs, cameras), text))
@@ -151,6 +158,7 @@ def run_episode(
         on_reset=start,
         on_step=stepped,
         max_steps=max_steps,
+        success_fn=success_fn,
     )
     result = EpisodeResult(
         task=str(run.reset_info.get("task", "")),
@@ -177,11 +185,13 @@ def evaluate(
     n_videos: int = 3,
     progress: bool = True,
     on_episode: Callable[[EpisodeResult, EpisodeRun], None] | None = None,
+    success_fn: SuccessFn = default_success,
 ) -> EvalReport:
     """Roll ``policy`` out for ``episodes`` seeded episodes per (task, level).
 
     Seeds come from `uio2_robot.seeding.episode_seed(seed, task, level, i)`, so the same ``seed``
-    gives the same episodes, whatever policy runs them.
+    gives the same episodes, whatever policy runs them. ``success_fn`` reads each episode's
+    last info (default: ``is_success`` or ``success``, whichever the env reports).
     """
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
@@ -200,7 +210,11 @@ def evaluate(
             for i in range(episodes):
                 ep_seed = episode_seed(seed, task, level, i)
                 frames: list[np.ndarray] | None = [] if out is not None and i < n_videos else None
-                result, run = run_episode(env, policy, ep_seed, frames=frames)
+                result, run = run_episode(
+                    env, policy, ep_seed, frames=frames, success_fn=success_fn
+                )
+                if not result.task:  # an env that does not report its task (any gymnasium env)
+                    result.task, result.level = task, level
                 results.append(result)
                 seeds.append(ep_seed)
                 successes += int(result.success)
@@ -258,7 +272,7 @@ def plot_success(report: EvalReport, path: str | Path) -> Path:
             # max(0, .): the interval's ends can miss the rate by a rounding error
             lo.append(max(0.0, cell.success_rate - cell.ci95_low) * 100)
             hi.append(max(0.0, cell.ci95_high - cell.success_rate) * 100)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=level)
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=level or "all")  # gym: no level
     ax.set_xticks(range(len(tasks)), tasks, rotation=25, ha="right", fontsize=8)
     ax.set_ylabel("success %")
     ax.set_ylim(0, 105)

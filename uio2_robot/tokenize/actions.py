@@ -228,7 +228,7 @@ class ActionTokenizer:
         wrap = np.asarray(self.wrap)
         err = np.where(wrap, (err + period / 2) % period - period / 2, err)
         err = np.abs(err)
-        outside = (~wrap) & ((a < self.low) | (a >= self.high))
+        outside = self.out_of_range(a)
         report = {}
         for i, name in enumerate(self.names):
             report[name] = {
@@ -238,6 +238,13 @@ class ActionTokenizer:
                 "clipped_fraction": float(outside[:, i].mean()),
             }
         return report
+
+    def out_of_range(self, actions: np.ndarray) -> np.ndarray:
+        """(..., D) bool: the values the bins clip, those outside ``[low, high]`` (``high``
+        itself decodes to within half a bin, like any value inside); never a wrapping
+        dimension, whose values wrap into the range instead."""
+        a = _as_actions(actions, self.dim, "actions")
+        return ~np.asarray(self.wrap) & ((a < self.low) | (a > self.high))
 
     def _wrap(self, a: np.ndarray) -> np.ndarray:
         if not any(self.wrap):

@@ -212,6 +212,34 @@ class Processor:
         kwargs.update(overrides)
         return cls(vocab=vocab, text_tokenizer=text, action_tokenizers=tokenizers, **kwargs)
 
+    @classmethod
+    def for_actions(
+        cls,
+        mode: str,
+        names: Sequence[str],
+        low: Sequence[float] | np.ndarray,
+        high: Sequence[float] | np.ndarray,
+        *,
+        n_bins: int = 1000,
+        proprio_dim: int,
+        n_image_markers: int = 8,
+        **overrides: Any,
+    ) -> Processor:
+        """A processor for one action space that is not the suite's (a store recorded from any
+        gymnasium env): uniform bins over ``low .. high`` per named dimension under the action
+        mode ``mode``, the byte tokenizer, and proprio stats of zero mean / unit std over
+        ``proprio_dim`` values until :meth:`with_proprio_stats` fits them. ``overrides`` set
+        any other field (camera keys, proprio key, image sizes, maxima ...)."""
+        text = ByteTokenizer()
+        vocab = Vocabulary(text_size=text.size, n_image_markers=n_image_markers)
+        tokenizer = ActionTokenizer.uniform(names, low, high, vocab, n_bins=n_bins)
+        kwargs: dict[str, Any] = {
+            "proprio_mean": np.zeros(proprio_dim),
+            "proprio_std": np.ones(proprio_dim),
+            **overrides,
+        }
+        return cls(vocab=vocab, text_tokenizer=text, action_tokenizers={mode: tokenizer}, **kwargs)
+
     def with_proprio_stats(
         self, mean: np.ndarray, std: np.ndarray, min_std: float = 1e-3
     ) -> Processor:

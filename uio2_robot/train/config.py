@@ -148,14 +148,21 @@ class TrainConfig:
     # the projections LoRA wraps: attention (wqkv, wq, wkv, wo) and MLP (w_in, w_out); only their
     # low-rank factors train
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
-    cameras: list[str] | None = None  # camera views the policy sees; None = every view stored
+    # camera views the policy sees (RGB keys of the store); None = the suite's front/top if
+    # stored, else every RGB key (a gymnasium env's rendered frames are stored as "render")
+    cameras: list[str] | None = None
+    # the 1-D observation key the policy reads as proprio; None = "proprio", else the store's
+    # one 1-D key (a gymnasium env's array observation is stored as "obs")
+    proprio_key: str | None = None
     # Crop the top view to the workspace before resizing (the suite's square top view is half
     # floor); the crop is stored in the processor, so rollout and serving apply it too.
     crop_workspace: bool = False
+    # primitive | delta on a suite store; a store of any other env trains its own action space
+    # (names and bounds from its schema) under the mode name "gym"
     action_mode: str = "primitive"
     action_horizon: int = 1  # actions per decoder target (chunk length)
     n_bins: int = 1000
-    action_bins: str = "uniform"  # uniform (suite bounds) | quantile (data's 1st-99th pct)
+    action_bins: str = "uniform"  # uniform (the store's action bounds) | quantile (1st-99th pct)
     steps: int = 2000
     # Wall-clock budget in seconds (0 = none): the run stops after the step that crosses it and
     # saves, as an interrupted run would (resume continues it). For leased machines, whose time

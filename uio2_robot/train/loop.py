@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from uio2_robot.contracts import ACTION_MODES
 from uio2_robot.model.config import ModelConfig, get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize.actions import ActionTokenizer
@@ -36,6 +37,7 @@ from uio2_robot.train.lineage import inherit, resumed_parent_matches
 from uio2_robot.train.lora import apply_lora, merged_state_dict
 from uio2_robot.train.objectives import compute_losses
 from uio2_robot.train.replay import with_replay
+from uio2_robot.train.store_spec import STORE_ACTION_MODE, StoreSpec, store_spec, warn_clipped
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
 from uio2_robot.trajectories.dataset import WindowDataset
 from uio2_robot.trajectories.episode import ACTION_KEY
@@ -43,7 +45,6 @@ from uio2_robot.trajectories.integrity import require_sound
 from uio2_robot.trajectories.store import EpisodeStore
 from uio2_robot.trajectories.tools import compute_stats
 
-PROPRIO = "proprio"
 FINETUNE_MODES = ("full", "frozen_encoder", "lora")
 
 
@@ -102,30 +103,56 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 def build_processor(
-    cfg: TrainConfig, model_cfg: ModelConfig, stores: list[EpisodeStore]
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    stores: list[EpisodeStore],
+    spec: StoreSpec | None = None,
 ) -> Processor:
-    """The processor for a fresh run: suite bins (or data quantiles) and the data's proprio stats."""
-    cameras = camera_keys(stores[0], cfg.cameras)
-    processor = Processor.for_suite(
-        n_bins=cfg.n_bins,
-        image_size=model_cfg.image_hw,
-        prompt_image_size=(model_cfg.prompt_image_size, model_cfg.prompt_image_size),
-        camera_keys=cameras,
-        max_prompt_tokens=model_cfg.max_prompt_tokens,
-        max_prompt_images=model_cfg.max_prompt_images,
-        max_history=model_cfg.max_history,
-        action_horizon=cfg.action_horizon,
-        **{  # both set frame_size (the stored frames' size): merged, not passed twice
-            **(workspace_crop(stores[0], cameras) if cfg.crop_workspace else {}),
-            **(scene_fields(stores[0], cameras) if model_cfg.max_prompt_scenes else {}),
-        },
-        max_prompt_scenes=model_cfg.max_prompt_scenes,
-    )
+    """The processor for a fresh run: cameras, proprio and action space from the store's schema
+    (``spec``), the data's proprio stats, and uniform bins over the action bounds (or the data's
+    quantiles). A suite store keeps the suite's two action modes (``Processor.for_suite``);
+    any other store gets its own action space as the one mode ``STORE_ACTION_MODE``."""
+    spec = spec or store_spec(stores[0], cfg.cameras, cfg.proprio_key)
+    cameras = spec.cameras
+    fields: dict[str, Any] = {
+        "image_size": model_cfg.image_hw,
+        "prompt_image_size": (model_cfg.prompt_image_size, model_cfg.prompt_image_size),
+        "camera_keys": cameras,
+        "proprio_key": spec.proprio_key,
+        "max_prompt_tokens": model_cfg.max_prompt_tokens,
+        "max_prompt_images": model_cfg.max_prompt_images,
+        "max_history": model_cfg.max_history,
+        "action_horizon": cfg.action_horizon,
+        # both set frame_size (the stored frames' size): merged, not passed twice
+        **(workspace_crop(stores[0], cameras) if cfg.crop_workspace else {}),
+        **(scene_fields(stores[0], cameras) if model_cfg.max_prompt_scenes else {}),
+        "max_prompt_scenes": model_cfg.max_prompt_scenes,
+    }
+    if spec.suite_mode is not None:
+        mode = cfg.action_mode
+        processor = Processor.for_suite(
+            n_bins=cfg.n_bins,
+            proprio_mean=np.zeros(spec.proprio_dim),
+            proprio_std=np.ones(spec.proprio_dim),
+            **fields,
+        )
+    else:
+        mode = STORE_ACTION_MODE
+        processor = Processor.for_actions(
+            mode,
+            spec.action_names,
+            spec.action_low,
+            spec.action_high,
+            n_bins=cfg.n_bins,
+            proprio_dim=spec.proprio_dim,
+            **fields,
+        )
     # the stores' own statistics (cached in each store, pooled over several): one computation
-    stats = compute_stats(stores, [PROPRIO, ACTION_KEY])
-    processor = processor.with_proprio_stats(stats[PROPRIO].mean, stats[PROPRIO].std)
+    stats = compute_stats(stores, [spec.proprio_key, ACTION_KEY])
+    proprio = stats[spec.proprio_key]
+    processor = processor.with_proprio_stats(proprio.mean, proprio.std)
     if cfg.action_bins == "quantile":
-        base = processor.action_tokenizer(cfg.action_mode)
+        base = processor.action_tokenizer(mode)
         wrap = {
             n: (lo, hi)
             for n, lo, hi, w in zip(base.names, base.low, base.high, base.wrap, strict=True)
@@ -135,7 +162,7 @@ def build_processor(
         fitted = ActionTokenizer.from_percentiles(
             action.p01, action.p99, base.names, processor.vocab, cfg.n_bins, wrap_bounds=wrap
         )
-        tokenizers = {**processor.action_tokenizers, cfg.action_mode: fitted}
+        tokenizers = {**processor.action_tokenizers, mode: fitted}
         processor = dataclasses.replace(processor, action_tokenizers=tokenizers)
     elif cfg.action_bins != "uniform":
         raise ValueError(f"action_bins must be 'uniform' or 'quantile', got {cfg.action_bins!r}")
@@ -165,19 +192,16 @@ def scene_fields(store: EpisodeStore, cameras: tuple[str, ...]) -> dict[str, Any
     return {"scene_camera": "top", "frame_size": tuple(store.schema.keys["top"].shape[:2])}
 
 
-def camera_keys(store: EpisodeStore, wanted: list[str] | None = None) -> tuple[str, ...]:
-    """The camera views to train on: ``wanted`` (each must be stored) or every stored view."""
-    from uio2_robot.envs.spaces import CAMERAS
-
-    if wanted:
-        missing = [k for k in wanted if k not in store.data_keys]
-        if missing:
-            raise ValueError(f"cameras {missing} are not in store {store.path}: {store.data_keys}")
-        return tuple(wanted)
-    keys = tuple(k for k in CAMERAS if k in store.data_keys)
-    if not keys:
-        raise ValueError(f"store {store.path} has no camera key among {CAMERAS}: {store.data_keys}")
-    return keys
+def resolve_action_mode(wanted: str, processor: Processor) -> str:
+    """The processor's action mode to train: ``wanted`` if it has it, else its only mode (a
+    store's own action space, ``STORE_ACTION_MODE``)."""
+    if wanted in processor.action_modes:
+        return wanted
+    if len(processor.action_modes) == 1:
+        return processor.action_modes[0]
+    raise ValueError(
+        f"action_mode {wanted!r} is not one of the processor's modes {processor.action_modes}"
+    )
 
 
 def train_seeds(
@@ -247,12 +271,13 @@ class Trainer:
                     self.processor, max_prompt_scenes=self.model_cfg.max_prompt_scenes
                 )
             if cfg.refit_proprio_stats:
-                proprio = compute_stats(self.stores, [PROPRIO])[PROPRIO]
+                key = self.processor.proprio_key
+                proprio = compute_stats(self.stores, [key])[key]
                 self.processor = self.processor.with_proprio_stats(proprio.mean, proprio.std)
         else:
             weights = None
             self.processor = None  # type: ignore[assignment]
-            cameras = camera_keys(self.stores[0], cfg.cameras)
+            spec = store_spec(self.stores[0], cfg.cameras, cfg.proprio_key)
             from uio2_robot.tokenize.vocab import Vocabulary
 
             vocab = Vocabulary(text_size=256)
@@ -260,11 +285,23 @@ class Trainer:
                 cfg.model,
                 vocab_size=vocab.size,
                 image_marker_id=vocab.image_marker_id(0),
-                n_views=len(cameras),
+                n_views=len(spec.cameras),
+                proprio_dim=spec.proprio_dim,
                 **({"point_heads": 2} if cfg.mixture.point_weight > 0 else {}),
                 **dict(cfg.model_overrides),
             )
-            self.processor = build_processor(cfg, self.model_cfg, self.stores)
+            self.processor = build_processor(cfg, self.model_cfg, self.stores, spec)
+        mode = resolve_action_mode(cfg.action_mode, self.processor)
+        if mode != cfg.action_mode:  # a store's own action space: saved under its mode's name
+            cfg = self.cfg = dataclasses.replace(cfg, action_mode=mode)
+        if cfg.eval_episodes and mode not in ACTION_MODES:
+            raise ValueError(
+                "eval_episodes runs the suite, whose action modes are "
+                f"{ACTION_MODES}; evaluate a policy of another env with "
+                "`uio2-robot rollout env=gym:ID checkpoint=...`"
+            )
+        if self.rank == 0:  # stored actions the bins cannot represent: say how many
+            warn_clipped(self.stores, self.processor.action_tokenizer(mode))
         self.seeds = train_seeds(self.stores, saved.get("train_seeds"))
         check_processor_matches_model(self.processor, self.model_cfg)
 
@@ -305,7 +342,7 @@ class Trainer:
                 self.loss_module,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
             )
-        keys = [*self.processor.camera_keys, PROPRIO]
+        keys = [*self.processor.camera_keys, self.processor.proprio_key]
         pointing = cfg.mixture.point_weight > 0
         if pointing and (not self.processor.point_maps or self.model_cfg.point_heads < 2):
             raise ValueError(
