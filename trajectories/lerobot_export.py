@@ -29,7 +29,7 @@ import pyarrow as pa
 from uio2_robot.trajectories import lerobot_v3 as v3
 from uio2_robot.trajectories.episode import ACTION_KEY, REWARD_KEY, Episode
 from uio2_robot.trajectories.errors import StoreError
-from uio2_robot.trajectories.mp4 import Mp4Writer
+from uio2_robot.trajectories.mp4 import CODECS, Mp4Writer
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
@@ -76,6 +76,8 @@ def export_lerobot(
     """Write the store at ``store`` as a LeRobot v3.0 dataset folder ``out``; returns a summary.
 
     ``fps`` defaults to the episodes' ``control_hz`` (all equal) or 10."""
+    if codec not in CODECS:
+        raise StoreError(f"codec is {codec!r}, expected one of {sorted(CODECS)}")
     dest = Path(out)
     _check_destination(dest, overwrite)
     tmp = dest.with_name(f".{dest.name}.exporting-{uuid.uuid4().hex[:8]}")

@@ -201,6 +201,8 @@ def test_cli(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["data", "import-lerobot", str(dataset), f"out={back}"]) == 2  # exists
     assert "overwrite=true" in capsys.readouterr().err
     assert main(["data", "import-lerobot", str(tmp_path / "nope"), f"out={back}"]) == 2
+    assert main(["data", "export-lerobot", str(store), f"out={tmp_path / 'x'}", "codec=mp4v"]) == 2
+    assert "expected one of ['av1', 'h264']" in capsys.readouterr().err
 
 
 def _strip_uio2(dataset: Path) -> None:
