@@ -7,10 +7,12 @@ exactly as the env returns it in ``info["prompt"]`` at reset.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-from gymnasium import spaces
+
+if TYPE_CHECKING:  # only for annotations: the robot PC (runtime profile) has no gymnasium
+    from gymnasium import spaces
 
 PromptSegment = str | np.ndarray
 Observation = dict[str, np.ndarray]

@@ -9,10 +9,12 @@ behave identically (and keeps torch out of the ONNX runtime's process).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gymnasium import spaces
+
+if TYPE_CHECKING:  # annotations only: the robot PC (runtime profile) has no gymnasium
+    from gymnasium import spaces
 
 from uio2_robot.policies.base import Observation, PromptSegment
 from uio2_robot.policies.chunking import ActionQueue, TemporalEnsembler

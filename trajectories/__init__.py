@@ -15,14 +15,13 @@ The on-disk format is described in docs/trajectory_format.md.
 
 from typing import TYPE_CHECKING, Any
 
-# Light modules load eagerly; the dataset (torch) and video (cv2) load on first use, so store
-# readers, writer subprocesses and collector workers start fast.
+# Light modules (numpy + zarr: what the robot PC's recorder needs) load eagerly; collection and
+# recording (gymnasium, tqdm: the `sim` extra), the dataset (torch) and video (cv2) load on first
+# use, so store readers, writer subprocesses and a robot PC without the sim extra start fast.
 from uio2_robot.trajectories.collect import collect, episode_seed
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
-from uio2_robot.trajectories.record import record_episodes
 from uio2_robot.trajectories.recorder import Recorder
-from uio2_robot.trajectories.rollout import EpisodeRun, record_episode, run_episode
 from uio2_robot.trajectories.schema import SCHEMA_VERSION, KeySpec, StoreSchema
 from uio2_robot.trajectories.stats import NormStats
 from uio2_robot.trajectories.store import EpisodeStore
@@ -30,9 +29,15 @@ from uio2_robot.trajectories.tools import compute_stats, merge_stores, store_inf
 
 if TYPE_CHECKING:
     from uio2_robot.trajectories.dataset import MixtureSampler, WindowDataset, collate
+    from uio2_robot.trajectories.record import record_episodes
+    from uio2_robot.trajectories.rollout import EpisodeRun, record_episode, run_episode
     from uio2_robot.trajectories.video import episode_video
 
 _LAZY = {
+    "record_episodes": "record",
+    "EpisodeRun": "rollout",
+    "record_episode": "rollout",
+    "run_episode": "rollout",
     "MixtureSampler": "dataset",
     "WindowDataset": "dataset",
     "collate": "dataset",

@@ -32,12 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
-from uio2_robot.trajectories.record import action_space_bounds
-from uio2_robot.trajectories.rollout import record_episode
 from uio2_robot.trajectories.schema import StoreSchema
 from uio2_robot.trajectories.store import EpisodeStore
 
@@ -206,6 +203,8 @@ def collect(
             return
         stored += len(batch)
         frames += sum(ep.length for _, ep in batch)
+
+    from tqdm.auto import tqdm  # the `sim` extra: importing this module needs only numpy + zarr
 
     bar = tqdm(total=len(jobs), desc=f"collect {policy}", disable=not progress)
     try:
@@ -381,6 +380,8 @@ def _seed_global_rngs(seed: int) -> None:
 
 
 def _run_job(job: Job) -> JobResult:
+    from uio2_robot.trajectories.rollout import record_episode  # gymnasium: the `sim` extra
+
     if "setup_error" in _WORKER:
         return JobResult(job, None, None, _WORKER["setup_error"])
     try:
@@ -412,6 +413,8 @@ def _run_job(job: Job) -> JobResult:
 
 
 def _bounds(env: Any, mode: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    from uio2_robot.trajectories.record import action_space_bounds  # gymnasium: the `sim` extra
+
     try:
         from uio2_robot.envs.spaces import action_names
 

@@ -379,13 +379,21 @@ def expand_gym_env(overrides: list[str]) -> list[str]:
 
 
 def _print_help(commands: dict[str, Command]) -> None:
+    from uio2_robot.extras import COMMAND_EXTRAS
+
     print("uio2-robot: Unified-IO 2 as a robot policy\n")
     print("usage: uio2-robot <command> [key=value ...]   (Hydra overrides)\n")
     print("commands:")
     for name, cmd in commands.items():
         print(f"  {name:<10} {cmd.summary}")
         print(f"  {'':<10}   {cmd.usage}")
+        needs = ",".join(COMMAND_EXTRAS.get(name, ())) or "the base install"
+        print(f"  {'':<10}   needs: {needs}")
     print("\n`uio2-robot <command> --help` prints the command's full default configuration.")
+    print(
+        "Install profiles (docs/install.md): runtime (robot PC: serve bundle=, robot), sim, train, "
+        'gpu, lerobot, ur; cpu = runtime+sim+train. e.g. pip install "uio2-robot[sim]"'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -415,6 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd.handler(cfg, positional, overrides)
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an install profile without this command's extra
+        from uio2_robot.extras import missing_extra_message
+
+        print(f"error: {missing_extra_message(exc, name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # collect and train keep what they finished (stored episodes, the last checkpoint);

@@ -15,6 +15,7 @@ Delta mode (a real arm's): an end-effector delta and a tool command at a fixed c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,6 +73,29 @@ def action_bounds(mode: str) -> tuple[np.ndarray, np.ndarray]:
     if mode == "primitive":
         return PRIMITIVE_LOW.copy(), PRIMITIVE_HIGH.copy()
     return DELTA_LOW.copy(), DELTA_HIGH.copy()
+
+
+@dataclass(frozen=True, eq=False)
+class BoxBounds:
+    """A box action space as a policy server reads it (``shape``, ``dtype``, ``low``, ``high``),
+    for a robot PC without gymnasium (the ``runtime`` install profile): learned policies only
+    check the action's shape against it. Where gymnasium is installed, the server uses its
+    ``spaces.Box`` (privileged and random policies need more than the bounds)."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    def __post_init__(self) -> None:
+        if np.shape(self.low) != np.shape(self.high):
+            raise ValueError(f"low {np.shape(self.low)} and high {np.shape(self.high)} differ")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(np.shape(self.low))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
 
 
 def wrap_angle(a: float) -> float:

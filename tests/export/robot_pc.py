@@ -1,26 +1,22 @@
-"""A robot PC without torch or MuJoCo: run as ``python robot_pc.py serve BUNDLE PORT`` or
-``python robot_pc.py robot PORT OUT.json``. Importing either package raises ImportError here,
-exactly as on a machine where they are not installed (tests/export/test_robot_pc.py)."""
+"""A robot PC with only ``uio2-robot[runtime]`` installed: run as ``python robot_pc.py serve
+BUNDLE PORT`` or ``python robot_pc.py robot PORT OUT.json``. Every module outside the runtime
+profile (torch, mujoco, gymnasium, tqdm, ...: tests/runtime_profile.py) raises ImportError here,
+exactly as on a machine where it is not installed (tests/export/test_robot_pc.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from runtime_profile import install  # noqa: E402 (tests/runtime_profile.py, by path)
 
+install()
+sys.path.pop(0)
 
-class NotInstalled:
-    """A meta-path finder that refuses torch and mujoco (and all their submodules)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "mujoco"):
-            raise ImportError(f"No module named {name!r} (not installed on this robot PC)")
-        return None
-
-
-sys.meta_path.insert(0, NotInstalled())
+import numpy as np  # noqa: E402
 
 
 class PointArm:

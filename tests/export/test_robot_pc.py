@@ -1,6 +1,7 @@
-"""The robot PC runs `serve bundle=` and the robot loop with neither torch nor MuJoCo importable:
-two real processes on loopback (robot_pc.py refuses both imports), an exported bundle, and a
-control loop executing the served primitives on a point arm."""
+"""The robot PC runs `serve bundle=` and the robot loop with only the runtime profile importable
+(no torch, MuJoCo, gymnasium, tqdm, ...): two real processes on loopback (robot_pc.py refuses
+every module outside ``uio2-robot[runtime]``), an exported bundle, and a control loop executing
+the served primitives on a point arm."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_calibration_moves_the_table_origin() -> None:
 )
 def test_missing_ur_rtde_says_how_to_install() -> None:
     driver = URDriver("192.0.2.1")  # TEST-NET address: never contacted, the import fails first
-    with pytest.raises(ImportError, match=r'pip install -e "\.\[ur\]"'):
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "uio2-robot\[ur\]"'):
         driver.connect()
 
 

@@ -95,10 +95,14 @@ class PolicyMetadata:
 
     @property
     def action_space(self) -> Any:
-        """The gymnasium Box a policy is reset with (server side; the robot needs only bounds)."""
-        from gymnasium import spaces
-
+        """The space a policy is reset with (server side; the robot needs only bounds): a
+        gymnasium Box, or on a robot PC without gymnasium (runtime profile) the same bounds as
+        :class:`~uio2_robot.contracts.BoxBounds`, which is all an ONNX or torch policy reads."""
         low, high = self.action_bounds
+        try:
+            from gymnasium import spaces
+        except ModuleNotFoundError:
+            return contract.BoxBounds(low, high)
         return spaces.Box(low, high, dtype=np.float32)
 
     @property

@@ -16,10 +16,12 @@ learned or ONNX policy none of this is used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gymnasium import spaces
+
+if TYPE_CHECKING:  # annotations only: the robot PC (runtime profile) has no gymnasium
+    from gymnasium import spaces
 
 from uio2_robot.policies.base import Observation, Policy, PromptSegment
 

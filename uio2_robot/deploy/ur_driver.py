@@ -39,10 +39,11 @@ def _import_rtde() -> tuple[Any, Any, Any]:
         import rtde_control
         import rtde_io
         import rtde_receive
-    except ImportError:
-        raise ImportError(
+    except ImportError as exc:  # the CLI reports a ModuleNotFoundError with the extra to install
+        raise ModuleNotFoundError(
             "the 'ur' driver needs the ur_rtde package, which is not installed; install the "
-            'optional extra with: pip install -e ".[ur]"  (ur_rtde==1.6.5)'
+            'optional extra with: pip install "uio2-robot[ur]"',
+            name=exc.name or "rtde_control",
         ) from None
     return rtde_control, rtde_receive, rtde_io
 
