@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from uio2_robot.trajectories.errors import StoreError
@@ -281,20 +282,17 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def column_array(table: pa.Table, name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """A numeric feature column as (rows, *shape) numpy, checked against info.json's shape."""
     col = table.column(name).combine_chunks()
-    n = len(col)
+    n, size = len(col), int(np.prod(shape))
+    if col.null_count:
+        raise StoreError(f"column {name!r} has {col.null_count} null values; expected none")
     if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
-        if pa.types.is_list(col.type) and len(col.flatten()) != n * int(np.prod(shape)):
+        lengths = set(pc.list_value_length(col).to_numpy(zero_copy_only=False).tolist())
+        if lengths - {size}:
             raise StoreError(
-                f"column {name!r} holds lists of {len(col.flatten()) / max(n, 1):g} values on "
-                f"average; expected {int(np.prod(shape))} per frame (shape {list(shape)})"
+                f"column {name!r} holds {'/'.join(map(str, sorted(lengths)[:4]))} values per "
+                f"frame; expected {size} (shape {list(shape)} in info.json)"
             )
-        flat = col.flatten().to_numpy(zero_copy_only=False)
-        per = len(flat) // max(n, 1)
-        if per != int(np.prod(shape)):
-            raise StoreError(
-                f"column {name!r} holds {per} values per frame; expected shape {list(shape)}"
-            )
-        arr = flat.reshape(n, *shape)
+        arr = col.flatten().to_numpy(zero_copy_only=False).reshape(n, *shape)
     else:
         if tuple(shape) != (1,):
             raise StoreError(
@@ -302,8 +300,6 @@ def column_array(table: pa.Table, name: str, shape: tuple[int, ...], dtype: str)
                 "(a list per frame)"
             )
         arr = col.to_numpy(zero_copy_only=False).reshape(n)
-    if col.null_count:
-        raise StoreError(f"column {name!r} has {col.null_count} null values; expected none")
     if arr.dtype != np.dtype(dtype):
         raise StoreError(f"column {name!r} has dtype {arr.dtype}, info.json says {dtype}")
     return arr

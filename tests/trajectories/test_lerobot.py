@@ -162,7 +162,7 @@ def _truncate(path: Path) -> None:
                 .replace('"dz"', '"dz", "dw"')
                 .replace('"shape": [\n                3\n', '"shape": [\n                4\n')
             ),
-            r"file-000\.parquet: column 'action' holds 3 values per frame; expected shape \[4\]",
+            r"file-000\.parquet: column 'action' holds 3 values per frame; expected 4 \(shape \[4\]",
         ),
     ],
     ids=["no-info", "no-tasks", "cut-parquet", "cut-video", "wrong-shape"],
