@@ -13,7 +13,8 @@ interval, how often the two agree episode by episode, and the deployed loop's pe
 
     python benchmarks/deploy_vs_rollout.py --episodes 50 --out runs/deploy_eval
 
-`--skip-rollout` reuses `OUT/rollout/eval_info.json`; `--server ws://...` uses a running server.
+`--skip-rollout` reuses `OUT/rollout/eval_info.json`; `--server ws://...` uses a running server;
+`--bundle B --checkpoint C` serves an exported fine-tune and rolls out its checkpoint; `--level`.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    """`uio2-robot serve` (the shipped policy through onnxruntime) on ``port``."""
+def start_server(port: int, log: Path, bundle: str | None) -> subprocess.Popen[bytes]:
+    """`uio2-robot serve` on ``port``: ``bundle`` (an exported policy), else the shipped policy
+    (exported into the cache on first use), through onnxruntime."""
+    cmd = ["uio2-robot", "serve", f"port={port}", "log_level=WARNING"]
     proc = subprocess.Popen(
-        ["uio2-robot", "serve", f"port={port}", "log_level=WARNING"],
+        cmd + ([f"bundle={bundle}"] if bundle else []),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -60,7 +63,14 @@ def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def run_robot(
-    url: str, task: str, embodiment: str, episodes: int, out: Path, speedup: float
+    url: str,
+    task: str,
+    level: str,
+    embodiment: str,
+    episodes: int,
+    out: Path,
+    speedup: float,
+    request_timeout_s: float | None = None,
 ) -> list:
     out.mkdir(parents=True, exist_ok=True)
     report = out / f"robot_{embodiment}_{task}.json"
@@ -69,7 +79,7 @@ def run_robot(
         "robot",
         f"server={url}",
         f"driver.sim.task={task}",
-        "driver.sim.level=L1",
+        f"driver.sim.level={level}",
         f"driver.sim.embodiment={embodiment}",
         "driver.sim.cameras=[top]",
         f"episodes={episodes}",
@@ -78,16 +88,21 @@ def run_robot(
         f"report={report}",
         "log_level=WARNING",
     ]
+    if request_timeout_s is not None:  # a loaded host answers a reset (prompt encoding) slowly
+        cmd.append(f"request_timeout_s={request_timeout_s}")
     subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
     return json.loads(report.read_text())
 
 
-def rollout(episodes: int, out: Path, tasks: list[str]) -> dict:
+def rollout(episodes: int, out: Path, tasks: list[str], level: str, checkpoint: str | None) -> dict:
+    """`uio2-robot rollout` of the shipped policy, or ``checkpoint`` (the torch policy)."""
+    policy = ["policy=uio2", f"checkpoint={checkpoint}"] if checkpoint else []
     cmd = [
         "uio2-robot",
         "rollout",
+        *policy,
         f"tasks=[{','.join(tasks)}]",
-        "levels=[L1]",
+        f"levels=[{level}]",
         f"episodes={episodes}",
         f"out={out / 'rollout'}",
         "videos=0",
@@ -107,6 +122,14 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--tasks", default=None, help="comma-separated; default: every task at L1")
     ap.add_argument("--embodiments", default="arm,floating")
+    ap.add_argument("--level", default="L1")
+    ap.add_argument(
+        "--request-timeout-s", type=float, default=None, help="robot's (default: its config's)"
+    )
+    ap.add_argument("--bundle", default=None, help="serve this bundle (default: shipped policy)")
+    ap.add_argument(
+        "--checkpoint", default=None, help="the bundle's checkpoint, for rollout on the same seeds"
+    )
     ap.add_argument("--out", default="runs/deploy_eval")
     ap.add_argument("--speedup", type=float, default=20.0)
     ap.add_argument("--server", default=None, help="a running server's ws:// URL")
@@ -122,14 +145,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from uio2_robot.envs import TASKS, levels_for
 
-    tasks = args.tasks.split(",") if args.tasks else [t for t in TASKS if "L1" in levels_for(t)]
+    tasks = (
+        args.tasks.split(",") if args.tasks else [t for t in TASKS if args.level in levels_for(t)]
+    )
     os.environ.setdefault("MUJOCO_GL", "egl")
 
     t0 = time.monotonic()
     if args.skip_rollout:
         base = json.loads((out / "rollout" / "eval_info.json").read_text())
     else:
-        base = rollout(args.episodes, out, tasks)
+        base = rollout(args.episodes, out, tasks, args.level, args.checkpoint)
     t_rollout = time.monotonic() - t0
     by_seed = {(e["task"], e["seed"]): bool(e["success"]) for e in base["episodes"]}
 
@@ -137,14 +162,27 @@ def main() -> None:
     url = args.server
     if url is None:
         port = free_port()
-        server = start_server(port, out / "serve.log")
+        server = start_server(port, out / "serve.log", args.bundle)
         url = f"ws://127.0.0.1:{port}"
     rows, stages, totals = [], {}, {}
     try:
         for emb in args.embodiments.split(","):
             for task in tasks:
                 t1 = time.monotonic()
-                eps = run_robot(url, task, emb, args.episodes, out, args.speedup)
+                eps = run_robot(
+                    url,
+                    task,
+                    args.level,
+                    emb,
+                    args.episodes,
+                    out,
+                    args.speedup,
+                    args.request_timeout_s,
+                )
+                if not eps:
+                    raise RuntimeError(
+                        f"`uio2-robot robot` ran no {task} episode ({emb}); see above"
+                    )
                 wins = sum(bool(e["success"]) for e in eps)
                 seeds = [e["meta"]["seed"] for e in eps]
                 ref = [by_seed[(task, s)] for s in seeds]
@@ -180,7 +218,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
         realtime = {}
         for emb in args.embodiments.split(",") if args.realtime else []:
-            eps = run_robot(url, tasks[0], emb, args.realtime, out / "realtime", 1.0)
+            eps = run_robot(url, tasks[0], args.level, emb, args.realtime, out / "realtime", 1.0)
             realtime[emb] = eps
     finally:
         if server is not None:
