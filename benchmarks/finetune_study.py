@@ -219,6 +219,7 @@ def main() -> None:
     ]
     (args.out / "finetune_study.json").write_text(json.dumps(study, indent=2))
     plot(study, args.out / "finetune_study.png")
+    (args.out / "finetune_study.md").write_text(markdown(study))
     print(
         json.dumps(
             {
@@ -228,6 +229,42 @@ def main() -> None:
             indent=1,
         )
     )
+
+
+def markdown(study: dict[str, Any]) -> str:
+    """The study as a markdown table: success with its interval, CPU minutes, L1 average."""
+
+    def pct(cell: dict[str, Any]) -> str:
+        lo, hi = cell["ci95"]
+        return f"{cell['successes']}/{cell['episodes']} **{100 * cell['rate']:.0f}%** [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+    def l1(cell: dict[str, Any]) -> str:
+        per = cell.get("L1_per_task")
+        if not per:
+            return "-"
+        k, n = sum(s for s, _ in per.values()), sum(m for _, m in per.values())
+        return f"{100 * cell['L1_task_average']:.1f}% ({k}/{n})"
+
+    rows = [
+        "| demos | fine-tune | steps x batch | train CPU-min | success | L1 average (trained tasks) |"
+    ]
+    rows.append("|---|---|---|---|---|---|")
+    if "baseline" in study:
+        rows.append(
+            f"| - | none (shipped policy) | - | - | {pct(study['baseline'])} | {l1(study['baseline'])} |"
+        )
+    order = {m: i for i, m in enumerate(MODES)}
+    for key in sorted(study["cells"], key=lambda k: (int(k.split("/")[0]), order[k.split("/")[1]])):
+        c = study["cells"][key]
+        batch = next(
+            (a.split("=")[1] for a in c["train_command"].split() if a.startswith("batch_size=")),
+            "?",
+        )
+        rows.append(
+            f"| {c['demonstrations']} | {c['mode']} | {c['steps_done']} x {batch} | "
+            f"{c['train_cpu_min']:.1f} | {pct(c)} | {l1(c)} |"
+        )
+    return "\n".join(rows) + "\n"
 
 
 def plot(study: dict[str, Any], out: Path) -> None:
