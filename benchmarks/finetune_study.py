@@ -274,7 +274,7 @@ def plot(study: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax_l1) = plt.subplots(1, 2, figsize=(11, 4))
     for mode in MODES:
         rows = sorted(
             (int(k.split("/")[0]), v) for k, v in study["cells"].items() if k.split("/")[1] == mode
@@ -288,16 +288,30 @@ def plot(study: dict[str, Any], out: Path) -> None:
             [max(0.0, 100 * (v["ci95"][1] - v["rate"])) for _, v in rows],
         ]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=mode)
+        l1 = [(n, 100 * v["L1_task_average"]) for n, v in rows if "L1_task_average" in v]
+        if l1:
+            ax_l1.plot(*zip(*l1, strict=True), marker="o", label=mode)
     if "baseline" in study:
         ax.axhline(100 * study["baseline"]["rate"], color="grey", ls="--", label="shipped policy")
-    ax.set_xscale("log")
-    ax.set_xlabel("demonstrations")
+        if "L1_task_average" in study["baseline"]:
+            ax_l1.axhline(
+                100 * study["baseline"]["L1_task_average"],
+                color="grey",
+                ls="--",
+                label="shipped policy",
+            )
+    for a in (ax, ax_l1):
+        a.set_xscale("log")
+        a.set_xlabel("demonstrations of the new task")
+        a.set_ylim(0, 100)
+        a.legend()
     ax.set_ylabel(f"success on {study.get('task')} {study.get('level')} (%)")
-    ax.set_ylim(0, 100)
-    ax.legend()
-    ax.set_title("fine-tuning the shipped policy on a new task")
+    ax.set_title("the new task (95% intervals)")
+    ax_l1.set_ylabel("L1 average over the tasks it was trained on (%)")
+    ax_l1.set_title("forgetting")
+    fig.suptitle("fine-tuning the shipped policy on a task it never saw")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=110)
 
 
 if __name__ == "__main__":
