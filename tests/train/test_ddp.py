@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +14,12 @@ from uio2_robot.cli import main
 from uio2_robot.train.checkpoint import load_train_state
 
 pytestmark = pytest.mark.slow
+HERE = Path(__file__).resolve().parent
 
 
-def test_torchrun_two_processes_train_and_save(tmp_path):
-    store = tmp_path / "s.zarr"
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("ddp") / "s.zarr"
     assert (
         main(
             [
@@ -32,6 +35,10 @@ def test_torchrun_two_processes_train_and_save(tmp_path):
         )
         == 0
     )
+    return store
+
+
+def test_torchrun_two_processes_train_and_save(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
     cmd = [
@@ -60,3 +67,35 @@ def test_torchrun_two_processes_train_and_save(tmp_path):
     assert metrics["samples_per_s"] > 0
     assert (out / "checkpoints" / "policy" / "model.safetensors").is_file()
     assert load_train_state(out / "checkpoints" / "last")["step"] == 1
+
+
+def test_the_two_ranks_end_with_the_same_weights(store: Path, tmp_path: Path) -> None:
+    """DDP all-reduces gradients: after 2 steps on different batches the ranks' weights are
+    bit-identical, and they moved (ddp_ranks.py writes each rank's digest)."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29518",
+        str(HERE / "ddp_ranks.py"),
+        str(out),
+        f"stores=[{store}]",
+        "model=tiny",
+        "+model_overrides.max_prompt_tokens=96",
+        "steps=2",
+        "warmup_steps=1",
+        "batch_size=2",
+        "val_fraction=0",
+        "progress=false",
+        "device=cpu",
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [2, 2]
+    assert ranks[0]["before"] == ranks[1]["before"]  # same seed, same initial model
+    assert ranks[0]["after"] == ranks[1]["after"]  # kept in sync by the all-reduce
+    assert ranks[0]["after"] != ranks[0]["before"]  # and trained
