@@ -19,6 +19,8 @@ import cv2
 import mujoco
 import numpy as np
 
+from uio2_robot.gl_guard import load_triton_before_gl
+
 from .scene import PARK_GROUP, STUDIO, STUDIO_GROUP
 from .shapes import shape
 from .sim import Placed, Sim
@@ -143,6 +145,7 @@ class Views:
                     "gymnasium.vector.AsyncVectorEnv(fns, context='forkserver'), or "
                     "uio2_robot.envs.make_vector_env), or create the envs before rendering."
                 )
+            load_triton_before_gl()  # before the EGL context, or triton segfaults later
             self._renderer = mujoco.Renderer(self.sim.model, self.height, self.width)
             _RENDER_PID = os.getpid()
         return self._renderer

@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from uio2_robot.gl_guard import load_triton_before_gl
 from uio2_robot.trajectories.episode import Episode
 from uio2_robot.trajectories.errors import StoreError
 from uio2_robot.trajectories.recorder import OBS_KEY, Recorder
@@ -95,6 +96,7 @@ def success_rule(key: str | None = None) -> SuccessFn:
 
 def render_frame(env: gym.Env) -> np.ndarray:
     """``env.render()``, which must be an RGB array (what recording and evaluation store)."""
+    load_triton_before_gl()  # the env may create its first EGL context here
     frame = env.render()
     if not isinstance(frame, np.ndarray):
         raise StoreError(
