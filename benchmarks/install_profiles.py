@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from uio2_robot.extras import dependency_closure
 
 PROFILES = {  # profile -> (extras, the module its entry point imports)
     "base": ((), "uio2_robot.cli"),
@@ -39,29 +38,9 @@ PROFILES = {  # profile -> (extras, the module its entry point imports)
 }
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def distributions(extras: tuple[str, ...]) -> set[str]:
     """Normalised names of what ``uio2-robot[extras]`` installs (uio2-robot itself excluded)."""
-    todo: list[str] = []
-    for line in metadata.requires("uio2-robot") or []:
-        req = Requirement(line)
-        wanted = req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras))
-        if wanted and _norm(req.name) != "uio2-robot":
-            todo.append(_norm(req.name))
-    seen: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for line in metadata.requires(name) or []:
-            req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(_norm(req.name))
-    return seen
+    return dependency_closure(metadata.requires("uio2-robot") or [], extras)
 
 
 def installed_bytes(name: str) -> int:

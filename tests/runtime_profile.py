@@ -10,7 +10,6 @@ a robot PC would. Use ``install()`` in a child process, or run
 
 from __future__ import annotations
 
-import re
 import runpy
 import sys
 import tomllib
@@ -19,44 +18,21 @@ from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import Requirement
+from uio2_robot.extras import dependency_closure, normalise_name
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = {"uio2-robot", "pip", "setuptools", "wheel"}  # the package itself and any venv's tools
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _needed(requirement: str) -> str | None:
-    """The normalised name of a requirement an install without extras pulls in here, else None."""
-    req = Requirement(requirement)
-    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-        return None
-    return _norm(req.name)
-
-
 def profile_distributions(extras: tuple[str, ...] = ("runtime",)) -> set[str]:
     """Normalised names of the distributions a fresh ``uio2-robot[extras]`` install would hold:
-    pyproject's base and ``extras`` lists, closed over each installed dependency's own
-    (unconditional) requirements."""
+    pyproject's base and ``extras`` lists (read from the source, so an edit counts before any
+    reinstall), closed over each installed dependency's own requirements."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    todo = [_norm(Requirement(r).name) for r in project["dependencies"]]
+    lines = list(project["dependencies"])
     for extra in extras:
-        todo += [_norm(Requirement(r).name) for r in project["optional-dependencies"][extra]]
-    seen: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            continue
-        todo += [dep for dep in map(_needed, requires) if dep is not None]
-    return seen
+        lines += project["optional-dependencies"][extra]
+    return dependency_closure(lines)
 
 
 def refused_modules(extras: tuple[str, ...] = ("runtime",)) -> set[str]:
@@ -65,7 +41,7 @@ def refused_modules(extras: tuple[str, ...] = ("runtime",)) -> set[str]:
     return {
         module
         for module, dists in metadata.packages_distributions().items()
-        if not any(_norm(d) in allowed for d in dists)
+        if not any(normalise_name(d) in allowed for d in dists)
     }
 
 

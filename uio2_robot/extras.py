@@ -12,6 +12,7 @@ distribution's name.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
 
@@ -41,7 +42,7 @@ COMMAND_EXTRAS = {
 }
 
 
-def _normalise(name: str) -> str:
+def normalise_name(name: str) -> str:
     """PEP 503 name normalisation: ``ur_rtde`` and ``UR-RTDE`` are the same distribution."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -57,10 +58,10 @@ def extras_by_distribution() -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
     for line in requires:
         spec, _, marker = line.partition(";")
-        name = _normalise(re.split(r"[\s<>=!~\[(]", spec.strip(), maxsplit=1)[0])
+        name = normalise_name(re.split(r"[\s<>=!~\[(]", spec.strip(), maxsplit=1)[0])
         found = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
         extra = found.group(1) if found else ""
-        if name == _normalise(DISTRIBUTION):  # cpu = uio2-robot[runtime,sim,train]: no module
+        if name == normalise_name(DISTRIBUTION):  # cpu = uio2-robot[runtime,sim,train]: no module
             continue
         out.setdefault(name, [])
         if extra not in out[name]:
@@ -73,7 +74,7 @@ def extra_for_module(module: str, command: str | None = None) -> str | None:
     command needs if several provide it, else the first listed; None when no extra lists it (a
     base dependency, or not one of ours)."""
     top = module.split(".")[0]
-    extras = extras_by_distribution().get(_normalise(DISTRIBUTION_OF.get(top, top)), ())
+    extras = extras_by_distribution().get(normalise_name(DISTRIBUTION_OF.get(top, top)), ())
     extras = tuple(e for e in extras if e)
     if not extras:
         return None
@@ -98,3 +99,32 @@ def missing_extra_message(exc: ModuleNotFoundError, command: str) -> str:
         f"'uio2-robot {command}' needs the module {module!r}, which this install lacks ({exc}); "
         f"this command's extras: {hint} (docs/install.md lists the profiles)"
     )
+
+
+def dependency_closure(requirements: Iterable[str], extras: tuple[str, ...] = ()) -> set[str]:
+    """Normalised names of what a fresh install of ``requirements`` would hold (uio2-robot itself
+    left out): each PEP 508 line whose marker holds with no extra or one of ``extras`` (pyproject's
+    lists, or the installed package's ``metadata.requires``), closed over each installed
+    dependency's own unconditional requirements. Sizes the install profiles
+    (benchmarks/install_profiles.py) and plays a robot PC's ``runtime`` profile in the tests
+    (tests/runtime_profile.py)."""
+    from packaging.requirements import Requirement  # hydra-core's dependency; only tools call this
+
+    def wanted(req: Requirement, extras: tuple[str, ...]) -> bool:
+        return req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras))
+
+    todo = [
+        normalise_name(req.name) for req in map(Requirement, requirements) if wanted(req, extras)
+    ]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name == normalise_name(DISTRIBUTION):
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [normalise_name(r.name) for r in map(Requirement, requires) if wanted(r, ())]
+    return seen
