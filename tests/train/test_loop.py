@@ -57,12 +57,14 @@ def test_training_reduces_loss_and_saves_a_loadable_policy(store_path, tmp_path)
     assert set(weights) == set(policy.model.state_dict())
 
 
-def test_resume_is_exact(store_path, tmp_path):
-    straight = Trainer(_cfg(store_path, tmp_path / "a", steps=6))
+@pytest.mark.parametrize("augment", [{}, {"augment_hue": 0.5, "augment_swap": 0.5}])
+def test_resume_is_exact(store_path, tmp_path, augment):
+    """Also with colour augmentation: its turns are drawn from the step, not from a stream."""
+    straight = Trainer(_cfg(store_path, tmp_path / "a", steps=6, **augment))
     straight.train()
-    part = Trainer(_cfg(store_path, tmp_path / "b", steps=6))
+    part = Trainer(_cfg(store_path, tmp_path / "b", steps=6, **augment))
     part.train(until=3)  # an interrupted run: checkpoints/last holds step 3
-    resumed = Trainer(_cfg(store_path, tmp_path / "b", steps=6))
+    resumed = Trainer(_cfg(store_path, tmp_path / "b", steps=6, **augment))
     assert resumed.step == 3
     resumed.train()
     for (name, a), b in zip(

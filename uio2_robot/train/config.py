@@ -9,6 +9,7 @@ import numpy as np
 
 from uio2_robot.contracts import check_mode
 from uio2_robot.seeding import EVAL_SEED_BASE
+from uio2_robot.train.augment import check_augment
 
 TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
 ATTENTION_PROJECTIONS = ("wqkv", "wq", "wkv", "wo")  # fused self-attn qkv, cross q and kv, out
@@ -196,6 +197,12 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    # Colour augmentation (train/augment.py): every image of a sample turned by one random hue
+    # angle in [-augment_hue, augment_hue] turns (0.5: any hue), red<->green swapped with
+    # probability augment_swap. For tasks that match looks ("same texture as ..."); off for
+    # prompts that name colours.
+    augment_hue: float = 0.0
+    augment_swap: float = 0.0
     # How the checkpoint is meant to be run, written to its config's "inference" section and read
     # by rollout, export and serve: guide_place (scene-guided placement), action_mode. A
     # fine-tune starts from its parent's section; set a key to change it (inference.KEY=VALUE).
@@ -203,6 +210,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_inference(self.inference)
+        check_augment(self.augment_hue, self.augment_swap)
         if not 0.0 < self.replay_share < 1.0:
             raise ValueError(f"replay_share must be in (0, 1), got {self.replay_share}")
 

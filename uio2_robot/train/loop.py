@@ -26,6 +26,7 @@ from uio2_robot.model.config import ModelConfig, get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize.actions import ActionTokenizer
 from uio2_robot.tokenize.processor import Processor
+from uio2_robot.train.augment import augment_colours
 from uio2_robot.train.batching import check_processor_matches_model
 from uio2_robot.train.checkpoint import (
     load_checkpoint,
@@ -459,9 +460,11 @@ class Trainer:
             sums: dict[str, float] = {}
             for micro in range(accum):
                 batch = next(loader)
-                generator = torch.Generator().manual_seed(
-                    cfg.seed * 1_000_003 + self.step * accum + micro
-                )
+                draw = cfg.seed * 1_000_003 + self.step * accum + micro
+                generator = torch.Generator().manual_seed(draw)
+                if cfg.augment_hue or cfg.augment_swap:
+                    rng = np.random.default_rng([draw, self.rank])
+                    batch = augment_colours(batch, cfg.augment_hue, cfg.augment_swap, rng)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                     losses = self.loss_module(batch, generator)
                 (losses["loss"] / accum).backward()

@@ -1,0 +1,114 @@
+"""Why a policy fails a pick-and-place task: which object each of its picks landed on.
+
+Rolls a checkpoint out on the same evaluation seeds as ``uio2-robot rollout`` and, at every
+step, reads from the simulator (privileged: a diagnosis, not something a robot could do) the
+object nearest to the pick point and which objects the step moved. A failed episode is then a
+**wrong pick** (some pick landed on a distractor: the policy chose the wrong object), a **miss**
+(a pick farther than ``--near`` from every object, so nothing was lifted) or **other** (right
+objects, misplaced). Used for the fine-tuning study (docs/finetuning.md): same_texture's
+failures were wrong picks, not imprecise placing.
+
+    python benchmarks/pick_errors.py --checkpoint runs/st/checkpoints/policy --task same_texture --level L4 --episodes 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from uio2_robot.envs import make_env
+from uio2_robot.eval.rollout import evaluate
+from uio2_robot.policies.factory import make_policy
+from uio2_robot.seeding import EVAL_SEED_BASE
+
+
+class PickSpy(gym.Wrapper):
+    """Records, per step, the role of the object nearest the pick and the roles that moved."""
+
+    def __init__(self, env: gym.Env, near: float, log: list[dict[str, Any]]) -> None:
+        super().__init__(env)
+        self.near, self.log = near, log
+
+    def reset(self, **kwargs: Any) -> Any:
+        out = super().reset(**kwargs)
+        objects = self.env.unwrapped.episode.objects
+        self.log.append({"textures": {o.role: o.texture for o in objects}, "steps": []})
+        return out
+
+    def step(self, action: Any) -> Any:
+        u = self.env.unwrapped
+        objects = u.episode.objects
+        before = np.array([u.sim.pose(o)[:2] for o in objects])
+        pick = np.asarray(action, dtype=float)[:2]
+        dist = np.linalg.norm(before - pick, axis=1)
+        out = super().step(action)
+        after = np.array([u.sim.pose(o)[:2] for o in objects])
+        moved = np.linalg.norm(after - before, axis=1) > 0.03
+        nearest = int(np.argmin(dist))
+        self.log[-1]["steps"].append(
+            {
+                "pick": objects[nearest].role if dist[nearest] <= self.near else "nothing",
+                "moved": [o.role for o, m in zip(objects, moved, strict=True) if m],
+            }
+        )
+        return out
+
+
+def classify(success: bool, steps: list[dict[str, Any]]) -> str:
+    picks = [s["pick"] for s in steps]
+    if success:
+        return "success"
+    if "distractor" in picks:
+        return "wrong pick"
+    if "nothing" in picks:
+        return "miss"
+    return "other"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", help="a checkpoint folder; none: the shipped policy")
+    ap.add_argument("--task", default="same_texture")
+    ap.add_argument("--level", default="L4")
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=EVAL_SEED_BASE)
+    ap.add_argument("--near", type=float, default=0.04, help="m: a pick this close hits an object")
+    ap.add_argument("--json", help="write every episode's picks here")
+    args = ap.parse_args()
+    policy = make_policy("uio2" if args.checkpoint else "default", checkpoint=args.checkpoint)
+    log: list[dict[str, Any]] = []
+
+    def build(task: str, level: str) -> gym.Env:
+        env = make_env(task, level, action_mode="primitive", cameras=("front", "top"))
+        return PickSpy(env, args.near, log)
+
+    report = evaluate(
+        policy,
+        build,
+        [args.task],
+        {args.task: [args.level]},
+        episodes=args.episodes,
+        seed=args.seed,
+        n_videos=0,
+        progress=False,
+    )
+    rows = []
+    for ep, result in zip(log, report.episodes, strict=True):
+        rows.append({"seed": result.seed, "kind": classify(result.success, ep["steps"]), **ep})
+    counts = collections.Counter(r["kind"] for r in rows)
+    print(json.dumps({"episodes": len(rows), **counts}))
+    for r in rows:
+        if r["kind"] != "success":
+            print(r["seed"], r["kind"], [s["pick"] for s in r["steps"]], r["textures"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
