@@ -2,7 +2,7 @@
 
 Rolls a checkpoint out on the same evaluation seeds as ``uio2-robot rollout`` and, at every
 step, reads from the simulator (privileged: a diagnosis, not something a robot could do) the
-object nearest to the pick point and which objects the step moved. A failed episode is then a
+object nearest to the pick point. A failed episode is then a
 **wrong pick** (some pick landed on a distractor: the policy chose the wrong object), a **miss**
 (a pick farther than ``--near`` from every object, so nothing was lifted) or **other** (right
 objects, misplaced). Used for the fine-tuning study (docs/finetuning.md): same_texture's
@@ -28,7 +28,7 @@ from uio2_robot.seeding import EVAL_SEED_BASE
 
 
 class PickSpy(gym.Wrapper):
-    """Records, per step, the role of the object nearest the pick and the roles that moved."""
+    """Records, per step, the role of the object nearest the pick ("nothing" beyond ``near``)."""
 
     def __init__(self, env: gym.Env, near: float, log: list[dict[str, Any]]) -> None:
         super().__init__(env)
@@ -43,20 +43,12 @@ class PickSpy(gym.Wrapper):
     def step(self, action: Any) -> Any:
         u = self.env.unwrapped
         objects = u.episode.objects
-        before = np.array([u.sim.pose(o)[:2] for o in objects])
-        pick = np.asarray(action, dtype=float)[:2]
-        dist = np.linalg.norm(before - pick, axis=1)
-        out = super().step(action)
-        after = np.array([u.sim.pose(o)[:2] for o in objects])
-        moved = np.linalg.norm(after - before, axis=1) > 0.03
+        xy = np.array([u.sim.pose(o)[:2] for o in objects])
+        dist = np.linalg.norm(xy - np.asarray(action, dtype=float)[:2], axis=1)
         nearest = int(np.argmin(dist))
-        self.log[-1]["steps"].append(
-            {
-                "pick": objects[nearest].role if dist[nearest] <= self.near else "nothing",
-                "moved": [o.role for o, m in zip(objects, moved, strict=True) if m],
-            }
-        )
-        return out
+        pick = objects[nearest].role if dist[nearest] <= self.near else "nothing"
+        self.log[-1]["steps"].append({"pick": pick})
+        return super().step(action)
 
 
 def classify(success: bool, steps: list[dict[str, Any]]) -> str:

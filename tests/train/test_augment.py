@@ -28,8 +28,7 @@ def test_a_third_of_a_turn_permutes_the_channels_and_grey_stays_grey():
 def test_every_image_of_a_sample_gets_the_same_turn_and_samples_differ():
     batch = _batch()
     out = augment_colours(batch, 0.5, 0.5, np.random.default_rng(1))
-    # the prompt's look-alike patch still equals the scene's pixels (clipping aside: compare
-    # where the turned scene stayed inside [-1, 1])
+    # the prompt's look-alike patch still equals the scene's pixels (both clipped alike)
     scene, look = out["obs_images"][:, 0, :, :, :4], out["prompt_images"][:, 0]
     np.testing.assert_allclose(look, scene, atol=1e-6)
     assert not np.allclose(out["obs_images"], batch["obs_images"])

@@ -462,9 +462,8 @@ class Trainer:
                 batch = next(loader)
                 draw = cfg.seed * 1_000_003 + self.step * accum + micro
                 generator = torch.Generator().manual_seed(draw)
-                if cfg.augment_hue or cfg.augment_swap:
-                    rng = np.random.default_rng([draw, self.rank])
-                    batch = augment_colours(batch, cfg.augment_hue, cfg.augment_swap, rng)
+                rng = np.random.default_rng([draw, self.rank])  # identity when both are 0
+                batch = augment_colours(batch, cfg.augment_hue, cfg.augment_swap, rng)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                     losses = self.loss_module(batch, generator)
                 (losses["loss"] / accum).backward()
