@@ -101,3 +101,18 @@ def test_no_import_cycle_between_layers() -> None:
     first, _ = graph()
     cycles = sorted(a for a in list(first) if a in reachable(a, first))
     assert not cycles, f"layers on an import cycle: {cycles} ({dict(first)})"
+
+
+def test_no_module_imports_a_repo_folder_by_its_bare_name() -> None:
+    """``envs``, ``policies``, ``trajectories`` exist as top-level names only in a checkout's
+    root; installed, they are ``uio2_robot.<name>``. A bare import works from the repo root (and
+    so in tests) and fails everywhere else, as ``python -m uio2_robot.train.probe`` once did."""
+    bare = {"envs", "policies", "trajectories", "configs"}
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in SOURCES
+        for path in (ROOT / folder).rglob("*.py")
+        for name in imports_of(path)
+        if name.split(".")[0] in bare
+    ]
+    assert not found, found
