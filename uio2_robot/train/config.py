@@ -15,11 +15,11 @@ TERMS = ("s_action", "r_image", "x_text", "r_text", "s_text")
 ATTENTION_PROJECTIONS = ("wqkv", "wq", "wkv", "wo")  # fused self-attn qkv, cross q and kv, out
 MLP_PROJECTIONS = ("w_in", "w_out")  # SwiGLU's fused gate+up, and down
 LORA_TARGETS = ATTENTION_PROJECTIONS + MLP_PROJECTIONS
+"""The projections LoRA may wrap (``TrainConfig.lora_targets``); the default wraps all of them
+(docs/finetuning.md: attention alone did not move closed-loop success)."""
 LORA_LR = 2e-3
 """A LoRA fine-tune's peak learning rate unless set: its B factors start at zero and the update is
 low-rank, so the full fine-tune's 3e-4 barely moves it in a few hundred steps (issue #25)."""
-"""The projections LoRA may wrap (``TrainConfig.lora_targets``); the default wraps all of them
-(docs/finetuning.md: attention alone did not move closed-loop success)."""
 ASSIGNMENTS = ("all", "split")
 
 

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uio2_robot.trajectories.dataset import WindowDataset
 from uio2_robot.policies.pretrained import load_pretrained
 from uio2_robot.train.batching import POINT_TARGETS, batch_to_torch, encoder_inputs_from_numpy
 from uio2_robot.train.objectives import PREFIXES, scene_point_scores, with_prefix
 from uio2_robot.train.transform import TrainingTransform, collate_arrays
+from uio2_robot.trajectories.dataset import WindowDataset
 
 
 @dataclass
