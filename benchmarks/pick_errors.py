@@ -83,6 +83,7 @@ class HeadPickPolicy(UIO2Policy):
         allowed = torch.zeros((n_tokens, model.cfg.vocab_size), dtype=torch.bool)
         allowed[:, torch.from_numpy(processor.allowed_action_ids(self._mode))] = True
         first = processor.action_tokenizer("primitive").first_bin_id
+        # patch_bins reads the place's bins; the pick's (x0, y0) share their range (the contract)
         masks = patch_bins(processor, patch, model.cfg.grid_hw, self.guide_margin)
         for dim, mask in zip(PICK_DIMS, masks, strict=True):
             in_patch = torch.zeros(model.cfg.vocab_size, dtype=torch.bool)
