@@ -66,6 +66,15 @@ class HeadPickPolicy(UIO2Policy):
     ``guide_margin`` bins); every other token as the decoder chooses (no scene-guided placement).
     Prefix models only."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = self.model.cfg
+        if self.model.point_head is None or not cfg.prompt_prefix:
+            raise ValueError(
+                "--pick-from-head needs a prefix-encoding model with pointing heads "
+                f"(prompt_prefix={cfg.prompt_prefix}, point_heads={cfg.point_heads})"
+            )
+
     @torch.no_grad()
     def plan_tokens(self, obs: Any) -> np.ndarray:
         model, processor = self.model, self.processor
