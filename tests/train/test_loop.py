@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -57,9 +59,12 @@ def test_training_reduces_loss_and_saves_a_loadable_policy(store_path, tmp_path)
     assert set(weights) == set(policy.model.state_dict())
 
 
-@pytest.mark.parametrize("augment", [{}, {"augment_hue": 0.5, "augment_swap": 0.5}])
+@pytest.mark.parametrize(
+    "augment", [{}, {"augment_hue": 0.5, "augment_swap": 0.5}, {"ema_decay": 0.9}]
+)
 def test_resume_is_exact(store_path, tmp_path, augment):
-    """Also with colour augmentation: its turns are drawn from the step, not from a stream."""
+    """Also with colour augmentation (its turns are drawn from the step, not from a stream) and
+    with a weight average (saved beside the optimizer state)."""
     straight = Trainer(_cfg(store_path, tmp_path / "a", steps=6, **augment))
     straight.train()
     part = Trainer(_cfg(store_path, tmp_path / "b", steps=6, **augment))
@@ -71,6 +76,33 @@ def test_resume_is_exact(store_path, tmp_path, augment):
         straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    policies = [load_checkpoint(tmp_path / r / "checkpoints" / "policy")[0] for r in "ab"]
+    for name, a in policies[0].items():
+        torch.testing.assert_close(a, policies[1][name], rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_the_policy_checkpoint_holds_the_weight_average(store_path, tmp_path, finetune):
+    _, init = _trained(store_path, tmp_path / "base")
+    cfg = _cfg(store_path, tmp_path / "ft", steps=4, init_from=init, finetune=finetune)
+    trainer = Trainer(dataclasses.replace(cfg, ema_decay=0.5))
+    trainer.train()
+    policy, _, _ = load_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
+    with trainer.ema.applied(trainer.model):
+        plain = {k: v.clone() for k, v in trainer._plain_model().state_dict().items()}
+    raw = trainer._plain_model().state_dict()
+    changed = [k for k in policy if not torch.equal(policy[k], raw[k])]
+    assert changed, "the policy checkpoint holds the raw weights, not their average"
+    for name, value in policy.items():
+        torch.testing.assert_close(value, plain[name], msg=name)
+    assert not any("lora" in k for k in policy)
+    assert load_train_state(tmp_path / "ft" / "checkpoints" / "last")["ema"]["updates"] == 4
+
+
+def test_resuming_with_an_average_the_run_never_kept_is_refused(store_path, tmp_path):
+    Trainer(_cfg(store_path, tmp_path / "run", steps=4)).train(until=2)
+    with pytest.raises(ValueError, match="kept no weight average"):
+        Trainer(_cfg(store_path, tmp_path / "run", steps=4, ema_decay=0.9))
 
 
 def test_time_limit_stops_early_saves_and_resumes(store_path, tmp_path):

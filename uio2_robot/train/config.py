@@ -177,6 +177,9 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    # Moving average of the weights (train/ema.py), e.g. 0.99: the `policy` checkpoint and
+    # in-training evaluation use the average, `last` keeps the raw weights. 0 = off.
+    ema_decay: float = 0.0
     num_workers: int = 0
     val_fraction: float = 0.05
     seed: int = 0
@@ -211,8 +214,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_inference(self.inference)
         check_augment(self.augment_hue, self.augment_swap)
+        check_ema_decay(self.ema_decay)
         if not 0.0 < self.replay_share < 1.0:
             raise ValueError(f"replay_share must be in (0, 1), got {self.replay_share}")
+
+
+def check_ema_decay(decay: float) -> None:
+    """Raise a ValueError unless ``decay`` is 0 (off) or in (0, 1) (``TrainConfig.ema_decay``)."""
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), e.g. 0.99; got {decay}")
 
 
 INFERENCE_KEYS: dict[str, tuple[type, ...]] = {"guide_place": (bool,), "action_mode": (str,)}

@@ -55,6 +55,7 @@ RUN_KEYS = frozenset(
         "grad_accum",
         "lr",
         "warmup_steps",
+        "ema_decay",
         "seed",
         "val_fraction",
         # the machine and the bookkeeping

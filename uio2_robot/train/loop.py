@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from uio2_robot.train.checkpoint import (
     save_checkpoint,
 )
 from uio2_robot.train.config import MixtureConfig, TrainConfig
+from uio2_robot.train.ema import WeightAverage
 from uio2_robot.train.lineage import inherit, resumed_parent_matches
 from uio2_robot.train.lora import apply_lora, merged_state_dict
 from uio2_robot.train.objectives import compute_losses
@@ -319,6 +321,7 @@ class Trainer:
             self.optimizer,
             lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio),
         )
+        self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
         if train_state is not None:
             try:
                 self.optimizer.load_state_dict(train_state["optimizer"])
@@ -331,6 +334,13 @@ class Trainer:
                 ) from None
             self.scheduler.load_state_dict(train_state["scheduler"])
             self.step = int(train_state["step"])
+            if self.ema is not None:
+                if "ema" not in train_state:
+                    raise ValueError(
+                        f"{cfg.out}: ema_decay={cfg.ema_decay}, but the run being resumed kept "
+                        "no weight average; resume it with ema_decay=0, or start a new run"
+                    )
+                self.ema.load_state_dict(train_state["ema"])
             torch.set_rng_state(train_state["torch_rng"])
         self.mixture = dataclasses.replace(  # replace() re-runs the checks
             cfg.mixture, action_n_bins=self.processor.action_tokenizer(cfg.action_mode).n_bins
@@ -479,6 +489,8 @@ class Trainer:
                 )
             self.optimizer.step()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             self.step += 1
             metrics = {**sums, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
             if cfg.time_limit_s and self._out_of_time(started):
@@ -553,27 +565,28 @@ class Trainer:
         from uio2_robot.policies.uio2 import UIO2Policy
 
         cfg = self.cfg
-        policy = UIO2Policy(
-            self._plain_model(), self.processor, device=str(self.device), train_seeds=self.seeds
-        )
         levels = {t: [lv for lv in cfg.eval_levels if lv in levels_for(t)] for t in cfg.eval_tasks}
         levels = {t: lv for t, lv in levels.items() if lv}
-        policy.check_eval_seeds(cfg.eval_seed, levels, cfg.eval_episodes)
-        report = evaluate(
-            policy,
-            lambda t, lv: make_env(
-                t, lv, action_mode=cfg.action_mode, image_size=_env_image_size(self.processor)
-            ),
-            list(levels),
-            levels,
-            cfg.eval_episodes,
-            cfg.eval_seed,
-            policy_name=f"step{self.step}",
-            action_mode=cfg.action_mode,
-            out_dir=self.out / "eval" / f"step{self.step:07d}",
-            n_videos=1,
-            progress=False,
-        )
+        with self._averaged():  # what the policy checkpoint will hold
+            policy = UIO2Policy(
+                self._plain_model(), self.processor, device=str(self.device), train_seeds=self.seeds
+            )
+            policy.check_eval_seeds(cfg.eval_seed, levels, cfg.eval_episodes)
+            report = evaluate(
+                policy,
+                lambda t, lv: make_env(
+                    t, lv, action_mode=cfg.action_mode, image_size=_env_image_size(self.processor)
+                ),
+                list(levels),
+                levels,
+                cfg.eval_episodes,
+                cfg.eval_seed,
+                policy_name=f"step{self.step}",
+                action_mode=cfg.action_mode,
+                out_dir=self.out / "eval" / f"step{self.step:07d}",
+                n_videos=1,
+                progress=False,
+            )
         self.model.train()
         out: dict[str, float] = {}
         for cell in report.cells:
@@ -583,6 +596,17 @@ class Trainer:
                     f"success/{cell.task}/{cell.level}", cell.success_rate, self.step
                 )
         return out
+
+    def _averaged(self) -> AbstractContextManager[Any]:
+        """The model's weights swapped for their moving average while inside (ema_decay > 0)."""
+        return self.ema.applied(self.model) if self.ema is not None else nullcontext()
+
+    def _policy_weights(self) -> dict[str, torch.Tensor]:
+        """The plain weights the ``policy`` checkpoint holds: LoRA merged, averaged if on."""
+        with self._averaged():
+            if self.cfg.finetune == "lora":
+                return merged_state_dict(self.model)
+            return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _plain_model(self) -> UIO2Model:
         """The model with LoRA merged (a fresh copy) or the model itself."""
@@ -594,7 +618,8 @@ class Trainer:
 
     def save(self) -> Path:
         """Write ``checkpoints/last`` (with optimizer state, for resume) and ``checkpoints/policy``
-        (plain merged weights, what `rollout checkpoint=` and `export` take)."""
+        (plain merged weights, averaged when ``ema_decay`` > 0: what `rollout checkpoint=` and
+        `export` take)."""
         config = {
             "model": self.model_cfg.to_dict(),
             "train": _jsonable(dataclasses.asdict(self.cfg)),
@@ -606,26 +631,21 @@ class Trainer:
             config["inference"] = dict(inference)
         if self.lineage is not None:
             config["parent"] = self.lineage.parent
-        weights = (
-            merged_state_dict(self.model)
-            if self.cfg.finetune == "lora"
-            else self.model.state_dict()
-        )
-        state = {
+        state: dict[str, Any] = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "torch_rng": torch.get_rng_state(),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         ckpt = self.out / "checkpoints"
         proc = self.processor.to_dict()
-        if self.cfg.finetune == "lora":
-            # resume needs the unmerged factors; the exported weights are the merged ones
-            save_checkpoint(ckpt / "last", self.model.state_dict(), config, proc, state)
-            save_checkpoint(ckpt / "policy", weights, config, proc, half=self.cfg.half_weights)
-        else:
-            save_checkpoint(ckpt / "last", weights, config, proc, state, half=False)
-            save_checkpoint(ckpt / "policy", weights, config, proc, half=self.cfg.half_weights)
+        # `last` resumes: the raw (for LoRA, unmerged) weights the optimizer state belongs to
+        save_checkpoint(ckpt / "last", self.model.state_dict(), config, proc, state, half=False)
+        save_checkpoint(
+            ckpt / "policy", self._policy_weights(), config, proc, half=self.cfg.half_weights
+        )
         return ckpt / "policy"
 
 
