@@ -178,7 +178,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     # Moving average of the weights (train/ema.py), e.g. 0.99: the `policy` checkpoint and
-    # in-training evaluation use the average, `last` keeps the raw weights. 0 = off.
+    # in-training evaluation use the average, `last` keeps the raw weights. 0 = off (on
+    # same_texture 0.99 gained nothing on fresh seeds: docs/finetuning.md).
     ema_decay: float = 0.0
     num_workers: int = 0
     val_fraction: float = 0.05
