@@ -603,9 +603,12 @@ class Trainer:
 
     def _policy_weights(self) -> dict[str, torch.Tensor]:
         """The plain weights the ``policy`` checkpoint holds: LoRA merged, averaged if on."""
-        with self._averaged():
-            if self.cfg.finetune == "lora":
+        if self.cfg.finetune == "lora":
+            with self._averaged():  # merging makes new tensors of every averaged weight
                 return merged_state_dict(self.model)
+        if self.ema is None:
+            return self.model.state_dict()
+        with self.ema.applied(self.model):  # copies: the raw weights come back on exit
             return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _plain_model(self) -> UIO2Model:
