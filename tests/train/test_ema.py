@@ -65,8 +65,12 @@ def test_state_round_trips_and_a_mismatched_state_is_refused():
     other.load_state_dict(ema.state_dict())
     assert other.updates == 1
     torch.testing.assert_close(other.shadow["0.weight"], ema.shadow["0.weight"])
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match=r"missing \['0.bias'\]"):
         other.load_state_dict({"updates": 1, "shadow": {"0.weight": ema.shadow["0.weight"]}})
+    with pytest.raises(ValueError, match=r"unexpected \['1.weight'\]"):
+        other.load_state_dict(
+            {"updates": 1, "shadow": {**ema.shadow, "1.weight": ema.shadow["0.bias"]}}
+        )
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -84,8 +82,9 @@ def test_resume_is_exact(store_path, tmp_path, augment):
 @pytest.mark.parametrize("finetune", ["full", "lora"])
 def test_the_policy_checkpoint_holds_the_weight_average(store_path, tmp_path, finetune):
     _, init = _trained(store_path, tmp_path / "base")
-    cfg = _cfg(store_path, tmp_path / "ft", steps=4, init_from=init, finetune=finetune)
-    trainer = Trainer(dataclasses.replace(cfg, ema_decay=0.5))
+    trainer = Trainer(
+        _cfg(store_path, tmp_path / "ft", steps=4, init_from=init, finetune=finetune, ema_decay=0.5)
+    )
     trainer.train()
     policy, _, _ = load_checkpoint(tmp_path / "ft" / "checkpoints" / "policy")
     with trainer.ema.applied(trainer.model):

@@ -82,11 +82,13 @@ class WeightAverage:
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore :meth:`state_dict`; the saved names must be this model's trainable ones."""
         shadow = state["shadow"]
-        if not isinstance(shadow, dict) or set(shadow) != set(self.shadow):
-            missing = sorted(set(self.shadow) - set(shadow if isinstance(shadow, dict) else ()))
+        saved = set(shadow) if isinstance(shadow, dict) else set()
+        if saved != set(self.shadow):
+            missing, extra = sorted(set(self.shadow) - saved), sorted(saved - set(self.shadow))
             raise ValueError(
                 "the saved weight average does not fit this run's trainable parameters "
-                f"(missing e.g. {missing[:3]}); was the run resumed with another finetune mode?"
+                f"(missing {missing[:3]}, unexpected {extra[:3]}); was the run resumed with "
+                "another finetune mode?"
             )
         for name, value in shadow.items():
             self.shadow[name].copy_(value)
