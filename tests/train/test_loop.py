@@ -57,11 +57,14 @@ def test_training_reduces_loss_and_saves_a_loadable_policy(store_path, tmp_path)
     assert set(weights) == set(policy.model.state_dict())
 
 
+MIRROR = {"augment_mirror": 0.5, "cameras": ["top"], "crop_workspace": True}
+
+
 @pytest.mark.parametrize(
-    "augment", [{}, {"augment_hue": 0.5, "augment_swap": 0.5}, {"ema_decay": 0.9}]
+    "augment", [{}, {"augment_hue": 0.5, "augment_swap": 0.5}, {"ema_decay": 0.9}, MIRROR]
 )
 def test_resume_is_exact(store_path, tmp_path, augment):
-    """Also with colour augmentation (its turns are drawn from the step, not from a stream) and
+    """Also with colour and mirror augmentation (drawn from the step, not from a stream) and
     with a weight average (saved beside the optimizer state)."""
     straight = Trainer(_cfg(store_path, tmp_path / "a", steps=6, **augment))
     straight.train()
@@ -197,6 +200,16 @@ def test_finetune_can_refit_proprio_stats_to_the_new_data(store_path, tmp_path):
     )
     np.testing.assert_allclose(kept.processor.proprio_mean, base.processor.proprio_mean)
     np.testing.assert_allclose(refit.processor.proprio_mean, base.processor.proprio_mean + 5.0)
+
+
+def test_mirror_augmentation_trains_and_needs_a_top_view_with_a_point_map(store_path, tmp_path):
+    cfg = _cfg(store_path, tmp_path / "m", steps=2, **MIRROR)
+    cfg.mixture = MixtureConfig(r_image=0.0, point_weight=1.0)
+    trainer = Trainer(cfg)
+    assert trainer.mirror is not None and trainer.mirror.grid == trainer.model_cfg.grid_hw
+    assert np.isfinite(trainer.train()["loss"])
+    with pytest.raises(ValueError, match="cameras without one"):
+        Trainer(_cfg(store_path, tmp_path / "m2", steps=1, augment_mirror=0.5, cameras=["top"]))
 
 
 def test_pointing_objective_trains_and_needs_point_maps(store_path, tmp_path):

@@ -207,6 +207,10 @@ class TrainConfig:
     # prompts that name colours.
     augment_hue: float = 0.0
     augment_swap: float = 0.0
+    # Mirror augmentation (train/augment.py Mirror): each sample reflected across the workspace's
+    # centre line (y -> -y: images flipped, action labels and pointing targets moved) with this
+    # probability. Primitive mode on the suite's top view only; off for prompts that name sides.
+    augment_mirror: float = 0.0
     # How the checkpoint is meant to be run, written to its config's "inference" section and read
     # by rollout, export and serve: guide_place (scene-guided placement), action_mode. A
     # fine-tune starts from its parent's section; set a key to change it (inference.KEY=VALUE).
@@ -214,7 +218,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_inference(self.inference)
-        check_augment(self.augment_hue, self.augment_swap)
+        check_augment(self.augment_hue, self.augment_swap, self.augment_mirror)
         check_ema_decay(self.ema_decay)
         if not 0.0 < self.replay_share < 1.0:
             raise ValueError(f"replay_share must be in (0, 1), got {self.replay_share}")

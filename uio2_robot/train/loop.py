@@ -27,7 +27,7 @@ from uio2_robot.model.config import ModelConfig, get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize.actions import ActionTokenizer
 from uio2_robot.tokenize.processor import Processor
-from uio2_robot.train.augment import augment_colours
+from uio2_robot.train.augment import Mirror, augment_colours
 from uio2_robot.train.batching import check_processor_matches_model
 from uio2_robot.train.checkpoint import (
     load_checkpoint,
@@ -307,6 +307,11 @@ class Trainer:
             warn_clipped(self.stores, self.processor.action_tokenizer(mode))
         self.seeds = train_seeds(self.stores, saved.get("train_seeds"))
         check_processor_matches_model(self.processor, self.model_cfg)
+        self.mirror = (  # refuses a geometry the reflection would not fit, before any work
+            Mirror.for_processor(self.processor, mode, self.model_cfg.grid_hw)
+            if cfg.augment_mirror
+            else None
+        )
 
         self.model = UIO2Model(self.model_cfg)
         lora_resume = cfg.finetune == "lora" and train_state is not None
@@ -474,6 +479,8 @@ class Trainer:
                 generator = torch.Generator().manual_seed(draw)
                 rng = np.random.default_rng([draw, self.rank])  # identity when both are 0
                 batch = augment_colours(batch, cfg.augment_hue, cfg.augment_swap, rng)
+                if self.mirror is not None:
+                    batch = self.mirror(batch, cfg.augment_mirror, rng)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                     losses = self.loss_module(batch, generator)
                 (losses["loss"] / accum).backward()
