@@ -94,6 +94,10 @@ def _primitive_batch(processor: Processor, n: int) -> tuple[dict[str, np.ndarray
         ACTION_TOKENS: np.stack([processor.action_target_tokens(a, "primitive") for a in actions]),
         POINT_TARGETS: np.stack([processor.point_targets(a, "primitive", GRID) for a in actions]),
         "tokens": np.arange(n * 4).reshape(n, 4),
+        # the arm where it last placed: (ee_x, ee_y, ee_z, ee_yaw, tool_on, tool_contact)
+        "proprio": (
+            (actions[:, [3, 4, 4, 5, 5, 5]] - processor.proprio_mean) / processor.proprio_std
+        ).astype(np.float32)[:, None],
     }
     return batch, actions
 
@@ -108,6 +112,10 @@ def test_the_mirror_moves_labels_and_points_with_the_flipped_images(shipped):
     tok = shipped.action_tokenizer("primitive")
     decoded = shipped.decode_actions(out[ACTION_TOKENS], "primitive").reshape(-1, 6)
     assert np.all(np.abs(decoded - reflected) <= tok.bin_width / 2 + 1e-6)
+    # proprio: the arm's y and yaw change sign, the rest stays
+    raw = out["proprio"] * shipped.proprio_std + shipped.proprio_mean
+    before = batch["proprio"] * shipped.proprio_std + shipped.proprio_mean
+    np.testing.assert_allclose(raw, before * np.array([1, -1, 1, -1, 1, 1]), atol=1e-5)
     # the pointing targets are where the processor puts the reflected points
     expected = np.stack([shipped.point_targets(a, "primitive", GRID) for a in reflected])
     np.testing.assert_array_equal(out[POINT_TARGETS], expected)
@@ -130,6 +138,7 @@ def test_the_mirror_moves_labels_and_points_with_the_flipped_images(shipped):
     twice = mirror(out, 1.0, np.random.default_rng(0))
     for key in ("obs_images", ACTION_TOKENS, POINT_TARGETS):
         np.testing.assert_array_equal(twice[key], batch[key])
+    np.testing.assert_allclose(twice["proprio"], batch["proprio"], atol=1e-5)
     assert out["tokens"] is batch["tokens"]
     np.testing.assert_array_equal(
         batch[ACTION_TOKENS], _primitive_batch(shipped, 16)[0][ACTION_TOKENS]
@@ -166,6 +175,9 @@ def test_the_mirror_refuses_a_geometry_it_would_not_fit(shipped):
     )
     with pytest.raises(ValueError, match="'y0' bins symmetric about 0"):
         Mirror.for_processor(asym, "primitive", GRID)
+    arm7 = dataclasses.replace(shipped, proprio_mean=np.zeros(7), proprio_std=np.ones(7))
+    with pytest.raises(ValueError, match="proprio has 7 values"):
+        Mirror.for_processor(arm7, "primitive", GRID)
     mirror = Mirror.for_processor(shipped, "primitive", GRID)
     with pytest.raises(ValueError, match=r"must be \(B, H\*6\) action ids"):
         mirror({ACTION_TOKENS: np.zeros((2, 5), np.int64)}, 1.0, np.random.default_rng(0))

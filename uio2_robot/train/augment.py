@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from uio2_robot.contracts import PROPRIO_NAMES
 from uio2_robot.model.inputs import ACTION_TOKENS, POINT_TARGETS
 from uio2_robot.tokenize.processor import Processor
 
@@ -91,6 +92,8 @@ def augment_colours(
 
 MIRRORED_DIMS = ("y0", "yaw0", "y1", "yaw1")
 """The primitive action's dimensions that change sign under the reflection y -> -y."""
+MIRRORED_PROPRIO = ("ee_y", "ee_yaw")
+"""The proprio values (``contracts.PROPRIO_NAMES``) that change sign under it."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,15 @@ class Mirror:
     Built once per run from the processor (:meth:`for_processor`), which refuses a geometry
     where the reflection is not exact. ``bin_maps`` holds, per action dimension, the bin that
     each bin becomes (identity for x), ``grid`` the model's patch grid (rows, cols) per view.
+    ``proprio_sign`` and ``proprio_shift`` reflect the normalised proprio (``ee_y`` and
+    ``ee_yaw`` change sign: the arm rests where it last placed, so it tells a side too).
     """
 
     first_bin_id: int
     bin_maps: np.ndarray  # (D, n_bins) int64
     grid: tuple[int, int]
+    proprio_sign: np.ndarray  # (P,) float32: -1 for ee_y and ee_yaw, else 1
+    proprio_shift: np.ndarray  # (P,) float32: what the normalisation adds after the sign change
 
     @classmethod
     def for_processor(cls, processor: Processor, mode: str, grid: tuple[int, int]) -> Mirror:
@@ -153,7 +160,21 @@ class Mirror:
                 f"top view, crop_workspace=true) to show that its columns are y; cameras "
                 f"without one: {unmapped}"
             )
-        return cls(tok.first_bin_id, np.stack(maps).astype(np.int64), tuple(grid))
+        if processor.proprio_dim != len(PROPRIO_NAMES):
+            raise ValueError(
+                f"augment_mirror reflects the suite's proprio {PROPRIO_NAMES}; the processor's "
+                f"proprio has {processor.proprio_dim} values"
+            )
+        # normalised n = (v - mean) / std; v -> -v gives n -> -n - 2 mean / std
+        sign = np.array([-1.0 if n in MIRRORED_PROPRIO else 1.0 for n in PROPRIO_NAMES])
+        shift = np.where(sign < 0, -2.0 * processor.proprio_mean / processor.proprio_std, 0.0)
+        return cls(
+            tok.first_bin_id,
+            np.stack(maps).astype(np.int64),
+            tuple(grid),
+            sign.astype(np.float32),
+            shift.astype(np.float32),
+        )
 
     def __call__(
         self, batch: Mapping[str, Any], p: float, rng: np.random.Generator
@@ -186,6 +207,12 @@ class Mirror:
             tokens,
         )
         out[ACTION_TOKENS] = np.where(flip[:, None], mapped, tokens).astype(tokens.dtype)
+        if "proprio" in batch:
+            proprio = np.asarray(batch["proprio"], dtype=np.float32)
+            reflected = proprio * self.proprio_sign + self.proprio_shift
+            out["proprio"] = np.where(
+                flip.reshape(-1, *[1] * (proprio.ndim - 1)), reflected, proprio
+            )
         if POINT_TARGETS in batch:
             points = np.asarray(batch[POINT_TARGETS])
             cols = self.grid[1]
