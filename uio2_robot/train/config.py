@@ -210,6 +210,7 @@ class TrainConfig:
     # Mirror augmentation (train/augment.py Mirror): each sample reflected across the workspace's
     # centre line (y -> -y: images flipped, action labels and pointing targets moved) with this
     # probability. Primitive mode on the suite's top view only; off for prompts that name sides.
+    # (On same_texture from 400 demonstrations 0.5 gained nothing: docs/finetuning.md.)
     augment_mirror: float = 0.0
     # How the checkpoint is meant to be run, written to its config's "inference" section and read
     # by rollout, export and serve: guide_place (scene-guided placement), action_mode. A
