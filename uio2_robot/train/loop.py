@@ -27,7 +27,7 @@ from uio2_robot.model.config import ModelConfig, get_config
 from uio2_robot.model.uio2 import UIO2Model
 from uio2_robot.tokenize.actions import ActionTokenizer
 from uio2_robot.tokenize.processor import Processor
-from uio2_robot.train.augment import Mirror, augment_colours
+from uio2_robot.train.augment import augment_colours
 from uio2_robot.train.batching import check_processor_matches_model
 from uio2_robot.train.checkpoint import (
     load_checkpoint,
@@ -38,6 +38,7 @@ from uio2_robot.train.config import MixtureConfig, TrainConfig
 from uio2_robot.train.ema import WeightAverage
 from uio2_robot.train.lineage import inherit, resumed_parent_matches
 from uio2_robot.train.lora import apply_lora, merged_state_dict
+from uio2_robot.train.mirror import Mirror
 from uio2_robot.train.objectives import compute_losses
 from uio2_robot.train.replay import with_replay
 from uio2_robot.train.store_spec import STORE_ACTION_MODE, StoreSpec, store_spec, warn_clipped
