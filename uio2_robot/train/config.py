@@ -207,7 +207,7 @@ class TrainConfig:
     # prompts that name colours.
     augment_hue: float = 0.0
     augment_swap: float = 0.0
-    # Mirror augmentation (train/augment.py Mirror): each sample reflected across the workspace's
+    # Mirror augmentation (train/mirror.py): each sample reflected across the workspace's
     # centre line (y -> -y: images flipped, action labels and pointing targets moved) with this
     # probability. Primitive mode on the suite's top view only; off for prompts that name sides.
     # (On same_texture from 400 demonstrations 0.5 gained nothing: docs/finetuning.md.)
