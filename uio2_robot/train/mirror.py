@@ -63,7 +63,7 @@ class Mirror:
                 f"{tok.names}"
             )
         bins = np.arange(tok.n_bins)
-        centres = tok.low + (bins[:, None] + 0.5) * tok.bin_width  # (n_bins, D)
+        centres = tok.decode(np.repeat(bins[:, None], tok.dim, axis=1) + tok.first_bin_id)
         maps = []
         for j, name in enumerate(tok.names):
             if name not in MIRRORED_DIMS:
