@@ -25,7 +25,7 @@ import sys
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -117,6 +117,7 @@ def collect(
     progress: bool = True,
     *,
     max_steps: int | None = None,
+    levels_by_task: Mapping[str, Sequence[str]] | None = None,
     policy_kwargs: dict[str, Any] | None = None,
     make_env_fn: EnvFactory | None = None,
     make_policy_fn: PolicyFactory,
@@ -128,6 +129,10 @@ def collect(
     the policy by name (the CLI passes ``uio2_robot.policies.factory.make_policy``: the store
     layer never imports policies, which may themselves read stores). Both must be importable
     top-level callables (they are sent to the workers by reference).
+
+    ``levels_by_task`` narrows ``levels`` per task, for suites where not every task has every
+    level (the CLI passes `uio2_robot.envs.levels.resolve_levels`'s answer: VIMA's
+    sweep_without_exceeding has no L3); a task not in it runs every level in ``levels``.
 
     Returns a summary: attempted, stored, skipped (already stored), discarded (failures with
     ``only_success``), errors (task, level, seed, message), success_rate, per_task, frames, seconds.
@@ -152,7 +157,7 @@ def collect(
         done = {(m["task"], m["level"], m["action_mode"], m["seed"]) for m in store.all_meta()}
     jobs, skipped = [], 0
     for task in tasks:
-        for level in levels:
+        for level in (levels_by_task or {}).get(task, levels):
             for i in range(episodes):
                 job = Job(task, level, i, episode_seed(seed, task, level, i))
                 if (task, level, action_mode, job.seed) in done:

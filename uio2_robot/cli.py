@@ -116,13 +116,21 @@ def _info(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
 
 
 def _collect(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
+    from uio2_robot.envs.levels import resolve_levels
     from uio2_robot.policies.factory import make_policy
     from uio2_robot.trajectories.collect import collect
     from uio2_robot.trajectories.errors import StoreError
 
     try:
+        # as rollout: each task at the requested levels it has (VIMA's partitions), not an
+        # error per episode for the levels it lacks
+        levels_by_task = resolve_levels(list(cfg.tasks), list(cfg.levels))
+        for task, have in levels_by_task.items():
+            if len(have) < len(cfg.levels):
+                lacking = [lvl for lvl in cfg.levels if lvl not in have]
+                print(f"note: {task} has no level {lacking}; collecting {have}", file=sys.stderr)
         summary = collect(
-            list(cfg.tasks),
+            list(levels_by_task),
             list(cfg.levels),
             int(cfg.episodes),
             int(cfg.workers),
@@ -133,6 +141,7 @@ def _collect(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
             only_success=bool(cfg.only_success),
             image_size=int(cfg.image_size),
             progress=bool(cfg.progress),
+            levels_by_task=levels_by_task,
             make_policy_fn=make_policy,
         )
     except (StoreError, ValueError, RuntimeError) as exc:

@@ -119,3 +119,20 @@ def test_policy_groups_compose_and_name_what_they_need(capsys):
     assert policy_kwargs(torch_cfg)["name"] == "uio2"
     assert main(["rollout", "policy=onnx", "episodes=1"]) != 0
     assert "policy=onnx needs bundle=DIR" in capsys.readouterr().err
+
+
+def test_collect_runs_each_task_at_the_requested_levels_it_has(tmp_path, capsys):
+    """VIMA has no L3 sweep_without_exceeding: collecting levels=[L2,L3] stores its L2 episode
+    and says so, instead of failing one episode per seed (as rollout skips it too)."""
+    from uio2_robot.trajectories import EpisodeStore
+
+    out = tmp_path / "s.zarr"
+    code = main(
+        ["collect", f"out={out}", "tasks=[sweep_without_exceeding]", "levels=[L2,L3]",
+         "episodes=1", "workers=0", "image_size=32", "progress=false"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "sweep_without_exceeding has no level ['L3']" in captured.err
+    metas = EpisodeStore.open(out, mode="r").all_meta()
+    assert [(m["task"], m["level"]) for m in metas] == [("sweep_without_exceeding", "L2")]
