@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from uio2_robot.envs import make_env
+from uio2_robot.envs.tasks.base import left_to_right
 from uio2_robot.eval.rollout import evaluate
 from uio2_robot.policies.factory import DEFAULT_POLICY_DIR, make_policy
 from uio2_robot.policies.uio2 import UIO2Policy
@@ -38,7 +39,9 @@ from uio2_robot.train.batching import encoder_inputs_from_numpy
 
 
 class PickSpy(gym.Wrapper):
-    """Records, per step, the role of the object nearest the pick ("nothing" beyond ``near``)."""
+    """Records, per step, the role of the object nearest the pick ("nothing" beyond ``near``)
+    and the roles of the objects other than the base in the order the oracle reads them (left
+    to right in the top view), to tell a wrong object from a wrong side."""
 
     def __init__(self, env: gym.Env, near: float, log: list[dict[str, Any]]) -> None:
         super().__init__(env)
@@ -57,7 +60,12 @@ class PickSpy(gym.Wrapper):
         dist = np.linalg.norm(xy - np.asarray(action, dtype=float)[:2], axis=1)
         nearest = int(np.argmin(dist))
         pick = objects[nearest].role if dist[nearest] <= self.near else "nothing"
-        self.log[-1]["steps"].append({"pick": pick})
+        movable = [o for o in objects if o.role != "base"]
+        order = left_to_right(u.sim, movable)
+        rank = order.index(objects[nearest]) if objects[nearest] in order else None
+        self.log[-1]["steps"].append(
+            {"pick": pick, "rank": rank, "left_to_right": [o.role for o in order]}
+        )
         return super().step(action)
 
 
@@ -119,6 +127,21 @@ def classify(success: bool, steps: list[dict[str, Any]]) -> str:
     return "other"
 
 
+def first_by_rank(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Per left-to-right rank of the distractor at the first step: how often it was picked
+    first ("picked/episodes"). A policy that compares objects picks it about as rarely at every
+    rank; one that learnt "start at the left" picks it most when it is leftmost."""
+    seen: dict[int, list[int]] = {}
+    for r in rows:
+        if not r["steps"] or "distractor" not in r["steps"][0]["left_to_right"]:
+            continue
+        first = r["steps"][0]
+        counts = seen.setdefault(first["left_to_right"].index("distractor"), [0, 0])
+        counts[0] += first["pick"] == "distractor"
+        counts[1] += 1
+    return {rank: f"{k}/{n}" for rank, (k, n) in sorted(seen.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", help="a checkpoint folder; none: the shipped policy")
@@ -157,6 +180,9 @@ def main() -> None:
         rows.append({"seed": result.seed, "kind": classify(result.success, ep["steps"]), **ep})
     counts = collections.Counter(r["kind"] for r in rows)
     print(json.dumps({"episodes": len(rows), **counts}))
+    print(
+        json.dumps({"first pick on the distractor, by its left-to-right rank": first_by_rank(rows)})
+    )
     for r in rows:
         if r["kind"] != "success":
             print(r["seed"], r["kind"], [s["pick"] for s in r["steps"]], r["textures"])
