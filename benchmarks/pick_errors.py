@@ -6,7 +6,9 @@ object nearest to the pick point. A failed episode is then a
 **wrong pick** (some pick landed on a distractor: the policy chose the wrong object), a **miss**
 (a pick farther than ``--near`` from every object, so nothing was lifted) or **other** (right
 objects, misplaced). Used for the fine-tuning study (docs/finetuning.md): same_texture's
-failures were wrong picks, not imprecise placing.
+failures were wrong picks, not imprecise placing. It also prints, per left-to-right rank of the
+distractor, how often the first pick took it: the suite's oracles take interchangeable objects
+left to right, and a policy that learnt "start at the left" instead of the rule shows it there.
 
     python benchmarks/pick_errors.py --checkpoint runs/st/checkpoints/policy --task same_texture --level L4 --episodes 50
 
