@@ -64,10 +64,7 @@ class PickSpy(gym.Wrapper):
         pick = objects[nearest].role if dist[nearest] <= self.near else "nothing"
         movable = [o for o in objects if o.role != "base"]
         order = left_to_right(u.sim, movable)
-        rank = order.index(objects[nearest]) if objects[nearest] in order else None
-        self.log[-1]["steps"].append(
-            {"pick": pick, "rank": rank, "left_to_right": [o.role for o in order]}
-        )
+        self.log[-1]["steps"].append({"pick": pick, "left_to_right": [o.role for o in order]})
         return super().step(action)
 
 

@@ -155,8 +155,12 @@ def level_textures(level: str) -> tuple[str, ...]:
 
 def resolve_levels(tasks: list[str], levels: list[str]) -> dict[str, list[str]]:
     """Each task's requested levels that it has; an empty task list means every task of the
-    requested levels (VIMA's partitions). Unknown names are errors naming the known ones."""
+    requested levels (VIMA's partitions). Unknown names are errors naming the known ones. A named
+    task that lacks some of the levels is narrowed with a note on stderr (rollout and collect
+    both read this), so a user who asked for it learns what was not run."""
     from .tasks import TASK_CLASSES
+
+    named = bool(tasks)
 
     bad = [lvl for lvl in levels if lvl not in LEVELS]
     if bad:
@@ -175,6 +179,9 @@ def resolve_levels(tasks: list[str], levels: list[str]) -> dict[str, list[str]]:
                 file=sys.stderr,
             )
             continue
+        if named and len(have) < len(levels):
+            lacking = [lvl for lvl in levels if lvl not in have]
+            print(f"note: {task} has no level {lacking}; running {have}", file=sys.stderr)
         out[task] = have
     if not out:
         raise ValueError(f"no task among {tasks} has any of the levels {levels}")

@@ -125,10 +125,6 @@ def _collect(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
         # as rollout: each task at the requested levels it has (VIMA's partitions), not an
         # error per episode for the levels it lacks
         levels_by_task = resolve_levels(list(cfg.tasks), list(cfg.levels))
-        for task, have in levels_by_task.items():
-            if len(have) < len(cfg.levels):
-                lacking = [lvl for lvl in cfg.levels if lvl not in have]
-                print(f"note: {task} has no level {lacking}; collecting {have}", file=sys.stderr)
         summary = collect(
             list(levels_by_task),
             list(cfg.levels),
