@@ -135,7 +135,8 @@ def collect(
     sweep_without_exceeding has no L3); a task not in it runs every level in ``levels``.
 
     Returns a summary: attempted, stored, skipped (already stored), discarded (failures with
-    ``only_success``), errors (task, level, seed, message), success_rate, per_task, frames, seconds.
+    ``only_success``), errors (task, level, seed, message), success_rate, per_task, frames, seconds;
+    and the policy that acted.
     """
     if not tasks or not levels:
         raise StoreError(f"tasks={list(tasks)} and levels={list(levels)} must both be non-empty")
@@ -255,6 +256,7 @@ def collect(
     seconds = time.perf_counter() - t0
     return {
         "store": str(out),
+        "policy": policy,
         "attempted": len(jobs),
         "stored": stored,
         "skipped": skipped,

@@ -117,10 +117,13 @@ def _info(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
 
 def _collect(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
     from uio2_robot.envs.levels import resolve_levels
+    from uio2_robot.eval.runner import policy_kwargs
     from uio2_robot.policies.factory import make_policy
     from uio2_robot.trajectories.collect import collect
     from uio2_robot.trajectories.errors import StoreError
 
+    kwargs = policy_kwargs(cfg)  # as rollout: checkpoint=DIR picks uio2, bundle=DIR onnx
+    name = str(kwargs.pop("name"))
     try:
         # as rollout: each task at the requested levels it has (VIMA's partitions), not an
         # error per episode for the levels it lacks
@@ -132,12 +135,13 @@ def _collect(cfg: DictConfig, _extra: list[str], _overrides: list[str]) -> int:
             int(cfg.workers),
             str(cfg.out),
             seed=int(cfg.seed),
-            policy=str(cfg.policy),
+            policy=name,
             action_mode=str(cfg.action_mode),
             only_success=bool(cfg.only_success),
             image_size=int(cfg.image_size),
             progress=bool(cfg.progress),
             levels_by_task=levels_by_task,
+            policy_kwargs=kwargs,
             make_policy_fn=make_policy,
         )
     except (StoreError, ValueError, RuntimeError) as exc:
@@ -286,7 +290,8 @@ def _commands() -> dict[str, Command]:
         "collect": Command(
             "run a policy over tasks x levels x seeds into a zarr trajectory store (resumable)",
             "uio2-robot collect tasks=[..] levels=[..] episodes=N workers=K out=STORE "
-            "[policy=oracle] [action_mode=primitive|delta] [only_success=true] [seed=N]",
+            "[policy=oracle|uio2|onnx] [checkpoint=DIR] [bundle=DIR] [action_mode=primitive|delta] "
+            "[only_success=true] [seed=N]",
             _collect,
             CollectConfig,
             "collect",

@@ -104,11 +104,16 @@ class CollectConfig:
     # collection seed base (< seeding.EVAL_SEED_BASE); new layouts need a multiple of 100000 not
     # used before
     seed: int = 0
-    policy: str = "oracle"
+    # who acts: the scripted oracle (demonstrations), or a trained policy (checkpoint=DIR or
+    # bundle=DIR): with only_success its successful episodes, the data of a self-improvement
+    # round (docs/finetuning.md)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     action_mode: str = "primitive"
     only_success: bool = True
     image_size: int = 128
     progress: bool = True
+    checkpoint: str | None = None  # shorthand for policy.checkpoint (policy=uio2)
+    bundle: str | None = None  # shorthand for policy.bundle (policy=onnx)
 
 
 @dataclass

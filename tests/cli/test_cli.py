@@ -1,5 +1,6 @@
 """The console script: help, config composition, and clear errors for bad overrides."""
 
+import json
 import subprocess
 import sys
 
@@ -136,3 +137,24 @@ def test_collect_runs_each_task_at_the_requested_levels_it_has(tmp_path, capsys)
     assert "sweep_without_exceeding has no level ['L3']" in captured.err
     metas = EpisodeStore.open(out, mode="r").all_meta()
     assert [(m["task"], m["level"]) for m in metas] == [("sweep_without_exceeding", "L2")]
+
+
+def test_collect_runs_a_trained_policy_and_keeps_its_successes(tmp_path, capsys):
+    """``collect checkpoint=DIR`` (or ``policy=default``) records a trained policy's episodes,
+    the data of a self-improvement round; with only_success its failures are not stored."""
+    from uio2_robot.policies.factory import DEFAULT_POLICY_DIR
+    from uio2_robot.trajectories import EpisodeStore
+
+    out = tmp_path / "s.zarr"
+    args = ["collect", f"out={out}", "tasks=[visual_manipulation]", "levels=[L1]",
+            "episodes=2", "workers=0", "progress=false", "seed=3000000"]  # fmt: skip
+    assert main([*args, f"checkpoint={DEFAULT_POLICY_DIR}", "only_success=false"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["policy"] == "uio2" and summary["stored"] == 2
+    metas = EpisodeStore.open(out, mode="r").all_meta()
+    assert {m["extra"]["policy"] for m in metas} == {"uio2"}
+    kept = tmp_path / "kept.zarr"
+    assert main([*args[:1], f"out={kept}", *args[2:], "policy=default"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    successes = sum(m["success"] for m in metas)
+    assert (summary["stored"], summary["discarded"]) == (successes, 2 - successes)
