@@ -290,7 +290,8 @@ def _commands() -> dict[str, Command]:
         "collect": Command(
             "run a policy over tasks x levels x seeds into a zarr trajectory store (resumable)",
             "uio2-robot collect tasks=[..] levels=[..] episodes=N workers=K out=STORE "
-            "[policy=oracle|uio2|onnx] [checkpoint=DIR] [bundle=DIR] [action_mode=primitive|delta] "
+            "[policy=oracle|default|random|uio2|onnx] [checkpoint=DIR] [bundle=DIR] "
+            "[action_mode=primitive|delta] "
             "[only_success=true] [seed=N]",
             _collect,
             CollectConfig,
